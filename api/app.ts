@@ -1,0 +1,61 @@
+import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import express from 'express';
+import type { Pool } from 'pg';
+import type { Config } from '../platform/config';
+import type { Logger } from '../platform/logger';
+import { createApiMetrics, type ApiMetrics } from './metrics';
+import { buildOpenApi } from './openapi';
+import { errorHandler, problem, sendProblem } from './problems';
+import { registerHealthRoutes } from './routes/health';
+import { registerSelfCheckRoutes } from './routes/selfCheck';
+import { ApiRoutes } from './routes';
+
+export interface AppDeps {
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT'>;
+  temporal: Client;
+  pool: Pool;
+  docker: Docker;
+  log: Logger;
+  metrics?: ApiMetrics;
+}
+
+const version = '0.1.0';
+
+export function createApp(deps: AppDeps): express.Express {
+  const metrics = deps.metrics ?? createApiMetrics();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(metrics.observeRequests);
+  app.use(requestLog(deps.log));
+  // text/plain too: navigator.sendBeacon and the Piston client send JSON under that type.
+  app.use(express.json({ limit: deps.config.REQUEST_BODY_LIMIT, type: ['application/json', 'application/*+json', 'text/plain'] }));
+
+  const router = express.Router();
+  const api = new ApiRoutes(router, deps.pool);
+  let openApi: unknown;
+  registerHealthRoutes(api, {
+    temporal: deps.temporal, pool: deps.pool, docker: deps.docker, registryAddress: deps.config.REGISTRY_ADDRESS, metrics,
+    openApi: () => (openApi ??= buildOpenApi(api.specs, version)),
+  });
+  registerSelfCheckRoutes(api, {
+    temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
+  });
+  app.use(router);
+
+  app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));
+  app.use(errorHandler(deps.log));
+  return app;
+}
+
+function requestLog(log: Logger): express.RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10, user: (res.locals.principal as { userId?: string } | undefined)?.userId }, 'request');
+    });
+    next();
+  };
+}

@@ -1,0 +1,103 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { RequestHandler, Response } from 'express';
+import type { Pool } from 'pg';
+import { ApiError } from './problems';
+
+export type Role = 'user' | 'admin';
+
+export interface Principal {
+  userId: string;
+  name: string;
+  role: Role;
+}
+
+/** Keys are 32 random bytes; only their SHA-256 is stored, so a database leak leaks no key. */
+export function generateApiKey(): string {
+  return `sf_${randomBytes(32).toString('base64url')}`;
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/**
+ * The key from `Authorization: Bearer <key>`, or the password of `Basic user:<key>` — the
+ * form Piston clients produce from a `http://user:KEY@host` server URL, since they cannot
+ * set headers of their own.
+ */
+export function credentialFrom(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const [scheme, value] = header.trim().split(/\s+/, 2);
+  if (!value) return undefined;
+  if (/^bearer$/i.test(scheme ?? '')) return value;
+  if (/^basic$/i.test(scheme ?? '')) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon >= 0 && colon < decoded.length - 1 ? decoded.slice(colon + 1) : undefined;
+  }
+  return undefined;
+}
+
+export async function findPrincipal(pool: Pool, key: string): Promise<Principal | undefined> {
+  const { rows } = await pool.query<{ user_id: string; name: string; role: Role }>(
+    `SELECT u.id AS user_id, u.name, u.role
+       FROM api_keys k JOIN users u ON u.id = k.user_id
+      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL`,
+    [hashApiKey(key)],
+  );
+  const row = rows[0];
+  return row && { userId: row.user_id, name: row.name, role: row.role };
+}
+
+export function authenticate(pool: Pool): RequestHandler {
+  return async (req, res, next) => {
+    const key = credentialFrom(req.headers.authorization);
+    const principal = key ? await findPrincipal(pool, key) : undefined;
+    if (!principal) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="sessionflow"');
+      throw new ApiError('Unauthenticated', key ? 'the API key is not valid' : 'send Authorization: Bearer <api key>');
+    }
+    res.locals.principal = principal;
+    next();
+  };
+}
+
+export function requireRole(role: Role): RequestHandler {
+  return (_req, res, next) => {
+    const principal = principalOf(res);
+    if (principal.role !== role && principal.role !== 'admin') {
+      throw new ApiError('Forbidden', `this action needs the ${role} role`, { required_role: role });
+    }
+    next();
+  };
+}
+
+export function principalOf(res: Response): Principal {
+  const principal = res.locals.principal as Principal | undefined;
+  if (!principal) throw new ApiError('Unauthenticated', 'send Authorization: Bearer <api key>');
+  return principal;
+}
+
+/** Creates a user (or finds it by name) and a new key for it; returns the key, shown only once. */
+export async function createUserKey(pool: Pool, name: string, role: Role, label = 'cli'): Promise<{ key: string; userId: string }> {
+  const key = generateApiKey();
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows: [user] } = await client.query<{ id: string }>(
+      `INSERT INTO users (name, role) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role
+       RETURNING id`,
+      [name, role],
+    );
+    if (!user) throw new Error('user upsert returned no row');
+    await client.query('INSERT INTO api_keys (user_id, key_hash, label) VALUES ($1, $2, $3)', [user.id, hashApiKey(key), label]);
+    await client.query('COMMIT');
+    return { key, userId: user.id };
+  } catch (err) {
+    await client.query('ROLLBACK');
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,64 @@
+import { ApplicationFailure } from '@temporalio/common';
+
+/**
+ * The one catalogue of named errors. Activities and workflows fail with these names as
+ * non-retryable ApplicationFailure types; the api answers each with this HTTP status and an
+ * application/problem+json body whose `code` is the name. Names from the seed documents are
+ * kept verbatim so clients of the original systems recognise them.
+ */
+export const errorCatalogue = {
+  // Edge errors: the request itself is wrong.
+  ValidationFailed: { status: 400, title: 'The request is not valid' },
+  Unauthenticated: { status: 401, title: 'A valid API key is required' },
+  Forbidden: { status: 403, title: 'This action needs another role' },
+  NotFound: { status: 404, title: 'No such resource' },
+  RouteNotFound: { status: 404, title: 'No such route' },
+  UnsupportedMediaType: { status: 415, title: 'The request body has an unsupported type' },
+  PayloadTooLarge: { status: 413, title: 'The request body is too large' },
+
+  // Compute sessions (seed 000).
+  QuotaExceeded: { status: 403, title: 'The resource quota would be exceeded' },
+  ImageNotFound: { status: 404, title: 'No such image' },
+  TemplateNotFound: { status: 404, title: 'No such session template' },
+  InsufficientResources: { status: 503, title: 'No node has the resources the session asks for' },
+  ExecutionTimeout: { status: 408, title: 'The execution did not finish in time' },
+  PathNotFound: { status: 404, title: 'No such path in the session' },
+  TooManyFiles: { status: 400, title: 'Too many files in one request' },
+  FileTooLarge: { status: 413, title: 'A file is larger than allowed' },
+  AppNotFound: { status: 404, title: 'No such in-session service' },
+  RegistryPushError: { status: 502, title: 'The registry refused the image' },
+  InvalidSessionState: { status: 409, title: 'The session is not in a state that allows this' },
+  AgentNotAvailable: { status: 503, title: 'The compute node does not answer' },
+
+  // Code execution (seed 001).
+  PoolExhausted: { status: 429, title: 'Every execution container is busy' },
+  RuntimeNotFound: { status: 400, title: 'No such runtime' },
+
+  // Terminals (seed 002).
+  SessionLimit: { status: 429, title: 'Too many active sessions' },
+  SessionNotFound: { status: 404, title: 'No such session' },
+
+  // PXE boot sessions (seed 004).
+  MachineNotFound: { status: 400, title: 'No such machine' },
+  ImageNotReady: { status: 400, title: 'The image is not ready' },
+  MachineBusy: { status: 409, title: 'The machine is already in an active session' },
+
+  // The platform itself.
+  DependencyUnavailable: { status: 503, title: 'A service sessionflow depends on does not answer' },
+  Internal: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorCatalogue, value);
+}
+
+/**
+ * A named, non-retryable failure for activities and workflow update handlers: retrying a
+ * user error cannot help, and an update handler that throws a plain Error would retry its
+ * workflow task forever.
+ */
+export function domainFailure(code: ErrorCode, message: string, details?: Record<string, unknown>): ApplicationFailure {
+  return ApplicationFailure.create({ type: code, message, nonRetryable: true, details: details ? [details] : undefined });
+}

@@ -1,0 +1,18 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/**
+ * Custom search attributes every workflow carries so a person can find sessions in the
+ * Web UI ("all running sessions of user X": OwnerId = 'X' AND SessionStatus = 'RUNNING').
+ * The dev server registers exactly these at start (scripts/start-temporal.sh; a unit test
+ * keeps the two lists equal).
+ */
+export const SessionKind = defineSearchAttributeKey('SessionKind', SearchAttributeType.KEYWORD);
+export const SessionStatus = defineSearchAttributeKey('SessionStatus', SearchAttributeType.KEYWORD);
+export const OwnerId = defineSearchAttributeKey('OwnerId', SearchAttributeType.KEYWORD);
+export const SessionName = defineSearchAttributeKey('SessionName', SearchAttributeType.KEYWORD);
+export const ChatId = defineSearchAttributeKey('ChatId', SearchAttributeType.KEYWORD);
+export const MachineMac = defineSearchAttributeKey('MachineMac', SearchAttributeType.KEYWORD);
+
+export const customSearchAttributes = [SessionKind, SessionStatus, OwnerId, SessionName, ChatId, MachineMac];
+
+export type SessionKindValue = 'self-check' | 'compute' | 'execution' | 'sandbox' | 'terminal' | 'pxe';

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Docker engine: Debian's docker.io, started here when no daemon answers.
+source "$(dirname "$0")/lib.sh"
+
+docker_up() { docker version --format '{{.Server.Version}}'; }
+
+if ! docker_up >/dev/null 2>&1; then
+  command -v dockerd >/dev/null || apt_ensure docker.io
+  log "starting dockerd"
+  start_daemon dockerd dockerd --host unix:///var/run/docker.sock
+  wait_for "dockerd" 60 docker_up
+fi
+log "docker $(docker_up) ready"

@@ -1,0 +1,72 @@
+# Shared by every bring-up script: where things live and how to wait for them.
+# Sourced, not executed.
+set -euo pipefail
+
+SF_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SF_HOME="${SESSIONFLOW_HOME:-$HOME/.sessionflow}"
+SF_BIN="$SF_HOME/bin"
+SF_RUN="$SF_HOME/run"
+mkdir -p "$SF_BIN" "$SF_RUN"
+
+TEMPORAL_VERSION="v1.5.1"
+TEMPORAL_BIN="$SF_BIN/temporal"
+TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+REGISTRY_PORT="${REGISTRY_PORT:-5000}"
+BASE_IMAGE="${BASE_IMAGE:-sessionflow/base:bookworm}"
+PGHOST="${PGHOST:-127.0.0.1}"
+PGPORT="${PGPORT:-5432}"
+PGUSER="${PGUSER:-postgres}"
+PGDATABASE="${PGDATABASE:-sessionflow}"
+export PGHOST PGPORT PGUSER
+
+log() { printf '\033[1;34m[sessionflow]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[sessionflow] %s\033[0m\n' "$*" >&2; exit 1; }
+
+# wait_for DESCRIPTION SECONDS COMMAND... — poll until COMMAND succeeds.
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    (( SECONDS < deadline )) || die "$what did not come up within ${seconds}s"
+    sleep 0.2
+  done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Installs Debian packages that are missing; apt-get update only when something is.
+apt_ensure() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  (( ${#missing[@]} == 0 )) && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Starts a long-lived process detached from this shell, with its log and pid in SF_RUN.
+start_daemon() {
+  local name="$1"; shift
+  setsid nohup "$@" >>"$SF_RUN/$name.log" 2>&1 </dev/null &
+  echo $! >"$SF_RUN/$name.pid"
+}
+
+daemon_running() {
+  local pidfile="$SF_RUN/$1.pid"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+stop_daemon() {
+  local pidfile="$SF_RUN/$1.pid"
+  if daemon_running "$1"; then
+    local pid; pid="$(cat "$pidfile")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Temporal dev server: SQLite file that survives restarts, Web UI on :8233, our search
+# attributes registered, eager workflow start and eager activity dispatch on.
+source "$(dirname "$0")/lib.sh"
+"$SF_ROOT/scripts/install-temporal.sh"
+
+# Keep in step with domain/searchAttributes.ts (a unit test compares them).
+SEARCH_ATTRIBUTES=(SessionKind SessionStatus OwnerId SessionName ChatId MachineMac)
+
+temporal_up() { "$TEMPORAL_BIN" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" --command-timeout 2s; }
+
+if temporal_up >/dev/null 2>&1; then
+  log "Temporal already running on :$TEMPORAL_PORT"
+  exit 0
+fi
+
+args=(server start-dev
+  --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT"
+  --db-filename "$SF_HOME/temporal-${TEMPORAL_PORT}.db"
+  --log-level warn
+  --dynamic-config-value system.enableEagerWorkflowStart=true
+  --dynamic-config-value system.enableActivityEagerExecution=true)
+for attribute in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$attribute=Keyword"); done
+
+log "starting Temporal dev server on :$TEMPORAL_PORT (Web UI :$TEMPORAL_UI_PORT)"
+start_daemon "temporal-$TEMPORAL_PORT" "$TEMPORAL_BIN" "${args[@]}"
+wait_for "Temporal" 60 temporal_up
+log "Temporal ready: grpc 127.0.0.1:$TEMPORAL_PORT, Web UI http://127.0.0.1:$TEMPORAL_UI_PORT"

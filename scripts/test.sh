@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The full suite on real infrastructure, installing whatever is missing first:
+# lint (determinism rules) and type check, then jest's unit, workflows, replay,
+# integration and e2e projects against Temporal, PostgreSQL, Docker and the registry.
+# Extra arguments go to jest (e.g. scripts/test.sh --selectProjects unit).
+source "$(dirname "$0")/lib.sh"
+cd "$SF_ROOT"
+
+"$SF_ROOT/scripts/ensure-node-modules.sh"
+"$SF_ROOT/scripts/ensure-docker.sh"
+"$SF_ROOT/scripts/build-images.sh"
+"$SF_ROOT/scripts/start-temporal.sh"
+"$SF_ROOT/scripts/ensure-registry.sh"
+test_db="${PGDATABASE}_test"
+"$SF_ROOT/scripts/ensure-database.sh" "$test_db"
+
+log "lint and type check"
+npx --no-install eslint --max-warnings 0 .
+npx --no-install tsc -p tsconfig.json
+
+export DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$test_db"
+export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
+export REGISTRY_ADDRESS="127.0.0.1:$REGISTRY_PORT"
+export BASE_IMAGE LOG_LEVEL="${LOG_LEVEL:-silent}"
+log "jest"
+npx --no-install jest "$@"

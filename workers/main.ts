@@ -1,0 +1,47 @@
+import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { createActivities } from '../activities';
+import { loadConfig } from '../platform/config';
+import { createPool } from '../platform/database';
+import { createDocker } from '../platform/docker';
+import { createLogger } from '../platform/logger';
+import { createSessionflowWorker } from './createWorker';
+import { TemporalPinoLogger } from './temporalLogger';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.LOG_LEVEL, 'worker');
+  Runtime.install({
+    logger: new TemporalPinoLogger(log),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+  });
+
+  const pool = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+  const docker = createDocker(config.DOCKER_SOCKET);
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+
+  // Production runs the bundle `npm run build` made; development bundles at start (a few seconds).
+  const prebuilt = config.NODE_ENV === 'production' || existsSync(config.WORKFLOW_BUNDLE_PATH);
+  if (config.NODE_ENV === 'production' && !existsSync(config.WORKFLOW_BUNDLE_PATH)) {
+    throw new Error(`NODE_ENV=production needs the prebuilt workflow bundle at ${config.WORKFLOW_BUNDLE_PATH} (npm run build)`);
+  }
+  const worker = await createSessionflowWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS }),
+    workflowBundlePath: prebuilt ? config.WORKFLOW_BUNDLE_PATH : undefined,
+  });
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, prebuilt }, 'worker polling');
+
+  // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks have drained (Runtime's shutdown signals).
+  await worker.run();
+  await connection.close();
+  await pool.end();
+  log.info('worker stopped');
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

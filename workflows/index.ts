@@ -1,0 +1,2 @@
+// Everything the worker bundles. Workflow code only: no activities, no Node built-ins.
+export { selfCheckWorkflow } from './selfCheck';
