@@ -1,0 +1,46 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import type { Express } from 'express';
+import { createApp } from '../../api/app';
+import { createUserKey } from '../../api/auth';
+import { createLogger } from '../../platform/logger';
+import type { Infra } from './infra';
+import { createTestWorker, uniqueTaskQueue } from './temporal';
+
+export interface ApiHarness {
+  app: Express;
+  worker: Worker;
+  taskQueue: string;
+  adminKey: string;
+  userKey: string;
+  stop(): Promise<void>;
+}
+
+/** The real api wired to the real infrastructure, with a worker on a queue of its own. */
+export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra, overrides: Partial<Infra['config']> = {}): Promise<ApiHarness> {
+  const taskQueue = uniqueTaskQueue('api');
+  const config = { ...infra.config, TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
+  const app = createApp({ config, temporal: env.client, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test') });
+  const worker = await createTestWorker(env, taskQueue, infra.activities);
+  const running = worker.run();
+  const suffix = randomUUID().slice(0, 8);
+  const { key: adminKey } = await createUserKey(infra.pool, `admin-${suffix}`, 'admin', 'test');
+  const { key: userKey } = await createUserKey(infra.pool, `user-${suffix}`, 'user', 'test');
+  return {
+    app, worker, taskQueue, adminKey, userKey,
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+export async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,41 @@
+import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import request from 'supertest';
+import { createApp } from '../../api/app';
+import { openApiPath } from '../../api/openapi';
+import { loadConfig } from '../../platform/config';
+import { createLogger } from '../../platform/logger';
+
+// Building the app touches no dependency; these placeholders are never called.
+const app = createApp({ config: loadConfig({}), temporal: {} as Client, pool: {} as Pool, docker: {} as Docker, log: createLogger('silent', 'test') });
+
+interface Layer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: Layer[] };
+}
+
+function routesOf(stack: Layer[]): string[] {
+  return stack.flatMap((layer) => {
+    if (layer.route) return Object.keys(layer.route.methods).map((method) => `${method} ${openApiPath(layer.route!.path)}`);
+    return layer.handle?.stack ? routesOf(layer.handle.stack) : [];
+  });
+}
+
+describe('/openapi.json', () => {
+  it('describes every route the app serves, and nothing else', async () => {
+    const { body } = await request(app).get('/openapi.json').expect(200);
+    const documented = Object.entries(body.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
+    const served = routesOf((app as unknown as { router: { stack: Layer[] } }).router.stack);
+    expect(served.length).toBeGreaterThan(5);
+    expect(documented.sort()).toEqual(served.sort());
+  });
+
+  it('marks admin routes and documents their input', async () => {
+    const { body } = await request(app).get('/openapi.json').expect(200);
+    const start = body.paths['/api/v1/admin/self-check'].post;
+    expect(start['x-required-role']).toBe('admin');
+    expect(start.requestBody.content['application/json'].schema.properties.checks.items.enum).toEqual(['docker', 'container', 'database', 'registry']);
+    expect(body.paths['/api/v1/admin/self-check/{id}'].get.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
+  });
+});
