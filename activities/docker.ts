@@ -5,15 +5,24 @@ import { timed } from './timing';
 export interface DockerActivityDeps {
   docker: Docker;
   baseImage: string;
+  instance: string;
 }
 
-/** Every container sessionflow creates carries these labels, so reconcilers can find orphans. */
+/**
+ * Every container sessionflow creates carries these labels, so reconcilers can find orphans —
+ * of their own instance only (several deployments or test runs may share one engine).
+ */
 export const managedLabel = 'org.sessionflow.managed';
 export const kindLabel = 'org.sessionflow.kind';
+export const instanceLabel = 'org.sessionflow.instance';
+
+export function sessionflowLabels(instance: string, kind: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { [managedLabel]: 'true', [instanceLabel]: instance, [kindLabel]: kind, ...extra };
+}
 
 const probeMarker = 'sessionflow-probe-ok';
 
-export function createDockerActivities({ docker, baseImage }: DockerActivityDeps) {
+export function createDockerActivities({ docker, baseImage, instance }: DockerActivityDeps) {
   return {
     async pingDocker() {
       return timed(async () => {
@@ -33,7 +42,7 @@ export function createDockerActivities({ docker, baseImage }: DockerActivityDeps
           name,
           Image: baseImage,
           Cmd: ['python3', '-c', `import sys; print("${probeMarker}", sys.version.split()[0])`],
-          Labels: { [managedLabel]: 'true', [kindLabel]: 'self-check' },
+          Labels: sessionflowLabels(instance, 'self-check'),
           NetworkDisabled: true,
           HostConfig: { Memory: 64 * 1024 * 1024, PidsLimit: 32, NetworkMode: 'none' },
         });

@@ -9,6 +9,11 @@ import { defaultTaskQueue } from '../domain/taskQueues';
  */
 const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /**
+   * Names this deployment on a shared Docker engine: every container carries it as a label,
+   * and reconcilers only ever remove containers of their own instance.
+   */
+  SESSIONFLOW_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('sessionflow'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),

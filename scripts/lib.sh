@@ -44,8 +44,12 @@ apt_ensure() {
   (( ${#missing[@]} == 0 )) && return 0
   log "installing Debian packages: ${missing[*]}"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # One apt at a time: parallel bring-ups (several checkouts, CI) would fight over dpkg's lock.
+  (
+    flock -w 600 9 || die "another apt-get held the lock for 10 minutes"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  ) 9>"/tmp/sessionflow-apt.lock"
 }
 
 # Starts a long-lived process detached from this shell, with its log and pid in SF_RUN.

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const config = loadConfig();
   const pool = createPool(config.DATABASE_URL, 2);
-  const activities = createActivities({ docker: createDocker(config.DOCKER_SOCKET), pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS });
+  const activities = createActivities({ docker: createDocker(config.DOCKER_SOCKET), pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE });
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 

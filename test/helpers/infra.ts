@@ -22,7 +22,7 @@ export function openInfra(): Infra {
     config,
     pool,
     docker,
-    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS }),
+    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE }),
     close: () => pool.end(),
   };
 }

@@ -35,7 +35,7 @@ describe('Docker probes', () => {
   });
 
   it('fails with a non-retryable ImageNotFound when the image is missing', async () => {
-    const activities = createDockerActivities({ docker: infra.docker, baseImage: 'sessionflow/absent:never' });
+    const activities = createDockerActivities({ docker: infra.docker, baseImage: 'sessionflow/absent:never', instance: infra.config.SESSIONFLOW_INSTANCE });
     const failure = await activities.runProbeContainer({ probeId: `it-${randomUUID()}` }).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect(failure).toMatchObject({ type: 'ImageNotFound', nonRetryable: true });
