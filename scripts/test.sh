@@ -21,7 +21,7 @@ npx --no-install tsc -p tsconfig.json
 export DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$test_db"
 export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 export REGISTRY_ADDRESS="127.0.0.1:$REGISTRY_PORT"
-export BASE_IMAGE LOG_LEVEL="${LOG_LEVEL:-silent}"
+export TEMPORAL_BIN BASE_IMAGE LOG_LEVEL="${LOG_LEVEL:-silent}"
 # Containers made by this run are labelled with it; reconcilers under test touch only these.
 export SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-test-$test_db}"
 log "jest"
