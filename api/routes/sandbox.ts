@@ -10,7 +10,9 @@ import {
   sandboxEvents,
   sandboxExecMaxTimeoutMs,
   stopSandboxUpdate,
+  type EnsureSandboxResult,
   type SandboxRecord,
+  type SandboxWorkflowInput,
 } from '../../domain/sandbox';
 import { ChatId, OwnerId, SessionKind, SessionStatus } from '../../domain/searchAttributes';
 import type { sandboxWorkflow } from '../../workflows/sandbox';
@@ -86,25 +88,9 @@ export function registerSandboxRoutes(api: ApiRoutes, deps: SandboxRouteDeps): v
   }
 
   async function ensure(chatId: string, ownerId: string) {
-    const workflowId = makeSandboxWorkflowId(chatId);
     for (let attempt = 1; ; attempt++) {
-      // Update-with-start: start the chat's workflow if none runs, and ensure through it either way.
-      const startWorkflowOperation = new WithStartWorkflowOperation<typeof sandboxWorkflow>('sandboxWorkflow', {
-        workflowId,
-        taskQueue: deps.taskQueue,
-        args: [{ chatId, ownerId, ttlMs: deps.ttlSeconds * 1000 }],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: [
-          { key: SessionKind, value: 'sandbox' },
-          { key: ChatId, value: chatId },
-          { key: OwnerId, value: ownerId },
-          { key: SessionStatus, value: 'CREATING' },
-        ],
-        staticSummary: `Sandbox of chat ${chatId}`,
-        staticDetails: `Owner ${ownerId}; each sandbox lives ${deps.ttlSeconds} s from its creation`,
-      });
       try {
-        return await temporal.workflow.executeUpdateWithStart(ensureSandboxUpdate, { args: [{ ownerId }], startWorkflowOperation });
+        return await ensureSandbox(temporal, { taskQueue: deps.taskQueue, chatId, ownerId, ttlMs: deps.ttlSeconds * 1000 });
       } catch (err) {
         if (toProblem(err) || attempt >= ensureAttempts) throw err;
       }
@@ -188,6 +174,33 @@ export function registerSandboxRoutes(api: ApiRoutes, deps: SandboxRouteDeps): v
       });
     },
   );
+}
+
+/** Starts the chat's workflow unless one runs already (then the update goes to that one). */
+export function sandboxStartOperation(options: { taskQueue: string } & SandboxWorkflowInput): WithStartWorkflowOperation<typeof sandboxWorkflow> {
+  const { taskQueue, ...input } = options;
+  return new WithStartWorkflowOperation<typeof sandboxWorkflow>('sandboxWorkflow', {
+    workflowId: makeSandboxWorkflowId(input.chatId),
+    taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    typedSearchAttributes: [
+      { key: SessionKind, value: 'sandbox' },
+      { key: ChatId, value: input.chatId },
+      { key: OwnerId, value: input.ownerId },
+      { key: SessionStatus, value: 'CREATING' },
+    ],
+    staticSummary: `Sandbox of chat ${input.chatId}`,
+    staticDetails: `Owner ${input.ownerId}; each sandbox lives ${input.ttlMs / 1000} s from its creation`,
+  });
+}
+
+/**
+ * Update-with-start: ensures through the chat's workflow, starting it when none runs. Temporal
+ * runs one workflow per id, so concurrent ensures for a chat meet in one workflow.
+ */
+export function ensureSandbox(temporal: Client, options: { taskQueue: string } & SandboxWorkflowInput): Promise<EnsureSandboxResult> {
+  return temporal.workflow.executeUpdateWithStart(ensureSandboxUpdate, { args: [{ ownerId: options.ownerId }], startWorkflowOperation: sandboxStartOperation(options) });
 }
 
 function present(sandbox: SandboxRecord) {
