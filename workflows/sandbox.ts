@@ -31,11 +31,11 @@ import { SessionStatus } from '../domain/searchAttributes';
 
 type SandboxActivities = ReturnType<typeof createSandboxActivities>;
 
-// Creating and starting a container takes about a second; 15 s lets a dead worker's attempt
-// time out quickly, and the retry finds that attempt's container by name. A missing image
-// will not appear by retrying.
+// Creating and starting a container takes about a second (several under a burst of creates);
+// after 30 s a dead worker's attempt times out and the retry finds that attempt's container
+// by name. A missing image will not appear by retrying.
 const containers = proxyActivities<SandboxActivities>({
-  startToCloseTimeout: '15s',
+  startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound'] },
 });
 // A stop is retried a little, then reported: the sweep logs the failure and tries again on
