@@ -2,15 +2,20 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
 import { makeSandboxSweepScheduleId } from '../../domain/sandbox';
 import { ensureSandboxSweepSchedule } from '../../workers/sandboxSchedule';
-import { connectTestEnv } from '../helpers/temporal';
+import { eventually } from '../helpers/api';
+import { openInfra, type Infra } from '../helpers/infra';
+import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
+let infra: Infra;
 const instance = `test-schedule-${randomUUID().slice(0, 8)}`;
 beforeAll(async () => {
   env = await connectTestEnv();
+  infra = openInfra();
 });
 afterAll(async () => {
   await env.client.schedule.getHandle(makeSandboxSweepScheduleId(instance)).delete().catch(() => undefined);
+  await infra.close();
   await env.teardown();
 });
 
@@ -31,5 +36,25 @@ describe('ensureSandboxSweepSchedule', () => {
     const listed = [];
     for await (const schedule of env.client.schedule.list()) if (schedule.scheduleId === scheduleId) listed.push(schedule);
     expect(listed).toHaveLength(1);
+  });
+
+  it('starts the sweep workflow on the configured task queue when the schedule fires', async () => {
+    const taskQueue = uniqueTaskQueue('sandbox-schedule');
+    const firing = `${instance}-fires`;
+    // An empty snapshot keeps this sweep away from other tests' expired sandboxes.
+    const worker = await createTestWorker(env, taskQueue, { ...infra.activities, listExpiredSandboxes: async () => [] });
+    try {
+      await worker.runUntil(async () => {
+        const scheduleId = await ensureSandboxSweepSchedule(env.client, { instance: firing, taskQueue, intervalSeconds: 3600 });
+        const handle = env.client.schedule.getHandle(scheduleId);
+        await handle.trigger();
+        const described = await eventually(() => handle.describe(), (d) => d.info.recentActions.length > 0);
+        const run = described.info.recentActions[0]!.action.workflow;
+        const report = await env.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result();
+        expect(report).toEqual({ signalled: 0, orphansRemoved: expect.any(Number) });
+      });
+    } finally {
+      await env.client.schedule.getHandle(makeSandboxSweepScheduleId(firing)).delete().catch(() => undefined);
+    }
   });
 });
