@@ -65,7 +65,7 @@ export function isExpired(sandbox: Pick<SandboxRecord, 'expiresAt'>, nowMs: numb
 export interface SandboxWorkflowInput {
   chatId: string;
   ownerId: string;
-  /** Absolute lifetime of each sandbox from its creation (SANDBOX_TTL_SECONDS). */
+  /** Absolute lifetime of each sandbox from its creation (SANDBOX_TTL_SECONDS), unless an ensure says otherwise. */
   ttlMs: number;
   /** The sandbox carried over a continue-as-new; absent on the first run. */
   current?: SandboxRecord | null;
@@ -76,6 +76,11 @@ export interface SandboxWorkflowInput {
 /** Who asks: the chat's owner, or an admin acting for them. */
 export interface SandboxRequester {
   ownerId: string;
+}
+
+export interface EnsureSandboxRequest extends SandboxRequester {
+  /** The lifetime of a sandbox created by this ensure; the workflow's own when absent. */
+  ttlMs?: number;
 }
 
 export interface EnsureSandboxResult {
@@ -106,7 +111,7 @@ export interface CleanupOrder {
 }
 
 /** Ensure: return the active sandbox, or replace an expired one, or create one. */
-export const ensureSandboxUpdate = defineUpdate<EnsureSandboxResult, [SandboxRequester]>('ensureSandbox');
+export const ensureSandboxUpdate = defineUpdate<EnsureSandboxResult, [EnsureSandboxRequest]>('ensureSandbox');
 /** Stop the chat's sandbox (idempotent); resolves with the stopped session, or null when none. */
 export const stopSandboxUpdate = defineUpdate<SandboxRecord | null, [SandboxRequester]>('stopSandbox');
 /** Run a command in the chat's active sandbox. */

@@ -87,7 +87,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
 
   setHandler(
     ensureSandboxUpdate,
-    () =>
+    (request) =>
       serially(async () => {
         const now = Date.now(); // workflow time: deterministic on replay
         const previous = current;
@@ -99,7 +99,8 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
           await stop(previous, 'replaced');
           await record('sandbox_replaced', previous);
         }
-        const sandbox = await create(now);
+        // The api's current configuration decides a new sandbox's lifetime.
+        const sandbox = await create(now, request.ttlMs ?? ttlMs);
         return { sandbox, reused: false };
       }),
     { validator: ownerOnly },
@@ -146,14 +147,14 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     }),
   );
 
-  async function create(now: number): Promise<SandboxRecord> {
+  async function create(now: number, lifetimeMs: number): Promise<SandboxRecord> {
     // uuid4() is seeded by the workflow: the same id on replay, so the container name is too.
     const sessionId = uuid4();
     const planned = {
       sessionId, chatId, ownerId,
       containerName: sandboxContainerName(sessionId),
       createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ttlMs).toISOString(),
+      expiresAt: new Date(now + lifetimeMs).toISOString(),
     };
     const { containerId } = await containers.createSandboxContainer(planned);
     const sandbox: SandboxRecord = { ...planned, containerId, status: 'RUNNING' };

@@ -200,7 +200,7 @@ export function sandboxStartOperation(options: { taskQueue: string } & SandboxWo
  * runs one workflow per id, so concurrent ensures for a chat meet in one workflow.
  */
 export function ensureSandbox(temporal: Client, options: { taskQueue: string } & SandboxWorkflowInput): Promise<EnsureSandboxResult> {
-  return temporal.workflow.executeUpdateWithStart(ensureSandboxUpdate, { args: [{ ownerId: options.ownerId }], startWorkflowOperation: sandboxStartOperation(options) });
+  return temporal.workflow.executeUpdateWithStart(ensureSandboxUpdate, { args: [{ ownerId: options.ownerId, ttlMs: options.ttlMs }], startWorkflowOperation: sandboxStartOperation(options) });
 }
 
 function present(sandbox: SandboxRecord) {

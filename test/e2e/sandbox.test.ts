@@ -3,10 +3,13 @@ import type { Worker } from '@temporalio/worker';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import request from 'supertest';
+import { createApp } from '../../api/app';
 import { instanceLabel } from '../../activities/docker';
 import { currentSandboxQuery, makeSandboxWorkflowId, sandboxContainerName } from '../../domain/sandbox';
 import type { sandboxSweepWorkflow } from '../../workflows/sandboxSweep';
+import { createLogger } from '../../platform/logger';
 import { eventually, startApiHarness, type ApiHarness } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';
 import { containersOfChat, discardChats, eventsOfChat, newChatId, userIdOfKey } from '../helpers/sandbox';
@@ -14,12 +17,15 @@ import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/te
 
 /**
  * The seed's seven scenarios (003), through HTTP against the real api, Temporal, Docker and
- * PostgreSQL, with a TTL of a few seconds.
+ * PostgreSQL. Sandboxes that must expire come from an api configured with a TTL of a few
+ * seconds; the others from one with a TTL no test outlives.
  */
-const ttlSeconds = 3;
+const ttlSeconds = 120;
+const shortTtlSeconds = 3;
 let env: TestWorkflowEnvironment;
 let infra: Infra;
 let api: ApiHarness;
+let expiringApi: Express;
 let server: Server;
 let base: string;
 const chats = new Set<string>();
@@ -28,6 +34,11 @@ beforeAll(async () => {
   env = await connectTestEnv();
   infra = openInfra();
   api = await startApiHarness(env, infra, { SANDBOX_TTL_SECONDS: ttlSeconds });
+  // The same users and worker, another TTL.
+  expiringApi = createApp({
+    config: { ...infra.config, TEMPORAL_TASK_QUEUE: api.taskQueue, SANDBOX_TTL_SECONDS: shortTtlSeconds },
+    temporal: env.client, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'sandbox-test'),
+  });
   server = api.app.listen(0, '127.0.0.1');
   await once(server, 'listening');
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -46,7 +57,8 @@ const chat = () => {
   chats.add(id);
   return id;
 };
-const ensure = (chatId: string, key = api.userKey) => request(api.app).put(`/api/v1/chats/${chatId}/sandbox`).set(bearer(key));
+const ensure = (chatId: string, key = api.userKey, app = api.app) => request(app).put(`/api/v1/chats/${chatId}/sandbox`).set(bearer(key));
+const ensureExpiring = (chatId: string) => ensure(chatId, api.userKey, expiringApi);
 const current = (chatId: string, key = api.userKey) => request(api.app).get(`/api/v1/chats/${chatId}/sandbox`).set(bearer(key));
 const events = (chatId: string) => eventsOfChat(infra.pool, chatId);
 const containers = (chatId: string) => containersOfChat(infra.docker, infra.config.SESSIONFLOW_INSTANCE, chatId);
@@ -92,7 +104,7 @@ describe('PUT /api/v1/chats/:chatId/sandbox', () => {
 
   it('replaces an expired sandbox: stops the old container, then creates a new one', async () => {
     const chatId = chat();
-    const old = await ensure(chatId).expect(201);
+    const old = await ensureExpiring(chatId).expect(201);
     await untilExpired(chatId);
     const replacement = await ensure(chatId).expect(201);
     expect(replacement.body).toMatchObject({ chat_id: chatId, status: 'RUNNING', reused: false });
@@ -131,9 +143,9 @@ describe('PUT /api/v1/chats/:chatId/sandbox', () => {
 
   it('answers 404 for another user\'s chat, on every route', async () => {
     const chatId = chat();
-    await ensure(chatId).expect(201);
     const other = await startApiHarness(env, infra, { SANDBOX_TTL_SECONDS: ttlSeconds, TEMPORAL_TASK_QUEUE: api.taskQueue });
     try {
+      await ensure(chatId).expect(201);
       expect((await ensure(chatId, other.userKey).expect(404)).body.code).toBe('NotFound');
       await current(chatId, other.userKey).expect(404);
       await request(api.app).delete(`/api/v1/chats/${chatId}/sandbox`).set(bearer(other.userKey)).expect(404);
@@ -150,8 +162,8 @@ describe('PUT /api/v1/chats/:chatId/sandbox', () => {
 describe('cleanup sweep', () => {
   it('stops and removes only expired sandboxes', async () => {
     const [expiredA, expiredB, active] = [chat(), chat(), chat()];
-    const a = await ensure(expiredA).expect(201);
-    const b = await ensure(expiredB).expect(201);
+    const a = await ensureExpiring(expiredA).expect(201);
+    const b = await ensureExpiring(expiredB).expect(201);
     await untilExpired(expiredA);
     await untilExpired(expiredB);
     const kept = await ensure(active).expect(201);
@@ -175,7 +187,7 @@ describe('cleanup sweep', () => {
     // A sweep whose snapshot still shows the old session (taken before the replacement).
     const staleQueue = uniqueTaskQueue('stale-sweep');
     const stale = await createTestWorker(env, staleQueue, { ...infra.activities, listExpiredSandboxes: async () => snapshot });
-    const old = await ensure(chatId).expect(201);
+    const old = await ensureExpiring(chatId).expect(201);
     await untilExpired(chatId);
     snapshot = [{ chatId, sessionId: old.body.session_id }];
     const replacement = await ensure(chatId).expect(201);
