@@ -8,11 +8,12 @@ import { createApiMetrics, type ApiMetrics } from './metrics';
 import { buildOpenApi } from './openapi';
 import { errorHandler, problem, sendProblem } from './problems';
 import { registerHealthRoutes } from './routes/health';
+import { registerSandboxRoutes } from './routes/sandbox';
 import { registerSelfCheckRoutes } from './routes/selfCheck';
 import { ApiRoutes } from './routes';
 
 export interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT'>;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'>;
   temporal: Client;
   pool: Pool;
   docker: Docker;
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps): express.Express {
   registerSelfCheckRoutes(api, {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });
+  registerSandboxRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.SANDBOX_TTL_SECONDS, metrics });
   app.use(router);
 
   app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));

@@ -28,6 +28,10 @@ const configSchema = z.object({
   REGISTRY_ADDRESS: z.string().regex(/^[\w.-]+(:\d+)?$/, 'host:port').default('127.0.0.1:5000'),
   WORKFLOW_BUNDLE_PATH: z.string().min(1).default('dist/workflow-bundle.js'),
   REQUEST_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'a size such as 1mb').default('1mb'),
+  /** A chat sandbox's absolute lifetime from its creation (the seed's 5 minutes). */
+  SANDBOX_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(300),
+  /** How often the scheduled cleanup sweeps expired sandboxes and orphan containers. */
+  SANDBOX_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -5,7 +5,9 @@ import { loadConfig } from '../platform/config';
 import { createPool } from '../platform/database';
 import { createDocker } from '../platform/docker';
 import { createLogger } from '../platform/logger';
+import { connectTemporal } from '../platform/temporal';
 import { createSessionflowWorker } from './createWorker';
+import { ensureSandboxSweepSchedule } from './sandboxSchedule';
 import { TemporalPinoLogger } from './temporalLogger';
 
 async function main(): Promise<void> {
@@ -33,6 +35,11 @@ async function main(): Promise<void> {
     workflowBundlePath: prebuilt ? config.WORKFLOW_BUNDLE_PATH : undefined,
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, prebuilt }, 'worker polling');
+
+  const client = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const sweepSchedule = await ensureSandboxSweepSchedule(client, { instance: config.SESSIONFLOW_INSTANCE, taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS });
+  await client.connection.close();
+  log.info({ scheduleId: sweepSchedule, everySeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS }, 'sandbox sweep scheduled');
 
   // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks have drained (Runtime's shutdown signals).
   await worker.run();

@@ -1,0 +1,45 @@
+import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import { instanceLabel } from '../../activities/docker';
+import { chatIdLabel } from '../../activities/sandbox';
+import { findPrincipal } from '../../api/auth';
+import { makeSandboxWorkflowId } from '../../domain/sandbox';
+
+export const newChatId = (): string => randomUUID();
+
+/** This run's sandbox containers of one chat, running or not. */
+export async function containersOfChat(docker: Docker, instance: string, chatId: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({ all: true, filters: { label: [`${instanceLabel}=${instance}`, `${chatIdLabel}=${chatId}`] } });
+}
+
+export interface RecordedEvent {
+  event: string;
+  session_id: string;
+  container_id: string;
+  error: string | null;
+}
+
+/** The chat's sandbox events in the order they happened. */
+export async function eventsOfChat(pool: Pool, chatId: string): Promise<RecordedEvent[]> {
+  const { rows } = await pool.query<RecordedEvent>('SELECT event, session_id, container_id, error FROM sandbox_events WHERE chat_id = $1 ORDER BY id', [chatId]);
+  return rows;
+}
+
+export async function userIdOfKey(pool: Pool, key: string): Promise<string> {
+  const principal = await findPrincipal(pool, key);
+  if (!principal) throw new Error('unknown key');
+  return principal.userId;
+}
+
+/** Ends what a test left: the chats' workflows and their containers (this instance's only). */
+export async function discardChats(client: Client, docker: Docker, instance: string, chatIds: Iterable<string>): Promise<void> {
+  for (const chatId of chatIds) {
+    // Already finished is fine: only a still-running chat needs ending.
+    await client.workflow.getHandle(makeSandboxWorkflowId(chatId)).terminate('test finished').catch(() => undefined);
+    for (const container of await containersOfChat(docker, instance, chatId)) {
+      await docker.getContainer(container.Id).remove({ force: true }).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,168 @@
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { randomUUID } from 'node:crypto';
+import { createUserKey } from '../../api/auth';
+import { ensureSandbox, sandboxStartOperation } from '../../api/routes/sandbox';
+import {
+  currentSandboxQuery,
+  ensureSandboxUpdate,
+  execInSandboxUpdate,
+  makeSandboxWorkflowId,
+  sandboxContainerName,
+  type SandboxRecord,
+  type SandboxSweepReport,
+} from '../../domain/sandbox';
+import { ChatId, OwnerId, SessionKind, SessionStatus } from '../../domain/searchAttributes';
+import type { sandboxSweepWorkflow } from '../../workflows/sandboxSweep';
+import { eventually } from '../helpers/api';
+import { openInfra, type Infra } from '../helpers/infra';
+import { containersOfChat, discardChats, eventsOfChat, newChatId } from '../helpers/sandbox';
+import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
+
+let env: TestWorkflowEnvironment;
+let infra: Infra;
+let ownerId: string;
+const chats = new Set<string>();
+
+beforeAll(async () => {
+  env = await connectTestEnv();
+  infra = openInfra();
+  ({ userId: ownerId } = await createUserKey(infra.pool, `sandbox-owner-${randomUUID().slice(0, 8)}`, 'user', 'test'));
+});
+afterAll(async () => {
+  await discardChats(env.client, infra.docker, infra.config.SESSIONFLOW_INSTANCE, chats);
+  await infra.close();
+  await env.teardown();
+});
+
+const chat = () => {
+  const id = newChatId();
+  chats.add(id);
+  return id;
+};
+const containers = (chatId: string) => containersOfChat(infra.docker, infra.config.SESSIONFLOW_INSTANCE, chatId);
+const handleOf = (chatId: string) => env.client.workflow.getHandle(makeSandboxWorkflowId(chatId));
+const untilStatus = (chatId: string, status: SandboxRecord['status']) =>
+  eventually(() => handleOf(chatId).query(currentSandboxQuery), (sandbox) => sandbox?.status === status, 20_000);
+const sweep = (taskQueue: string) =>
+  env.client.workflow.execute<typeof sandboxSweepWorkflow>('sandboxSweepWorkflow', { workflowId: `sandbox-sweep/test-${randomUUID()}`, taskQueue, args: [{ ownerId }] });
+
+/** The seed's RuntimeError('stop_failed'), thrown by a runtime that refuses to stop one container. */
+class RuntimeError extends Error {
+  override name = 'RuntimeError';
+}
+
+describe('sandboxWorkflow', () => {
+  it('logs sandbox_clean_failed with the error type when a stop fails, keeps that sandbox live, cleans the others, and cleans it on the next sweep', async () => {
+    const refused = new Set<string>();
+    const activities = {
+      ...infra.activities,
+      stopSandboxContainer: async (input: Parameters<Infra['activities']['stopSandboxContainer']>[0]) => {
+        if (refused.has(input.containerName)) throw new RuntimeError('stop_failed');
+        return infra.activities.stopSandboxContainer(input);
+      },
+    };
+    const taskQueue = uniqueTaskQueue('sandbox-stop-failure');
+    const worker = await createTestWorker(env, taskQueue, activities);
+    const [failing, clean] = [chat(), chat()];
+    await worker.runUntil(async () => {
+      const { sandbox: stuck } = await ensureSandbox(env.client, { taskQueue, chatId: failing, ownerId, ttlMs: 1500 });
+      const { sandbox: cleaned } = await ensureSandbox(env.client, { taskQueue, chatId: clean, ownerId, ttlMs: 1500 });
+      refused.add(stuck.containerName);
+      await untilStatus(failing, 'EXPIRED');
+      await untilStatus(clean, 'EXPIRED');
+
+      expect(await sweep(taskQueue)).toMatchObject<Partial<SandboxSweepReport>>({ signalled: 2 });
+      const [failed, done] = await eventually(
+        () => Promise.all([eventsOfChat(infra.pool, failing), eventsOfChat(infra.pool, clean)]),
+        ([f, c]) => f.length === 2 && c.length === 2,
+      );
+      expect(failed[1]).toEqual({ event: 'sandbox_clean_failed', session_id: stuck.sessionId, container_id: stuck.containerId, error: 'RuntimeError' });
+      expect(done[1]).toEqual({ event: 'sandbox_cleaned', session_id: cleaned.sessionId, container_id: cleaned.containerId, error: null });
+      expect((await containers(failing)).map((c) => c.Id)).toEqual([stuck.containerId]);
+      expect(await containers(clean)).toEqual([]);
+      const { rows } = await infra.pool.query('SELECT status FROM sandboxes WHERE session_id = $1', [stuck.sessionId]);
+      expect(rows).toEqual([{ status: 'EXPIRED' }]);
+
+      // The record stayed live, so the next sweep tries it again.
+      refused.clear();
+      await sweep(taskQueue);
+      await eventually(() => eventsOfChat(infra.pool, failing), (events) => events.length === 3);
+      expect((await eventsOfChat(infra.pool, failing)).map((e) => e.event)).toEqual(['sandbox_created', 'sandbox_clean_failed', 'sandbox_cleaned']);
+      expect(await containers(failing)).toEqual([]);
+    });
+  });
+
+  it('leaves exactly one working container when the worker dies between creating the container and recording it', async () => {
+    const taskQueue = uniqueTaskQueue('sandbox-crash');
+    const chatId = chat();
+    let created!: () => void;
+    const containerCreated = new Promise<void>((resolve) => (created = resolve));
+    const crashing = await createTestWorker(env, taskQueue, {
+      ...infra.activities,
+      // The container is made, then the worker dies before the result reaches the workflow.
+      createSandboxContainer: async (input: Parameters<Infra['activities']['createSandboxContainer']>[0]) => {
+        await infra.activities.createSandboxContainer(input);
+        created();
+        await Context.current().cancelled;
+        throw new Error('unreachable: the worker shut down');
+      },
+    });
+    const crashed = crashing.run();
+    const update = await env.client.workflow.startUpdateWithStart(ensureSandboxUpdate, {
+      args: [{ ownerId }],
+      startWorkflowOperation: sandboxStartOperation({ taskQueue, chatId, ownerId, ttlMs: 300_000 }),
+      waitForStage: 'ACCEPTED',
+    });
+    await containerCreated;
+    crashing.shutdown();
+    await crashed;
+    expect(await containers(chatId)).toHaveLength(1);
+
+    const restarted = await createTestWorker(env, taskQueue, infra.activities);
+    await restarted.runUntil(async () => {
+      const { sandbox, reused } = await update.result();
+      expect(reused).toBe(false);
+      const all = await containers(chatId);
+      expect(all.map((c) => [c.Id, c.Names[0], c.State])).toEqual([[sandbox.containerId, `/${sandboxContainerName(sandbox.sessionId)}`, 'running']]);
+      const ran = await handleOf(chatId).executeUpdate(execInSandboxUpdate, { args: [{ ownerId, command: ['python3', '-c', 'print(6 * 7)'], timeoutMs: 10_000 }] });
+      expect(ran).toMatchObject({ stdout: '42\n', exitCode: 0 });
+      expect((await eventsOfChat(infra.pool, chatId)).map((e) => e.event)).toEqual(['sandbox_created']);
+    });
+  });
+
+  it('continues as new when its history grows long, keeping the same sandbox', async () => {
+    const taskQueue = uniqueTaskQueue('sandbox-continue');
+    const worker = await createTestWorker(env, taskQueue, infra.activities);
+    const chatId = chat();
+    await worker.runUntil(async () => {
+      const input = { taskQueue, chatId, ownerId, ttlMs: 300_000, historyLimit: 25 };
+      const { sandbox } = await ensureSandbox(env.client, input);
+      const { runId: firstRun } = await handleOf(chatId).describe();
+      for (let i = 0; i < 6; i++) {
+        expect(await ensureSandbox(env.client, input)).toEqual({ sandbox, reused: true });
+      }
+      const latest = await eventually(() => handleOf(chatId).describe(), (d) => d.runId !== firstRun);
+      expect(latest.runId).not.toBe(firstRun);
+      expect(await handleOf(chatId).query(currentSandboxQuery)).toEqual(sandbox);
+      expect((await env.client.workflow.getHandle(makeSandboxWorkflowId(chatId), firstRun).describe()).status.name).toBe('CONTINUED_AS_NEW');
+      expect(await ensureSandbox(env.client, input)).toEqual({ sandbox, reused: true });
+      expect(await containers(chatId)).toHaveLength(1);
+    });
+  });
+
+  it('refuses an ensure from someone who does not own the chat, and carries its search attributes', async () => {
+    const taskQueue = uniqueTaskQueue('sandbox-owner');
+    const worker = await createTestWorker(env, taskQueue, infra.activities);
+    const chatId = chat();
+    await worker.runUntil(async () => {
+      await ensureSandbox(env.client, { taskQueue, chatId, ownerId, ttlMs: 300_000 });
+      const stranger = await ensureSandbox(env.client, { taskQueue, chatId, ownerId: randomUUID(), ttlMs: 300_000 }).catch((err: unknown) => err);
+      expect(stranger).toBeInstanceOf(WorkflowUpdateFailedError);
+      expect((stranger as WorkflowUpdateFailedError).cause).toMatchObject({ type: 'NotFound' });
+      const attributes = (await handleOf(chatId).describe()).typedSearchAttributes;
+      expect([attributes.get(SessionKind), attributes.get(ChatId), attributes.get(OwnerId), attributes.get(SessionStatus)]).toEqual(['sandbox', chatId, ownerId, 'RUNNING']);
+    });
+  });
+});

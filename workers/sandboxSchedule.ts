@@ -1,0 +1,34 @@
+import { ScheduleAlreadyRunning, type Client } from '@temporalio/client';
+import { makeSandboxSweepScheduleId } from '../domain/sandbox';
+import type { sandboxSweepWorkflow } from '../workflows/sandboxSweep';
+
+export interface SandboxSweepScheduleOptions {
+  instance: string;
+  taskQueue: string;
+  intervalSeconds: number;
+}
+
+/**
+ * Creates the cleanup sweep's Temporal Schedule, or brings an existing one in line with the
+ * configuration (interval, task queue): safe to run at every worker start, by every worker.
+ * Overlap SKIP: a sweep still running when the next is due makes the next one pointless.
+ */
+export async function ensureSandboxSweepSchedule(client: Client, options: SandboxSweepScheduleOptions): Promise<string> {
+  const scheduleId = makeSandboxSweepScheduleId(options.instance);
+  const spec = { intervals: [{ every: `${options.intervalSeconds}s` }] };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'sandboxSweepWorkflow',
+    taskQueue: options.taskQueue,
+    args: [{}] as Parameters<typeof sandboxSweepWorkflow>,
+    workflowId: `${scheduleId}/run`,
+    staticSummary: `Sandbox cleanup sweep (${options.instance})`,
+  };
+  try {
+    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: 'SKIP' } });
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec, action, policies: { ...previous.policies, overlap: 'SKIP' } }));
+  }
+  return scheduleId;
+}
