@@ -68,11 +68,14 @@ describe('POST /api/v1/admin/self-check', () => {
   });
 
   it('answers 403 to a user who is not an admin, and starts nothing', async () => {
-    const before = await env.client.workflow.count(`TaskQueue='${api.taskQueue}'`);
     const res = await request(api.app).post('/api/v1/admin/self-check').set(bearer(api.userKey)).expect(403);
     expect(res.body).toMatchObject({ code: 'Forbidden', required_role: 'admin' });
-    const after = await env.client.workflow.count(`TaskQueue='${api.taskQueue}'`);
-    expect(after.count).toBe(before.count);
+    // Visibility is eventually consistent: once a workflow started after the refusal is
+    // listed, one started by the refused request would be listed too.
+    const { body: later } = await request(api.app).post('/api/v1/admin/self-check').set(bearer(api.adminKey)).send({ checks: ['docker'] }).expect(202);
+    await eventually(() => env.client.workflow.count(`WorkflowId='${later.workflow_id}'`), (c) => c.count === 1);
+    const refused = await env.client.workflow.count(`OwnerId='${api.userId}'`);
+    expect(refused.count).toBe(0);
   });
 
   it('answers 400 naming the offending field for a bad body', async () => {

@@ -14,6 +14,7 @@ export interface ApiHarness {
   taskQueue: string;
   adminKey: string;
   userKey: string;
+  userId: string;
   stop(): Promise<void>;
 }
 
@@ -26,9 +27,9 @@ export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra
   const running = worker.run();
   const suffix = randomUUID().slice(0, 8);
   const { key: adminKey } = await createUserKey(infra.pool, `admin-${suffix}`, 'admin', 'test');
-  const { key: userKey } = await createUserKey(infra.pool, `user-${suffix}`, 'user', 'test');
+  const { key: userKey, userId } = await createUserKey(infra.pool, `user-${suffix}`, 'user', 'test');
   return {
-    app, worker, taskQueue, adminKey, userKey,
+    app, worker, taskQueue, adminKey, userKey, userId,
     async stop() {
       worker.shutdown();
       await running;
