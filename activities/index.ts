@@ -3,6 +3,8 @@ import type { Pool } from 'pg';
 import { createDatabaseActivities } from './database';
 import { createDockerActivities } from './docker';
 import { createRegistryActivities } from './registry';
+import { createPxeActivities } from './pxe';
+import { SshPool } from './ssh';
 
 export interface ActivityDeps {
   docker: Docker;
@@ -10,6 +12,8 @@ export interface ActivityDeps {
   baseImage: string;
   registryAddress: string;
   instance: string;
+  /** Boot servers' SSH connections; one pool per worker process when not given. */
+  ssh?: SshPool;
 }
 
 /**
@@ -21,5 +25,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createDockerActivities(deps),
     ...createDatabaseActivities(deps),
     ...createRegistryActivities(deps),
+    ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
   };
 }
