@@ -9,6 +9,8 @@ import { buildOpenApi } from './openapi';
 import { errorHandler, problem, sendProblem } from './problems';
 import { registerHealthRoutes } from './routes/health';
 import { registerSelfCheckRoutes } from './routes/selfCheck';
+import { registerPxeResourceRoutes } from './routes/pxeResources';
+import { registerPxeSessionRoutes } from './routes/pxeSessions';
 import { ApiRoutes } from './routes';
 
 export interface AppDeps {
@@ -42,6 +44,8 @@ export function createApp(deps: AppDeps): express.Express {
   registerSelfCheckRoutes(api, {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });
+  registerPxeResourceRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
+  registerPxeSessionRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   app.use(router);
 
   app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));

@@ -103,4 +103,4 @@ export interface PxeSessionState {
 
 export const pxeSessionStateQuery = defineQuery<PxeSessionState>('pxeSessionState');
 /** Stop the session: tears everything down (idempotent) and returns the final state. */
-export const stopPxeSessionUpdate = defineUpdate<PxeSessionState, [{ reason?: string }?]>('stopPxeSession');
+export const stopPxeSessionUpdate = defineUpdate<PxeSessionState, [{ reason?: string }]>('stopPxeSession');
