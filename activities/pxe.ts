@@ -11,6 +11,8 @@ import type { ExecOptions, ExecResult, SshPool } from './ssh';
 export interface PxeActivityDeps {
   pool: Pool;
   ssh: SshPool;
+  /** How long a DHCP rewrite waits for other sessions' changes before it renders the file. */
+  dhcpCoalesceWindowMs?: number;
 }
 
 export interface DhcpSyncResult {
@@ -33,10 +35,12 @@ const exitDhcpInvalid = 65;
  * iPXE script under the TFTP root and its DHCP host entry. Every "ensure" finds its own earlier
  * work (names derive from the machine) and every "remove" tolerates a resource already gone.
  */
-export function createPxeActivities({ pool, ssh }: PxeActivityDeps) {
+export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActivityDeps) {
   const store = createPxeStore(pool);
   const perServer = new KeyedMutex();
-  const dhcpSync = new Coalescer<DhcpSyncResult>((bootServerId) => perServer.run(`dhcp:${bootServerId}`, () => syncDhcpHosts(bootServerId)));
+  // Concurrent starts arrive staggered by their earlier steps; a short window lets one dhcpd
+  // restart serve all of them for the price of a fraction of a second per start.
+  const dhcpSync = new Coalescer<DhcpSyncResult>((bootServerId) => perServer.run(`dhcp:${bootServerId}`, () => syncDhcpHosts(bootServerId)), dhcpCoalesceWindowMs ?? 200);
 
   async function bootServer(id: string): Promise<BootServer> {
     const server = await store.bootServer(id);

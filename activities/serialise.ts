@@ -25,7 +25,11 @@ export class KeyedMutex {
 export class Coalescer<T> {
   private readonly state = new Map<string, { running: Promise<T>; next?: Promise<T> }>();
 
-  constructor(private readonly work: (key: string) => Promise<T>) {}
+  /** `windowMs`: how long a run waits for more callers before it reads its input. */
+  constructor(
+    private readonly work: (key: string) => Promise<T>,
+    private readonly windowMs = 0,
+  ) {}
 
   request(key: string): Promise<T> {
     const current = this.state.get(key);
@@ -35,7 +39,7 @@ export class Coalescer<T> {
   }
 
   private start(key: string): Promise<T> {
-    const running = this.work(key);
+    const running = new Promise((resolve) => setTimeout(resolve, this.windowMs)).then(() => this.work(key));
     const entry = { running };
     this.state.set(key, entry);
     const settle = () => {

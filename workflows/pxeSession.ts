@@ -98,9 +98,10 @@ export async function pxeSessionWorkflow(input: PxeSessionInput): Promise<PxeSes
   return state;
 
   async function setStatus(status: PxeSessionStatus, extra: { error?: PxeSessionState['error']; bootScript?: string | null } = {}) {
+    // The read model first: whoever sees the new status (a stop's caller) finds the row in step.
+    await db.recordPxeSessionStatus({ sessionId: input.sessionId, status, ...extra });
     state.status = status;
     upsertSearchAttributes([{ key: SessionStatus, value: status }]);
-    await db.recordPxeSessionStatus({ sessionId: input.sessionId, status, ...extra });
   }
 }
 
