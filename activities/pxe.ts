@@ -66,6 +66,15 @@ export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActi
     }
   }
 
+  /**
+   * targetcli takes a global lock and fails a second concurrent process, so its commands run
+   * one at a time per boot server. tgtd serialises requests itself, and each machine owns its
+   * target id, so tgt sessions proceed side by side.
+   */
+  function serialisedIfNeeded(server: BootServer, task: () => Promise<void>): Promise<void> {
+    return server.targetDriver === 'targetcli' ? perServer.run(`target:${server.id}`, task) : task();
+  }
+
   async function syncDhcpHosts(bootServerId: string): Promise<DhcpSyncResult> {
     const server = await bootServer(bootServerId);
     const entries = await store.dhcpEntries(bootServerId);
@@ -141,12 +150,12 @@ export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActi
 
     async ensureIscsiTarget(plan: PxeSessionPlan): Promise<void> {
       const server = await bootServer(plan.bootServerId);
-      await perServer.run(`target:${server.id}`, () => runSteps(server, 'creating the iSCSI target', ensureTargetSteps(server.targetDriver, plan.target)));
+      await serialisedIfNeeded(server, () => runSteps(server, 'creating the iSCSI target', ensureTargetSteps(server.targetDriver, plan.target)));
     },
 
     async removeIscsiTarget(plan: PxeSessionPlan): Promise<void> {
       const server = await bootServer(plan.bootServerId);
-      await perServer.run(`target:${server.id}`, () => runSteps(server, 'removing the iSCSI target', removeTargetSteps(server.targetDriver, plan.target)));
+      await serialisedIfNeeded(server, () => runSteps(server, 'removing the iSCSI target', removeTargetSteps(server.targetDriver, plan.target)));
     },
 
     /** Written beside itself and renamed: tftpd never serves half a script. World-readable for --secure. */

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
@@ -91,10 +91,10 @@ export async function startPxeLab(pool: Pool, options: PxeLabOptions = {}): Prom
     tftpGet(remote: string) {
       const local = join(dir, `fetched-${randomUUID()}`);
       try {
-        execFileSync('tftp', ['-m', 'binary', '127.0.0.1', String(tftpPort), '-c', 'get', remote, local], { stdio: 'ignore', timeout: 10_000 });
+        // tftp-hpa exits 0 even when the server refuses; it says so on its output.
+        const run = spawnSync('tftp', ['-m', 'binary', '127.0.0.1', String(tftpPort), '-c', 'get', remote, local], { encoding: 'utf8', timeout: 10_000 });
+        if (run.status !== 0 || /error|timed out/i.test(`${run.stdout}${run.stderr}`)) return undefined;
         return existsSync(local) ? readFileSync(local, 'utf8') : undefined;
-      } catch {
-        return undefined;
       } finally {
         rmSync(local, { force: true });
       }
