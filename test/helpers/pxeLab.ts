@@ -38,8 +38,10 @@ export interface PxeLabOptions {
   /** Replace the reload command (the e2e lab restarts a real dhcpd). */
   reloadCommand?: (lab: { dir: string; hostsFile: string }) => string;
   withTftpd?: boolean;
-  /** Where tgtd listens for iSCSI (default: a free loopback port). */
-  tgtPortal?: string;
+  /** A network namespace the caller created: tgtd and in.tftpd run inside it. */
+  netns?: string;
+  /** The address inside `netns` that tgtd (port 3260) and in.tftpd (port 69) listen on. */
+  labAddress?: string;
 }
 
 export async function startPxeLab(pool: Pool, options: PxeLabOptions = {}): Promise<PxeLab> {
@@ -54,10 +56,13 @@ export async function startPxeLab(pool: Pool, options: PxeLabOptions = {}): Prom
   const sshd = await startSshServer();
   // tgtd accepts control ports up to 32767; its iSCSI portal stays on loopback.
   const tgtControlPort = randomInt(1_000, 32_000);
-  const portal = options.tgtPortal ?? `127.0.0.1:${await freeTcpPort()}`;
-  const tgtd = spawn('tgtd', ['-f', '-C', String(tgtControlPort), '--iscsi', `portal=${portal}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const inNetns = (argv: string[]) => (options.netns ? ['ip', 'netns', 'exec', options.netns, ...argv] : argv);
+  const spawnIn = (argv: string[]) => spawn(inNetns(argv)[0]!, inNetns(argv).slice(1), { stdio: 'ignore' });
+  const portalIp = options.labAddress ?? '127.0.0.1';
+  const portal = options.labAddress ? `${options.labAddress}:3260` : `127.0.0.1:${await freeTcpPort()}`;
+  const tgtd = spawnIn(['tgtd', '-f', '-C', String(tgtControlPort), '--iscsi', `portal=${portal}`]);
   children.push(tgtd);
-  const tgtadm = (...args: string[]) => execFileSync('tgtadm', ['-C', String(tgtControlPort), ...args], { encoding: 'utf8' });
+  const tgtadm = (...args: string[]) => execFileSync('tgtadm', ['-C', String(tgtControlPort), ...args], { encoding: 'utf8', stdio: 'pipe' });
   await waitUntil(() => {
     try {
       tgtadm('--lld', 'iscsi', '--mode', 'target', '--op', 'show');
@@ -69,8 +74,8 @@ export async function startPxeLab(pool: Pool, options: PxeLabOptions = {}): Prom
 
   let tftpPort = 0;
   if (options.withTftpd !== false) {
-    tftpPort = await freeUdpPort();
-    children.push(spawn('in.tftpd', ['--foreground', '--listen', '--address', `127.0.0.1:${tftpPort}`, '--secure', tftpRoot], { stdio: 'ignore' }));
+    tftpPort = options.labAddress ? 69 : await freeUdpPort();
+    children.push(spawnIn(['in.tftpd', '--foreground', '--listen', '--address', `${portalIp}:${tftpPort}`, '--secure', tftpRoot]));
   }
 
   const bootServerName = `lab-${randomUUID().slice(0, 8)}`;
@@ -78,9 +83,9 @@ export async function startPxeLab(pool: Pool, options: PxeLabOptions = {}): Prom
   const { rows: [row] } = await pool.query<{ id: string }>(
     `INSERT INTO pxe_boot_servers (name, ssh_host, ssh_port, ssh_user, ssh_private_key, tftp_root, dhcp_hosts_file, dhcp_reload_command, dhcp_service_check,
        tftp_service_check, target_driver, tgt_control_port, portal_ip, iqn_prefix, image_dir)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'tgt', $11, '127.0.0.1', 'iqn.2025-01.dev.sessionflow', $12) RETURNING id`,
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'tgt', $11, $12, 'iqn.2025-01.dev.sessionflow', $13) RETURNING id`,
     [bootServerName, sshd.host, sshd.port, sshd.username, sshd.privateKey, tftpRoot, hostsFile, reloadCommand, `test -f ${restartsFile}`,
-      tftpPort ? `pgrep -f 'in.tftpd.*127.0.0.1:${tftpPort}'` : 'false', tgtControlPort, imageDir],
+      tftpPort ? `pgrep -f 'in.tftpd.*${portalIp}:${tftpPort}'` : 'false', tgtControlPort, portalIp, imageDir],
   );
 
   return {
