@@ -1,16 +1,7 @@
 #!/usr/bin/env bash
-# PXE session figures (test/bench/pxe.ts); nothing here asserts on time. Needs the PXE lab
-# software (tgt, dhcpd, tftpd-hpa) and the system infrastructure the tests use.
+# PXE session figures (test/bench/pxe.ts); nothing here asserts on time. The PXE lab's
+# software first (tgt, dhcpd, tftpd-hpa, sshd), then the platform bench runner with our bench.
 source "$(dirname "$0")/lib.sh"
-cd "$SF_ROOT"
-"$SF_ROOT/scripts/ensure-node-modules.sh"
-"$SF_ROOT/scripts/ensure-docker.sh"
-"$SF_ROOT/scripts/build-images.sh"
-"$SF_ROOT/scripts/start-temporal.sh"
-"$SF_ROOT/scripts/ensure-registry.sh"
 "$SF_ROOT/scripts/ensure-pxe-lab.sh"
 "$SF_ROOT/scripts/ensure-sshd.sh"
-"$SF_ROOT/scripts/ensure-database.sh" "${PGDATABASE}_test"
-npm run --silent build >"$SF_RUN/build.log" 2>&1 && npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
-DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=silent \
-  node dist/test/bench/pxe.js "$@"
+SF_BENCH=pxe exec "$SF_ROOT/scripts/bench.sh" "$@"
