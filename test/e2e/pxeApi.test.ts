@@ -7,6 +7,8 @@ import { openInfra, type Infra } from '../helpers/infra';
 import { randomMac, startPxeLab, writeRawImage, type PxeLab } from '../helpers/pxeLab';
 import { connectTestEnv } from '../helpers/temporal';
 
+jest.setTimeout(300_000);
+
 let env: TestWorkflowEnvironment;
 let infra: Infra;
 let api: ApiHarness;
@@ -37,12 +39,12 @@ async function machine(mac = randomMac()) {
 
 async function readyImage(filename = 'api-disk.img', format = 'raw') {
   const started = await request(api.app).post(`${base}/images`).set(user()).send({ name: filename, filename, format, boot_server_id: lab.bootServerId }).expect(202);
-  const done = await eventually(() => request(api.app).get(`${base}/images/${started.body.id}`).set(user()), (res) => ['READY', 'ERROR'].includes(res.body.status));
+  const done = await eventually(() => request(api.app).get(`${base}/images/${started.body.id}`).set(user()), (res) => ['READY', 'ERROR'].includes(res.body.status), 180_000);
   return done.body as { id: string; status: string; error: string | null; size_bytes: number; progress: number };
 }
 
 async function settle(id: string) {
-  return eventually(() => request(api.app).get(`${base}/sessions/${id}`).set(user()), (res) => res.body.status !== 'STARTING');
+  return eventually(() => request(api.app).get(`${base}/sessions/${id}`).set(user()), (res) => res.body.status !== 'STARTING', 180_000);
 }
 
 describe('boot servers (admin)', () => {

@@ -122,10 +122,10 @@ const user = () => ({ Authorization: `Bearer ${api.userKey}` });
 
 it('sanboots a VM from the session started through the API, and no longer once the session is stopped', async () => {
   const image = await request(api.app).post(`${base}/images`).set(user()).send({ name: 'marker', filename: 'marker.img', format: 'raw', boot_server_id: lab!.bootServerId }).expect(202);
-  await eventually(() => request(api.app).get(`${base}/images/${image.body.id}`).set(user()), (res) => res.body.status === 'READY');
+  await eventually(() => request(api.app).get(`${base}/images/${image.body.id}`).set(user()), (res) => res.body.status === 'READY', 180_000);
   const machine = await request(api.app).post(`${base}/machines`).set(user()).send({ name: 'vm', mac: vmMac.toUpperCase().replace(/:/g, '-'), ip: vmIp, boot_mode: 'bios', boot_server_id: lab!.bootServerId }).expect(201);
   const started = await request(api.app).post(`${base}/sessions/start`).set(user()).send({ machine_id: machine.body.id, image_id: image.body.id, session_type: 'DISKLESS_BOOT', description: 'e2e boot' }).expect(202);
-  const active = await eventually(() => request(api.app).get(`${base}/sessions/${started.body.id}`).set(user()), (res) => res.body.status !== 'STARTING');
+  const active = await eventually(() => request(api.app).get(`${base}/sessions/${started.body.id}`).set(user()), (res) => res.body.status !== 'STARTING', 180_000);
   expect(active.body.status).toBe('ACTIVE');
   expect(readFileSync(lab!.hostsFile, 'utf8')).toContain(`hardware ethernet ${vmMac};`);
 
@@ -141,4 +141,4 @@ it('sanboots a VM from the session started through the API, and no longer once t
   const after = await bootVm(45_000);
   expect(after.serial).not.toContain(marker);
   expect(after.exitCode).not.toBe((exitByte << 1) | 1);
-}, 300_000);
+}, 600_000);

@@ -13,6 +13,8 @@ import { openInfra, type Infra } from '../helpers/infra';
 import { insertSessionRow, seedPxeFixtures, startPxeLab, type PxeLab } from '../helpers/pxeLab';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 
+jest.setTimeout(300_000);
+
 let env: TestWorkflowEnvironment;
 let infra: Infra;
 let lab: PxeLab;
@@ -49,7 +51,8 @@ async function runSession(activities: Activities, machines = 1) {
 }
 
 const untilSettled = async (handle: { query: (q: typeof pxeSessionStateQuery) => Promise<PxeSessionState> }) =>
-  eventually(() => handle.query(pxeSessionStateQuery), (s) => s.status !== 'STARTING');
+  // Generous: on a machine shared with other suites a start can take tens of seconds.
+  eventually(() => handle.query(pxeSessionStateQuery), (s) => s.status !== 'STARTING', 180_000);
 
 async function row(sessionId: string) {
   const { rows: [r] } = await infra.pool.query('SELECT status, error, dhcp_entry, boot_script FROM pxe_sessions WHERE id = $1', [sessionId]);
