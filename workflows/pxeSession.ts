@@ -72,8 +72,10 @@ export async function pxeSessionWorkflow(input: PxeSessionInput): Promise<PxeSes
     const failedStep = undoStack.at(-1)?.step;
     // Undo even when the workflow itself is being cancelled: nothing may be left behind.
     await CancellationScope.nonCancellable(async () => {
-      await undo(undoStack, state);
-      state.error = cancelled ? { type: 'Cancelled', message: 'the start was cancelled', step: failedStep } : { ...describeFailure(err), step: failedStep };
+      // An undo that keeps failing is reported with the cause; `done` then names what is left.
+      const leftover = await undo(undoStack, state).then(() => undefined, (undoErr: unknown) => describeFailure(undoErr).message);
+      const cause = cancelled ? { type: 'Cancelled', message: 'the start was cancelled' } : describeFailure(err);
+      state.error = { ...cause, message: leftover ? `${cause.message}; undoing it failed too: ${leftover}` : cause.message, step: failedStep };
       await setStatus('FAILED', { error: state.error, bootScript: null });
     });
     return state;

@@ -62,6 +62,29 @@ describe('boot servers (admin)', () => {
       tftp: { service_running: true, root_present: true, script_count: expect.any(Number) },
     });
   });
+
+  it('reports services down, config and TFTP root missing on a boot server where nothing runs', async () => {
+    const created = await request(api.app).post(`${base}/boot-servers`).set(as(api.adminKey)).send({
+      name: `empty-${Date.now()}`, ssh: { host: lab.sshd.host, port: lab.sshd.port, user: lab.sshd.username, key: lab.sshd.privateKey },
+      tftp_root: `${lab.dir}/no-tftp`, dhcp_hosts_file: `${lab.dir}/no-dhcp/hosts.conf`, dhcp_reload_command: 'true',
+      dhcp_service_check: 'false', tftp_service_check: 'false', target_driver: 'targetcli', portal_ip: '127.0.0.1', iqn_prefix: 'iqn.2025-01.dev.sessionflow', image_dir: `${lab.dir}/no-images`,
+    }).expect(201);
+    expect(created.body.ssh).toEqual({ host: lab.sshd.host, port: lab.sshd.port, user: lab.sshd.username });
+    const res = await request(api.app).get(`${base}/boot-servers/${created.body.id}/status`).set(as(api.adminKey)).expect(200);
+    expect(res.body).toEqual({
+      dhcp: { service_running: false, config_present: false, config_valid: false, host_entries: 0, detail: '' },
+      tftp: { service_running: false, root_present: false, script_count: 0 },
+    });
+    await infra.pool.query('DELETE FROM pxe_boot_servers WHERE id = $1', [created.body.id]);
+  });
+
+  it('rejects a boot server with a bad driver or a relative path, with the fields', async () => {
+    const res = await request(api.app).post(`${base}/boot-servers`).set(as(api.adminKey)).send({
+      name: 'bad', ssh: { host: 'h', user: 'u', key: 'k' }, tftp_root: 'relative', dhcp_hosts_file: '/x', dhcp_reload_command: 'true',
+      target_driver: 'iet', portal_ip: '10.0.0.1', iqn_prefix: 'iqn.2025-01.x', image_dir: '/x',
+    }).expect(400);
+    expect(res.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['body.target_driver', 'body.tftp_root']);
+  });
 });
 
 describe('machines', () => {

@@ -141,6 +141,34 @@ describe('pxeSessionWorkflow on real tgtd, dhcpd -t and in.tftpd over SSH', () =
     });
   });
 
+  it('ends FAILED naming the leftover when undoing a step fails too', async () => {
+    const faulty: Activities = {
+      ...infra.activities,
+      ensureIscsiTarget: async () => {
+        throw domainFailure('BootServerCommandFailed', 'injected target failure');
+      },
+      removeIscsiTarget: async () => {
+        throw domainFailure('BootServerCommandFailed', 'injected undo failure');
+      },
+    };
+    const { worker, start, machines } = await runSession(faulty);
+    await worker.runUntil(async () => {
+      const { sessionId, handle, machine } = await start(machines[0]!);
+      const state = await handle.result();
+      expect(state.status).toBe('FAILED');
+      expect(state.error).toMatchObject({ type: 'BootServerCommandFailed', step: 'target' });
+      expect(state.error?.message).toContain('injected target failure; undoing it failed too');
+      expect(state.done).toEqual(['disk']);
+      expect(await row(sessionId)).toMatchObject({ status: 'FAILED' });
+      // What the saga could not undo is still there, as it said; clean it up by hand.
+      expect(traces(machine, sessionId).disk).toBe(true);
+      const plan = await infra.activities.preparePxeSession({ sessionId });
+      await infra.activities.removeIscsiTarget(plan);
+      await infra.activities.removeSessionDisk(plan);
+      expect(traces(machine, sessionId)).toEqual(nothing);
+    });
+  });
+
   it('fails with ImageNotReady, leaving nothing, when the image file vanished from the boot server', async () => {
     const { worker, start, machines } = await runSession(infra.activities);
     await infra.pool.query(`UPDATE pxe_images SET raw_filename = 'gone.img' WHERE id = $1`, [latestImageId]);
