@@ -146,7 +146,8 @@ describe('sessions', () => {
     expect(busy.body.code).toBe('MachineBusy');
 
     expect((await settle(started.body.id)).body.status).toBe('ACTIVE');
-    const described = await env.client.workflow.getHandle(`pxe/${m.id}`).describe();
+    // The row turns ACTIVE first; the workflow upserts its search attribute right after.
+    const described = await eventually(() => env.client.workflow.getHandle(`pxe/${m.id}`).describe(), (d) => d.typedSearchAttributes.get(SessionStatus) === 'ACTIVE');
     expect(described.typedSearchAttributes.get(SessionKind)).toBe('pxe');
     expect(described.typedSearchAttributes.get(MachineMac)).toBe(m.mac);
     expect(described.typedSearchAttributes.get(SessionStatus)).toBe('ACTIVE');
