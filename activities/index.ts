@@ -4,6 +4,8 @@ import { createDatabaseActivities } from './database';
 import { createDockerActivities } from './docker';
 import { createRegistryActivities } from './registry';
 import { createSandboxActivities } from './sandbox';
+import { createPxeActivities } from './pxe';
+import { SshPool } from './ssh';
 
 export interface ActivityDeps {
   docker: Docker;
@@ -11,6 +13,8 @@ export interface ActivityDeps {
   baseImage: string;
   registryAddress: string;
   instance: string;
+  /** Boot servers' SSH connections; one pool per worker process when not given. */
+  ssh?: SshPool;
 }
 
 /**
@@ -23,5 +27,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createDatabaseActivities(deps),
     ...createRegistryActivities(deps),
     ...createSandboxActivities(deps),
+    ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
   };
 }

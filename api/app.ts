@@ -10,6 +10,8 @@ import { errorHandler, problem, sendProblem } from './problems';
 import { registerHealthRoutes } from './routes/health';
 import { registerSandboxRoutes } from './routes/sandbox';
 import { registerSelfCheckRoutes } from './routes/selfCheck';
+import { registerPxeResourceRoutes } from './routes/pxeResources';
+import { registerPxeSessionRoutes } from './routes/pxeSessions';
 import { ApiRoutes } from './routes';
 
 export interface AppDeps {
@@ -44,6 +46,8 @@ export function createApp(deps: AppDeps): express.Express {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });
   registerSandboxRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.SANDBOX_TTL_SECONDS, metrics });
+  registerPxeResourceRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
+  registerPxeSessionRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   app.use(router);
 
   app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));

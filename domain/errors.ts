@@ -42,6 +42,9 @@ export const errorCatalogue = {
   MachineNotFound: { status: 400, title: 'No such machine' },
   ImageNotReady: { status: 400, title: 'The image is not ready' },
   MachineBusy: { status: 409, title: 'The machine is already in an active session' },
+  BootServerCommandFailed: { status: 502, title: 'A command on the boot server failed' },
+  DhcpConfigInvalid: { status: 502, title: 'dhcpd rejected the rendered hosts file' },
+  MachineAddressTaken: { status: 409, title: 'Another machine already has this MAC or IP address' },
 
   // The platform itself.
   DependencyUnavailable: { status: 503, title: 'A service sessionflow depends on does not answer' },

@@ -2,3 +2,5 @@
 export { selfCheckWorkflow } from './selfCheck';
 export { sandboxWorkflow } from './sandbox';
 export { sandboxSweepWorkflow } from './sandboxSweep';
+export { pxeSessionWorkflow } from './pxeSession';
+export { pxeImageWorkflow, pxeBootServerStatusWorkflow } from './pxeImage';

@@ -1,0 +1,84 @@
+import { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createActivities } from '../activities';
+import { createUserKey } from '../api/auth';
+import { domainFailure } from '../domain/errors';
+import { makePxeWorkflowId, pxeSessionStateQuery, stopPxeSessionUpdate } from '../domain/pxe';
+import { loadConfig } from '../platform/config';
+import { createPool, type Pool } from '../platform/database';
+import { createDocker } from '../platform/docker';
+import { createSessionflowWorker } from '../workers/createWorker';
+
+/**
+ * Re-records the PXE session histories in test/replay/histories from real runs: a real sshd,
+ * tgtd and in.tftpd on loopback (test/helpers/pxeLab), dhcpd -t. Scenarios: a start that
+ * reached ACTIVE, a start followed by a stop, and a failure at the DHCP step compensated.
+ */
+const historiesDir = resolve(__dirname, '../../test/replay/histories');
+
+/**
+ * The lab lives with the tests (test/helpers/pxeLab.ts), compiled by tsconfig.bench.json; it is
+ * loaded at run time so the production build (which ships no test code) does not depend on it.
+ */
+interface LabHelpers {
+  startPxeLab(pool: Pool): Promise<{ stop(): Promise<void> }>;
+  seedPxeFixtures(pool: Pool, lab: unknown, ownerId: string, count: number): Promise<{ imageId: string; machines: { id: string }[] }>;
+  insertSessionRow(pool: Pool, ownerId: string, machineId: string, imageId: string): Promise<string>;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { startPxeLab, seedPxeFixtures, insertSessionRow } = require(resolve(__dirname, '../test/helpers/pxeLab')) as LabHelpers;
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const config = loadConfig();
+  const pool = createPool(config.DATABASE_URL, 4);
+  const activities = createActivities({ docker: createDocker(config.DOCKER_SOCKET), pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE });
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const lab = await startPxeLab(pool);
+  const { userId } = await createUserKey(pool, `pxe-recorder-${randomUUID().slice(0, 8)}`, 'user', 'recorder');
+
+  const scenarios: { file: string; activities: typeof activities; stop: boolean }[] = [
+    { file: 'pxeSession-started.json', activities, stop: false },
+    { file: 'pxeSession-started-stopped.json', activities, stop: true },
+    { file: 'pxeSession-dhcp-failed-compensated.json', activities: { ...activities, addDhcpHost: () => Promise.reject(domainFailure('DhcpConfigInvalid', 'recorded fault')) }, stop: false },
+  ];
+  try {
+    for (const scenario of scenarios) {
+      const { imageId, machines: [machine] } = await seedPxeFixtures(pool, lab, userId, 1);
+      const sessionId = await insertSessionRow(pool, userId, machine!.id, imageId);
+      const taskQueue = `record-${randomUUID()}`;
+      const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities: scenario.activities, workflowBundlePath: resolve(__dirname, '../workflow-bundle.js') });
+      const workflowId = makePxeWorkflowId(machine!.id);
+      await worker.runUntil(async () => {
+        const handle = await client.workflow.start('pxeSessionWorkflow', { workflowId, taskQueue, args: [{ sessionId, machineId: machine!.id, ownerId: userId }] });
+        let state = await handle.query(pxeSessionStateQuery);
+        while (state.status === 'STARTING') {
+          await new Promise((r) => setTimeout(r, 100));
+          state = await handle.query(pxeSessionStateQuery);
+        }
+        if (scenario.stop) await handle.executeUpdate(stopPxeSessionUpdate, { args: [{}] });
+      });
+      const history = await client.workflow.getHandle(workflowId).fetchHistory();
+      await writeFile(join(historiesDir, scenario.file), `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`);
+      console.log(`recorded ${scenario.file} (${history.events?.length} events)`);
+      if (!scenario.stop) await client.workflow.getHandle(workflowId).terminate('recorded').catch(() => undefined);
+    }
+  } finally {
+    await lab.stop();
+    await connection.close();
+    await pool.end();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
