@@ -1,8 +1,11 @@
+import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
+import type { Pool } from 'pg';
 import { PassThrough } from 'node:stream';
-import type { ExecutionJob, ExecutionResult } from '../domain/execution';
+import { capForHistory, type ExecutionJob, type ExecutionResult } from '../domain/execution';
 import { domainFailure } from '../domain/errors';
 import { ensureImage, instanceLabel, kindLabel, managedLabel, sessionflowLabels, statusOf } from './docker';
+import { recordExecution } from './executionRecords';
 import { runnerSource, toRunnerJob } from './executionRunner';
 
 /** Resource limits of every execution container (config). */
@@ -16,23 +19,26 @@ export interface SandboxLimits {
 
 export interface ExecutionActivityDeps {
   docker: Docker;
+  pool: Pool;
   instance: string;
   sandbox: SandboxLimits;
 }
 
 export const runtimeLabel = 'org.sessionflow.runtime';
+/** The pool workflow that owns a container: orphan sweeps are scoped to it. */
+export const poolLabel = 'org.sessionflow.pool';
 const sandboxUser = '65534:65534';
 /** Stateless runs get /work/<requestId>; a session keeps /work/session across executions. */
 const sessionWorkDir = '/work/session';
 
-export function createExecutionActivities({ docker, instance, sandbox }: ExecutionActivityDeps) {
+export function createExecutionActivities({ docker, pool, instance, sandbox }: ExecutionActivityDeps) {
   return {
     /**
      * A warm container: no network, read-only root, tmpfs work dirs, memory/CPU/pids/file-size
      * limits, every capability dropped. It only sleeps; executions arrive by `docker exec` as
      * nobody. Named by the pool's id for it, so a retried create finds the first one.
      */
-    async createExecutionContainer({ name, image, runtime }: { name: string; image: string; runtime: string }): Promise<string> {
+    async createExecutionContainer({ name, image, runtime, pool: poolId }: { name: string; image: string; runtime: string; pool: string }): Promise<string> {
       try {
         const existing = await docker.getContainer(name).inspect();
         if (existing.State.Running) return existing.Id;
@@ -46,7 +52,7 @@ export function createExecutionActivities({ docker, instance, sandbox }: Executi
         name,
         Image: image,
         Cmd: ['sleep', 'infinity'],
-        Labels: sessionflowLabels(instance, 'execution', { [runtimeLabel]: runtime }),
+        Labels: sessionflowLabels(instance, 'execution', { [runtimeLabel]: runtime, [poolLabel]: poolId }),
         NetworkDisabled: true,
         HostConfig: {
           NetworkMode: 'none',
@@ -75,8 +81,12 @@ export function createExecutionActivities({ docker, instance, sandbox }: Executi
       }
     },
 
-    /** Runs one job in a leased container through the runner, as the sandbox user. */
-    async runInContainer({ containerId, job }: { containerId: string; job: ExecutionJob }): Promise<ExecutionResult> {
+    /**
+     * Runs one job in a leased container through the runner, as the sandbox user; records the
+     * full result for the api and returns it cut to `historyOutputCap` for the workflow history.
+     */
+    async runInContainer(input: RunInContainerInput): Promise<{ result: ExecutionResult; truncated: boolean }> {
+      const { containerId, job } = input;
       const runnerJob = toRunnerJob(job, {
         workDir: job.sessionKey ? sessionWorkDir : `/work/${job.requestId}`,
         keepWorkDir: Boolean(job.sessionKey),
@@ -85,15 +95,23 @@ export function createExecutionActivities({ docker, instance, sandbox }: Executi
         // The container's pids limit bounds processes; RLIMIT_NPROC would count the host's nobody too.
         processLimit: 0,
       });
-      const stages = await execRunner(docker, containerId, JSON.stringify(runnerJob));
-      return { language: job.language, version: job.version, ...stages };
+      // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the run's.
+      const beat = setInterval(() => heartbeatIfActivity(), 1000);
+      try {
+        const stages = await execRunner(docker, containerId, JSON.stringify(runnerJob));
+        const result = { language: job.language, version: job.version, ...stages };
+        await recordExecution(pool, { id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
+        return capForHistory(result, input.historyOutputCap);
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     /** Removes this instance's execution containers that no pool knows (a crashed worker's). */
-    async removeOrphanExecutionContainers({ runtime, keep }: { runtime: string; keep: string[] }): Promise<string[]> {
+    async removeOrphanExecutionContainers({ pool: poolId, keep }: { pool: string; keep: string[] }): Promise<string[]> {
       const listed = await docker.listContainers({
         all: true,
-        filters: { label: [`${managedLabel}=true`, `${instanceLabel}=${instance}`, `${kindLabel}=execution`, `${runtimeLabel}=${runtime}`] },
+        filters: { label: [`${managedLabel}=true`, `${instanceLabel}=${instance}`, `${kindLabel}=execution`, `${poolLabel}=${poolId}`] },
       });
       const known = new Set(keep);
       const orphans = listed.filter((c) => !known.has(c.Id) && !c.Names.some((n) => known.has(n.replace(/^\//, ''))));
@@ -101,6 +119,22 @@ export function createExecutionActivities({ docker, instance, sandbox }: Executi
       return orphans.map((c) => c.Id);
     },
   };
+}
+
+export interface RunInContainerInput {
+  containerId: string;
+  job: ExecutionJob;
+  ownerId: string;
+  sessionId?: string;
+  historyOutputCap: number;
+}
+
+function heartbeatIfActivity(): void {
+  try {
+    Context.current().heartbeat();
+  } catch {
+    // Called outside an activity (integration tests call the function directly).
+  }
 }
 
 async function execRunner(docker: Docker, containerId: string, jobJson: string): Promise<Omit<ExecutionResult, 'language' | 'version'>> {

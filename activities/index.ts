@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { createDatabaseActivities } from './database';
 import { createDockerActivities } from './docker';
+import { createExecutionActivities, type SandboxLimits } from './execution';
 import { createRegistryActivities } from './registry';
 
 export interface ActivityDeps {
@@ -10,6 +11,7 @@ export interface ActivityDeps {
   baseImage: string;
   registryAddress: string;
   instance: string;
+  sandbox: SandboxLimits;
 }
 
 /**
@@ -21,5 +23,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createDockerActivities(deps),
     ...createDatabaseActivities(deps),
     ...createRegistryActivities(deps),
+    ...createExecutionActivities(deps),
   };
 }

@@ -9,10 +9,14 @@ import { buildOpenApi } from './openapi';
 import { errorHandler, problem, sendProblem } from './problems';
 import { registerHealthRoutes } from './routes/health';
 import { registerSelfCheckRoutes } from './routes/selfCheck';
+import { createExecutionService, type ExecutionServiceConfig } from './executionService';
+import { pistonProblems, registerExecuteRoutes } from './routes/execute';
 import { ApiRoutes } from './routes';
 
 export interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT'>;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT'> & ExecutionServiceConfig;
+  /** The client shares a NativeConnection with a worker polling the task queue: eager starts. */
+  eagerStart?: boolean;
   temporal: Client;
   pool: Pool;
   docker: Docker;
@@ -42,9 +46,11 @@ export function createApp(deps: AppDeps): express.Express {
   registerSelfCheckRoutes(api, {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });
+  registerExecuteRoutes(api, { config: deps.config, executor: createExecutionService(deps), metrics });
   app.use(router);
 
   app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));
+  app.use('/api/v2', pistonProblems);
   app.use(errorHandler(deps.log));
   return app;
 }

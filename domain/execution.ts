@@ -116,7 +116,7 @@ export interface PoolSettings {
 
 export interface PoolContainer {
   containerId: string;
-  state: 'ready' | 'leased' | 'idle-session';
+  state: 'starting' | 'ready' | 'leased' | 'idle-session' | 'retiring';
   sessionKey?: string;
   leaseId?: string;
   /** Workflow time (ms) of the last hand-out or return. */
@@ -144,9 +144,12 @@ export const acquireUpdate = defineUpdate<Lease, [AcquireRequest]>('acquire');
 export const releaseSignal = defineSignal<[ReleaseRequest]>('release');
 export const poolStateQuery = defineQuery<PoolState>('poolState');
 
-/** One pool per runtime per deployment: Temporal's id uniqueness makes it a singleton. */
-export function makePoolWorkflowId(runtime: string): string {
-  return `execution-pool/${runtime}`;
+/**
+ * One pool per runtime per task queue (a deployment's workers): Temporal's id uniqueness makes
+ * it a singleton, and two deployments (or test harnesses) on one server never share a pool.
+ */
+export function makePoolWorkflowId(taskQueue: string, runtime: string): string {
+  return `execution-pool/${taskQueue}/${runtime}`;
 }
 
 /** Executions are keyed by the request id the api makes: independent, never serialised. */
@@ -160,4 +163,24 @@ export function makeExecutionWorkflowId(requestId: string): string {
  */
 export function makeSessionKey(ownerId: string, sessionId: string): string {
   return `${ownerId}/${sessionId}`;
+}
+
+/** What the execution workflow keeps in its history: output streams cut to `cap` characters. */
+export function capForHistory(result: ExecutionResult, cap: number): { result: ExecutionResult; truncated: boolean } {
+  let truncated = false;
+  const cut = (text: string) => {
+    if (text.length <= cap) return text;
+    truncated = true;
+    return text.slice(0, cap);
+  };
+  const stage = (s: StageResult | undefined) => s && { ...s, stdout: cut(s.stdout), stderr: cut(s.stderr), output: cut(s.output) };
+  const capped: ExecutionResult = { language: result.language, version: result.version };
+  if (result.compile) capped.compile = stage(result.compile);
+  if (result.run) capped.run = stage(result.run);
+  return { result: capped, truncated };
+}
+
+/** One word for the read model and the Web UI: the failing stage's status, or OK. */
+export function executionStatus(result: ExecutionResult): string {
+  return result.compile?.status ?? (result.compile && result.compile.code !== 0 ? 'CE' : undefined) ?? result.run?.status ?? 'OK';
 }

@@ -13,8 +13,11 @@ export function sandboxLimitsFrom(config: Config): SandboxLimits {
   };
 }
 
+export type PoolConfig = Pick<Config, 'EXECUTION_MAX_RUN_TIMEOUT_MS' | 'EXECUTION_MAX_COMPILE_TIMEOUT_MS' | 'EXECUTION_IMAGE' | 'EXECUTION_READY_SESSIONS' |
+  'EXECUTION_MAX_CONTAINERS' | 'EXECUTION_COOLDOWN_SECONDS' | 'EXECUTION_ACQUIRE_WAIT_MS'>;
+
 /** One runtime's pool settings, from config; the api passes them when it starts the pool. */
-export function poolSettingsFrom(config: Config, runtime: string): PoolSettings {
+export function poolSettingsFrom(config: PoolConfig, runtime: string): PoolSettings {
   const longestRunMs = config.EXECUTION_MAX_RUN_TIMEOUT_MS + config.EXECUTION_MAX_COMPILE_TIMEOUT_MS;
   return {
     runtime,

@@ -10,6 +10,7 @@ import { makeSelfCheckWorkflowId } from '../domain/selfCheck';
 import { loadConfig } from '../platform/config';
 import { createPool } from '../platform/database';
 import { createDocker } from '../platform/docker';
+import { sandboxLimitsFrom } from '../platform/executionSettings';
 import { createSessionflowWorker } from '../workers/createWorker';
 
 /**
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const config = loadConfig();
   const pool = createPool(config.DATABASE_URL, 2);
-  const activities = createActivities({ docker: createDocker(config.DOCKER_SOCKET), pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE });
+  const activities = createActivities({ docker: createDocker(config.DOCKER_SOCKET), pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE, sandbox: sandboxLimitsFrom(config) });
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 

@@ -4,6 +4,7 @@ import { createActivities } from '../activities';
 import { loadConfig } from '../platform/config';
 import { createPool } from '../platform/database';
 import { createDocker } from '../platform/docker';
+import { sandboxLimitsFrom } from '../platform/executionSettings';
 import { createLogger } from '../platform/logger';
 import { createSessionflowWorker } from './createWorker';
 import { TemporalPinoLogger } from './temporalLogger';
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE }),
+    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE, sandbox: sandboxLimitsFrom(config) }),
     workflowBundlePath: prebuilt ? config.WORKFLOW_BUNDLE_PATH : undefined,
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, prebuilt }, 'worker polling');

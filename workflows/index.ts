@@ -1,2 +1,4 @@
 // Everything the worker bundles. Workflow code only: no activities, no Node built-ins.
 export { selfCheckWorkflow } from './selfCheck';
+export { codeExecutionWorkflow } from './codeExecution';
+export { executionPoolWorkflow } from './executionPool';

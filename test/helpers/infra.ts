@@ -4,6 +4,7 @@ import { createActivities } from '../../activities';
 import { loadConfig, type Config } from '../../platform/config';
 import { createPool } from '../../platform/database';
 import { createDocker } from '../../platform/docker';
+import { sandboxLimitsFrom } from '../../platform/executionSettings';
 
 /** Real infrastructure as scripts/test.sh set it up (test database, loopback registry). */
 export interface Infra {
@@ -22,7 +23,7 @@ export function openInfra(): Infra {
     config,
     pool,
     docker,
-    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE }),
+    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE, sandbox: sandboxLimitsFrom(config) }),
     close: () => pool.end(),
   };
 }

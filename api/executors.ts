@@ -1,0 +1,91 @@
+import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import { readExecutionResult } from '../activities/executionRecords';
+import { runLocally } from '../activities/localExecutor';
+import { acquireUpdate, makeExecutionWorkflowId, makePoolWorkflowId, type ExecutionJob, type ExecutionResult, type PoolSettings } from '../domain/execution';
+import { OwnerId, SessionKind, SessionStatus } from '../domain/searchAttributes';
+import type { codeExecutionWorkflow } from '../workflows/codeExecution';
+import type { executionPoolWorkflow } from '../workflows/executionPool';
+
+export type ExecutorName = 'docker' | 'local';
+
+export interface ExecutionOutcome {
+  result: ExecutionResult;
+  /** The container was created for this request (docker only). */
+  cold: boolean;
+}
+
+/** The two ways to serve the same contract: the pool of containers, or a local subprocess. */
+export interface Executor {
+  name: ExecutorName;
+  execute(job: ExecutionJob, ownerId: string): Promise<ExecutionOutcome>;
+}
+
+export interface TemporalExecutorDeps {
+  temporal: Client;
+  pool: Pool;
+  taskQueue: string;
+  poolSettings: (runtime: string) => PoolSettings;
+  historyOutputCap: number;
+  /** Only when the client shares a NativeConnection with a worker polling `taskQueue`. */
+  eagerStart: boolean;
+}
+
+/**
+ * The docker path: lease a container from the runtime's pool workflow (update-with-start, so
+ * the first request creates the pool), then run a short `exec/<requestId>` workflow and await it.
+ */
+export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
+  return {
+    name: 'docker',
+    async execute(job, ownerId) {
+      const poolWorkflowId = makePoolWorkflowId(deps.taskQueue, job.language);
+      const lease = await deps.temporal.workflow.executeUpdateWithStart(acquireUpdate, {
+        args: [{ leaseId: job.requestId, sessionKey: job.sessionKey }],
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+          workflowId: poolWorkflowId,
+          taskQueue: deps.taskQueue,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [{ settings: deps.poolSettings(job.language), containers: [], leasesHandedOut: 0 }],
+          typedSearchAttributes: [{ key: SessionKind, value: 'execution-pool' }, { key: SessionStatus, value: 'RUNNING' }],
+          staticSummary: `Warm ${job.language} execution containers`,
+        }),
+      });
+      const outcome = await deps.temporal.workflow.execute<typeof codeExecutionWorkflow>('codeExecutionWorkflow', {
+        workflowId: makeExecutionWorkflowId(job.requestId),
+        taskQueue: deps.taskQueue,
+        args: [{ job, ownerId, poolWorkflowId, lease, historyOutputCap: deps.historyOutputCap }],
+        requestEagerStart: deps.eagerStart,
+        // Bounded by the runner's deadlines plus Docker's slack; never an endless wait.
+        workflowExecutionTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 60_000,
+        typedSearchAttributes: [
+          { key: SessionKind, value: 'execution' },
+          { key: OwnerId, value: ownerId },
+          { key: SessionStatus, value: 'RUNNING' },
+        ],
+        staticSummary: `${job.language} ${job.version} execution${job.sessionKey ? ' in a session' : ''}`,
+      });
+      const result = outcome.truncated ? ((await readExecutionResult(deps.pool, job.requestId, ownerId)) ?? outcome.result) : outcome.result;
+      return { result, cold: lease.cold };
+    },
+  };
+}
+
+export function createLocalExecutor(pool: Pool): Executor {
+  return {
+    name: 'local',
+    async execute(job, ownerId) {
+      return { result: await runLocally(job, ownerId, pool), cold: false };
+    },
+  };
+}
+
+/**
+ * Docker unless told otherwise or unreachable at start (asked once, on first use): then the
+ * local executor, which the response header names.
+ */
+export function chooseExecutor(useLocal: boolean, docker: Docker, dockerExecutor: () => Executor, localExecutor: () => Executor): () => Promise<Executor> {
+  let chosen: Promise<Executor> | undefined;
+  return () => (chosen ??= useLocal ? Promise.resolve(localExecutor()) : docker.ping().then(dockerExecutor, localExecutor));
+}
