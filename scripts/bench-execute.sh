@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Code-execution benchmark (npm run bench:execute): our api vs docker exec vs docker run --rm.
+# (it runs the same ensure steps as the tests).
+source "$(dirname "$0")/lib.sh"
+cd "$SF_ROOT"
+"$SF_ROOT/scripts/ensure-node-modules.sh"
+"$SF_ROOT/scripts/ensure-docker.sh"
+"$SF_ROOT/scripts/build-images.sh"
+"$SF_ROOT/scripts/start-temporal.sh"
+"$SF_ROOT/scripts/ensure-registry.sh"
+"$SF_ROOT/scripts/ensure-database.sh" "${PGDATABASE}_test"
+npm run --silent build >"$SF_RUN/build.log" 2>&1 && npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=silent SESSIONFLOW_INSTANCE="bench-${PGDATABASE}" \
+  node dist/test/bench/execute.js "$@"
