@@ -1,10 +1,11 @@
-import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowFailedError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { readExecutionResult } from '../activities/executionRecords';
 import { runLocally } from '../activities/localExecutor';
 import { acquireUpdate, makeExecutionWorkflowId, makePoolWorkflowId, type ExecutionJob, type ExecutionResult, type PoolSettings } from '../domain/execution';
 import { OwnerId, SessionKind, SessionStatus } from '../domain/searchAttributes';
+import { ApiError, toProblem } from './problems';
 import type { codeExecutionWorkflow } from '../workflows/codeExecution';
 import type { executionPoolWorkflow } from '../workflows/executionPool';
 
@@ -65,11 +66,24 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
           { key: SessionStatus, value: 'RUNNING' },
         ],
         staticSummary: `${job.language} ${job.version} execution${job.sessionKey ? ' in a session' : ''}`,
+      }).catch((err: unknown) => {
+        throw toExecutionFailure(err);
       });
       const result = outcome.truncated ? ((await readExecutionResult(deps.pool, job.requestId, ownerId)) ?? outcome.result) : outcome.result;
       return { result, cold: lease.cold };
     },
   };
+}
+
+/**
+ * A named failure keeps its name; anything else (a lost worker's heartbeat timeout, a timed-out
+ * workflow) becomes ExecutionFailed with Temporal's reason, never a bare 500.
+ */
+function toExecutionFailure(err: unknown): unknown {
+  if (!(err instanceof WorkflowFailedError) || toProblem(err)) return err;
+  const inner: unknown = err.cause?.cause;
+  const reason = inner instanceof Error ? inner.message : (err.cause?.message ?? err.message);
+  return new ApiError('ExecutionFailed', `the execution did not complete: ${reason}; its container was retired`);
 }
 
 export function createLocalExecutor(pool: Pool): Executor {

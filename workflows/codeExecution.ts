@@ -30,6 +30,8 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
     if (err instanceof ActivityFailure) upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
     throw err;
   } finally {
-    await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire });
+    // Not awaited on purpose: the signal command goes out with the completion in one workflow
+    // task, saving the api a round trip per execution. The pool's lease TTL covers a lost one.
+    pool.signal(releaseSignal, { leaseId: lease.leaseId, retire }).catch(() => undefined);
   }
 }

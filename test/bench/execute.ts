@@ -33,11 +33,16 @@ async function main(): Promise<void> {
       await once(server, 'listening');
       return server;
     }));
+    const apiErrors = new Map<string, number>();
     const url = (i: number) => `http://127.0.0.1:${(servers[i]!.address() as AddressInfo).port}/api/v2/execute`;
     const post = async (i: number, key: string, extra: Record<string, unknown> = {}) => {
       const res = await fetch(url(i), { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ language: 'python', version: '3', files: [{ content: program }], ...extra }) });
       const body = (await res.json()) as { run?: { stdout: string } };
-      if (res.status !== 200 || body.run?.stdout !== expected) throw new Error(`api answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
+      if (res.status !== 200 || body.run?.stdout !== expected) {
+        const error = `api answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`;
+        apiErrors.set(error, (apiErrors.get(error) ?? 0) + 1);
+        throw new Error(error);
+      }
     };
 
     await load(5, 1, () => post(0, api.userKey)); // warm-up: pool started, containers ready
@@ -72,6 +77,7 @@ async function main(): Promise<void> {
       console.log(`  ${String(c).padStart(2)} in flight: a/b ${(a / p50[`b docker exec@${c}`]!).toFixed(2)}  a/c ${(a / p50[`c docker run --rm@${c}`]!).toFixed(2)}`);
     }
     console.log(`  cold start p50 ${summarise(cold).p50.toFixed(0)} ms`);
+    for (const [error, count] of apiErrors) console.log(`api error ×${count}: ${error}`);
     for (const server of servers) server.close();
   } finally {
     await run('docker', ['rm', '-f', floorName]).catch(() => undefined);
