@@ -1,4 +1,4 @@
-import { ActivityFailure, getExternalWorkflowHandle, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { createExecutionActivities } from '../activities/execution';
 import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../domain/execution';
 import { SessionStatus } from '../domain/searchAttributes';
@@ -19,19 +19,19 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
     retry: { maximumAttempts: 1 },
   });
   const pool = getExternalWorkflowHandle(input.poolWorkflowId);
-  let retire = true;
+  let outcome: { result: ExecutionResult; truncated: boolean };
   try {
-    const outcome = await runner.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
-    retire = false;
-    upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
-    return outcome;
+    outcome = await runner.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
   } catch (err) {
     // A container the run failed in (lost worker, vanished container) is not trusted again.
-    if (err instanceof ActivityFailure) upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
+    // Awaited: a failing workflow would drop a signal still pending at its end.
+    await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: true });
+    upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
     throw err;
-  } finally {
-    // Not awaited on purpose: the signal command goes out with the completion in one workflow
-    // task, saving the api a round trip per execution. The pool's lease TTL covers a lost one.
-    pool.signal(releaseSignal, { leaseId: lease.leaseId, retire }).catch(() => undefined);
   }
+  upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
+  // Not awaited on purpose: the signal goes out with the completion in one workflow task,
+  // saving the api a round trip per execution. The pool's lease TTL covers a lost one.
+  pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: false }).catch(() => undefined);
+  return outcome;
 }

@@ -13,10 +13,12 @@ let leasedContainer: string | undefined;
 beforeAll(async () => {
   env = await connectTestEnv();
   infra = openInfra();
-  // A worker that dies mid-execution: the activity never answers and never heartbeats again.
+  // A worker that dies mid-execution: the activity stops heartbeating and answers nothing
+  // (it gives up after 12 s only so that this test's worker can shut down).
   const lostWorker = async ({ containerId }: { containerId: string }): Promise<never> => {
     leasedContainer = containerId;
-    return new Promise<never>(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    throw new Error('the lost worker came back too late');
   };
   api = await startApiHarness(env, { ...infra, activities: { ...infra.activities, runInContainer: lostWorker } }, { USE_LOCAL_EXECUTOR: false, EXECUTION_READY_SESSIONS: 0 });
 });
