@@ -24,14 +24,13 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
     outcome = await runner.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
   } catch (err) {
     // A container the run failed in (lost worker, vanished container) is not trusted again.
-    // Awaited: a failing workflow would drop a signal still pending at its end.
     await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: true });
     upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
     throw err;
   }
   upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
-  // Not awaited on purpose: the signal goes out with the completion in one workflow task,
-  // saving the api a round trip per execution. The pool's lease TTL covers a lost one.
-  pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: false }).catch(() => undefined);
+  // Awaited: the server drops a signal whose sender completed in the same workflow task
+  // (measured: initiated, never delivered), and the pool would keep the container leased.
+  await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: false });
   return outcome;
 }
