@@ -83,7 +83,8 @@ export async function executionPoolWorkflow(initial: PoolState): Promise<void> {
 
   async function startContainer(): Promise<PoolContainer> {
     // The name comes from workflow state, so a retried create finds the container it made.
-    const name = `sf-exec-${settings.runtime}-${workflowInfo().runId.slice(0, 8)}-${++creations}`;
+    // The whole run id: run ids are time-ordered, so a prefix is shared by pools started together.
+    const name = `sf-exec-${settings.runtime}-${workflowInfo().runId}-${++creations}`;
     const container: PoolContainer = { containerId: name, state: 'starting', lastUsedAt: now() };
     containers.push(container);
     try {
