@@ -1,3 +1,5 @@
+import type Docker from 'dockerode';
+import { chooseExecutor } from '../../api/executors';
 import { capForHistory, executionStatus, findRuntime, makeExecutionWorkflowId, makeSessionKey, type StageResult } from '../../domain/execution';
 
 const stage = (stdout: string, extra: Partial<StageResult> = {}): StageResult => ({
@@ -43,5 +45,20 @@ describe('execution ids and status', () => {
     expect(executionStatus({ language: 'c', version: '12', run: stage('') })).toBe('OK');
     expect(executionStatus({ language: 'c', version: '12', run: stage('', { status: 'TO' }) })).toBe('TO');
     expect(executionStatus({ language: 'c', version: '12', compile: stage('', { code: 1, status: 'RE' }) })).toBe('RE');
+  });
+});
+
+describe('chooseExecutor', () => {
+  const named = (name: 'docker' | 'local') => () => ({ name, execute: () => Promise.reject(new Error('unused')) });
+
+  it('falls back to the local executor when Docker does not answer at start', async () => {
+    const unreachable = { ping: () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')) } as unknown as Docker;
+    expect((await chooseExecutor(false, unreachable, named('docker'), named('local'))()).name).toBe('local');
+  });
+
+  it('uses the local executor when told to, and Docker otherwise', async () => {
+    const reachable = { ping: () => Promise.resolve('OK') } as unknown as Docker;
+    expect((await chooseExecutor(true, reachable, named('docker'), named('local'))()).name).toBe('local');
+    expect((await chooseExecutor(false, reachable, named('docker'), named('local'))()).name).toBe('docker');
   });
 });
