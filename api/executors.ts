@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { readExecutionResult } from '../activities/executionRecords';
 import { runLocally } from '../activities/localExecutor';
-import { acquireUpdate, makeExecutionWorkflowId, makePoolWorkflowId, type ExecutionJob, type ExecutionResult, type PoolSettings } from '../domain/execution';
+import { acquireUpdate, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../domain/execution';
 import { OwnerId, SessionKind, SessionStatus } from '../domain/searchAttributes';
 import { ApiError, toProblem } from './problems';
 import type { codeExecutionWorkflow } from '../workflows/codeExecution';
@@ -42,17 +42,8 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
     name: 'docker',
     async execute(job, ownerId) {
       const poolWorkflowId = makePoolWorkflowId(deps.taskQueue, job.language);
-      const lease = await deps.temporal.workflow.executeUpdateWithStart(acquireUpdate, {
-        args: [{ leaseId: job.requestId, sessionKey: job.sessionKey }],
-        startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
-          workflowId: poolWorkflowId,
-          taskQueue: deps.taskQueue,
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          args: [{ settings: deps.poolSettings(job.language), containers: [], leasesHandedOut: 0 }],
-          typedSearchAttributes: [{ key: SessionKind, value: 'execution-pool' }, { key: SessionStatus, value: 'RUNNING' }],
-          staticSummary: `Warm ${job.language} execution containers`,
-        }),
-      });
+      const settings = deps.poolSettings(job.language);
+      const lease = await acquireLease(deps.temporal, deps.taskQueue, poolWorkflowId, settings, { leaseId: job.requestId, sessionKey: job.sessionKey });
       const outcome = await deps.temporal.workflow.execute<typeof codeExecutionWorkflow>('codeExecutionWorkflow', {
         workflowId: makeExecutionWorkflowId(job.requestId),
         taskQueue: deps.taskQueue,
@@ -73,6 +64,49 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
       return { result, cold: lease.cold };
     },
   };
+}
+
+/**
+ * Leases a container: update-with-start on the pool. Temporal admits only a few in-flight
+ * updates per workflow (10 on a default server); past that it refuses at once, so a refused
+ * request tries again with jitter until the pool's acquire wait is spent, then gets 429 like a
+ * request the pool itself turned away.
+ */
+async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId: string, settings: PoolSettings, request: AcquireRequest): Promise<Lease> {
+  const deadline = Date.now() + settings.acquireWaitMs;
+  for (;;) {
+    try {
+      return await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
+        args: [request],
+        // One operation per attempt: the SDK allows each to be used once.
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+          workflowId: poolWorkflowId,
+          taskQueue,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [{ settings, containers: [], leasesHandedOut: 0 }],
+          typedSearchAttributes: [{ key: SessionKind, value: 'execution-pool' }, { key: SessionStatus, value: 'RUNNING' }],
+          staticSummary: `Warm ${settings.runtime} execution containers`,
+        }),
+      });
+    } catch (err) {
+      if (!tooManyUpdates(err)) throw err;
+      if (Date.now() >= deadline) {
+        throw new ApiError('PoolExhausted', `too many ${settings.runtime} requests are waiting for a container`, { runtime: settings.runtime, retryAfterSeconds: Math.max(1, Math.ceil(settings.acquireWaitMs / 1000)) });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80));
+    }
+  }
+}
+
+/** gRPC status RESOURCE_EXHAUSTED, as the server answers an update past its in-flight limit. */
+const grpcResourceExhausted = 8;
+
+function tooManyUpdates(err: unknown): boolean {
+  for (let cause: unknown = err, depth = 0; cause && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
+    const { code, message } = cause as { code?: unknown; message?: unknown };
+    if (code === grpcResourceExhausted || (typeof message === 'string' && /in-flight updates|RESOURCE_EXHAUSTED|resource exhausted/i.test(message))) return true;
+  }
+  return false;
 }
 
 /**
