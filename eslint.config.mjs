@@ -7,6 +7,8 @@ const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:$
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'eslint.config.mjs', 'jest.config.js'] },
+  // The execution test cases are programs for the sandbox, not project code.
+  { ignores: ['test/cases/*/**'] },
   ...tseslint.configs.recommended,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

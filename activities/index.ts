@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { createDatabaseActivities } from './database';
 import { createDockerActivities } from './docker';
+import { createExecutionActivities, type SandboxLimits } from './execution';
 import { createRegistryActivities } from './registry';
 import { createSandboxActivities } from './sandbox';
 import { createPxeActivities } from './pxe';
@@ -15,6 +16,7 @@ export interface ActivityDeps {
   instance: string;
   /** Boot servers' SSH connections; one pool per worker process when not given. */
   ssh?: SshPool;
+  sandbox: SandboxLimits;
 }
 
 /**
@@ -28,5 +30,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createRegistryActivities(deps),
     ...createSandboxActivities(deps),
     ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
+    ...createExecutionActivities(deps),
   };
 }

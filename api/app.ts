@@ -12,10 +12,14 @@ import { registerSandboxRoutes } from './routes/sandbox';
 import { registerSelfCheckRoutes } from './routes/selfCheck';
 import { registerPxeResourceRoutes } from './routes/pxeResources';
 import { registerPxeSessionRoutes } from './routes/pxeSessions';
+import { createExecutionService, type ExecutionServiceConfig } from './executionService';
+import { pistonProblems, registerExecuteRoutes } from './routes/execute';
 import { ApiRoutes } from './routes';
 
 export interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'>;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'> & ExecutionServiceConfig;
+  /** The client shares a NativeConnection with a worker polling the task queue: eager starts. */
+  eagerStart?: boolean;
   temporal: Client;
   pool: Pool;
   docker: Docker;
@@ -48,9 +52,11 @@ export function createApp(deps: AppDeps): express.Express {
   registerSandboxRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.SANDBOX_TTL_SECONDS, metrics });
   registerPxeResourceRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   registerPxeSessionRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
+  registerExecuteRoutes(api, { config: deps.config, executor: createExecutionService(deps), metrics });
   app.use(router);
 
   app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));
+  app.use('/api/v2', pistonProblems);
   app.use(errorHandler(deps.log));
   return app;
 }

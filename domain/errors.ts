@@ -33,6 +33,8 @@ export const errorCatalogue = {
   // Code execution (seed 001).
   PoolExhausted: { status: 429, title: 'Every execution container is busy' },
   RuntimeNotFound: { status: 400, title: 'No such runtime' },
+  ContainerLost: { status: 503, title: 'The execution container disappeared' },
+  ExecutionFailed: { status: 500, title: 'The execution could not be carried out' },
 
   // Terminals (seed 002).
   SessionLimit: { status: 429, title: 'Too many active sessions' },

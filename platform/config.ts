@@ -32,6 +32,25 @@ const configSchema = z.object({
   SANDBOX_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(300),
   /** How often the scheduled cleanup sweeps expired sandboxes and orphan containers. */
   SANDBOX_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
+  // Code execution (seed 001): the pool per runtime, the limits of each execution.
+  EXECUTION_IMAGE: z.string().min(1).default('sessionflow/runtimes:bookworm'),
+  /** `true` (or Docker unreachable at start): executions run as local subprocesses instead. */
+  USE_LOCAL_EXECUTOR: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  EXECUTION_READY_SESSIONS: z.coerce.number().int().min(0).max(64).default(1),
+  EXECUTION_MAX_CONTAINERS: z.coerce.number().int().min(1).max(256).default(8),
+  EXECUTION_COOLDOWN_SECONDS: z.coerce.number().int().min(1).default(300),
+  EXECUTION_ACQUIRE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  EXECUTION_RUN_TIMEOUT_MS: z.coerce.number().int().min(1).default(3000),
+  EXECUTION_MAX_RUN_TIMEOUT_MS: z.coerce.number().int().min(1).default(15_000),
+  EXECUTION_COMPILE_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
+  EXECUTION_MAX_COMPILE_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
+  EXECUTION_OUTPUT_LIMIT_BYTES: z.coerce.number().int().min(1).default(65_536),
+  EXECUTION_HISTORY_OUTPUT_BYTES: z.coerce.number().int().min(0).default(4096),
+  EXECUTION_MEMORY_LIMIT_MB: z.coerce.number().int().min(16).default(256),
+  EXECUTION_CPUS: z.coerce.number().positive().max(64).default(1),
+  EXECUTION_PIDS_LIMIT: z.coerce.number().int().min(8).default(64),
+  EXECUTION_FILE_SIZE_LIMIT_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+  EXECUTION_WORK_DIR_BYTES: z.coerce.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -10,5 +10,7 @@ cd "$SF_ROOT"
 "$SF_ROOT/scripts/ensure-registry.sh"
 "$SF_ROOT/scripts/ensure-database.sh" "${PGDATABASE}_test"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 && npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
-DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=silent \
+# BENCH picks the benchmark (test/bench/<name>.ts): platform by default, execute for bench:execute.
+# Containers a benchmark makes carry an instance label of their own.
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=silent SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-bench-$PGDATABASE}" \
   node "dist/test/bench/${BENCH:-platform}.js" "$@"

@@ -1,40 +1,53 @@
 #!/usr/bin/env bash
-# Session images, built locally (no registry is reachable): debootstrap → docker import.
+# Session images, built locally (no registry is reachable): debootstrap → docker import, one per
+# recipe in images/*/recipe.env (base → $BASE_IMAGE; the others name their IMAGE).
 # Cached twice: the image in Docker, and its root-filesystem tarball in SF_HOME/images, so a
-# wiped Docker store is refilled in seconds rather than re-bootstrapped.
+# wiped Docker store is refilled in seconds rather than re-bootstrapped. An image whose label
+# matches its recipe's hash is skipped.
 source "$(dirname "$0")/lib.sh"
 
-recipe="$SF_ROOT/images/base/recipe.env"
-# shellcheck source=/dev/null
-source "$recipe"
-recipe_hash="$(sha256sum "$recipe" | cut -c1-16)"
-cache="$SF_HOME/images/base-$recipe_hash.tar"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
-current="$(docker image inspect "$BASE_IMAGE" --format '{{index .Config.Labels "org.sessionflow.recipe"}}' 2>/dev/null || true)"
-if [ "$current" = "$recipe_hash" ]; then
-  log "image $BASE_IMAGE is current"
-  exit 0
-fi
+build_image() {
+  local recipe="$1" name IMAGE="" SUITE VARIANT INCLUDE CMD="python3"
+  name="$(basename "$(dirname "$recipe")")"
+  # shellcheck source=/dev/null
+  source "$recipe"
+  local image="${IMAGE:-$BASE_IMAGE}"
+  local recipe_hash; recipe_hash="$(sha256sum "$recipe" | cut -c1-16)"
+  local cache="$SF_HOME/images/$name-$recipe_hash.tar"
 
-if [ ! -s "$cache" ]; then
-  command -v debootstrap >/dev/null || apt_ensure debootstrap
-  rootfs="$(mktemp -d "$SF_HOME/rootfs.XXXXXX")"
-  trap 'rm -rf "$rootfs"' EXIT
-  log "debootstrapping $SUITE ($VARIANT, +$INCLUDE) — about a minute, once"
-  debootstrap --variant="$VARIANT" --include="$INCLUDE" "$SUITE" "$rootfs" "$mirror" >"$SF_RUN/debootstrap.log" 2>&1 \
-    || die "debootstrap failed, see $SF_RUN/debootstrap.log"
-  # apt caches and docs are dead weight in a session image.
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
-  mkdir -p "$SF_HOME/images"
-  tar -C "$rootfs" -c . >"$cache.partial"
-  mv "$cache.partial" "$cache"
-fi
+  local current; current="$(docker image inspect "$image" --format '{{index .Config.Labels "org.sessionflow.recipe"}}' 2>/dev/null || true)"
+  if [ "$current" = "$recipe_hash" ]; then
+    log "image $image is current"
+    return 0
+  fi
 
-log "importing $BASE_IMAGE"
-docker import \
-  --change "LABEL org.sessionflow.recipe=$recipe_hash" \
-  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
-  --change 'CMD ["python3"]' \
-  "$cache" "$BASE_IMAGE" >/dev/null
-log "image $BASE_IMAGE ready"
+  if [ ! -s "$cache" ]; then
+    command -v debootstrap >/dev/null || apt_ensure debootstrap
+    local rootfs; rootfs="$(mktemp -d "$SF_HOME/rootfs.XXXXXX")"
+    log "debootstrapping $SUITE for $image ($VARIANT, +$INCLUDE) — a minute or two, once"
+    if ! debootstrap --variant="$VARIANT" --include="$INCLUDE" "$SUITE" "$rootfs" "$mirror" >"$SF_RUN/debootstrap-$name.log" 2>&1; then
+      rm -rf "$rootfs"
+      die "debootstrap failed, see $SF_RUN/debootstrap-$name.log"
+    fi
+    # apt caches and docs are dead weight in a session image.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+    mkdir -p "$SF_HOME/images"
+    tar -C "$rootfs" -c . >"$cache.partial"
+    mv "$cache.partial" "$cache"
+    rm -rf "$rootfs"
+  fi
+
+  log "importing $image"
+  docker import \
+    --change "LABEL org.sessionflow.recipe=$recipe_hash" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
+    --change "CMD [\"$CMD\"]" \
+    "$cache" "$image" >/dev/null
+  log "image $image ready"
+}
+
+for recipe in "$SF_ROOT"/images/*/recipe.env; do
+  build_image "$recipe"
+done

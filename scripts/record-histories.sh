@@ -13,3 +13,4 @@ DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=w
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-test-${PGDATABASE}_test}" node dist/scripts/record-sandbox-histories.js
 npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-pxe-histories.js
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-execution-histories.js

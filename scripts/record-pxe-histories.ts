@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { activityDepsFrom } from '../workers/activityDeps';
 import { createActivities } from '../activities';
 import { createUserKey } from '../api/auth';
 import { domainFailure } from '../domain/errors';
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const config = loadConfig();
   const pool = createPool(config.DATABASE_URL, 4);
-  const activities = createActivities({ docker: createDocker(config.DOCKER_SOCKET), pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE });
+  const activities = createActivities(activityDepsFrom(config, { docker: createDocker(config.DOCKER_SOCKET), pool }));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const lab = await startPxeLab(pool);

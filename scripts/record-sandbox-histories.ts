@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { activityDepsFrom } from '../workers/activityDeps';
 import { createActivities } from '../activities';
 import { createUserKey } from '../api/auth';
 import { ensureSandbox } from '../api/routes/sandbox';
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const config = loadConfig();
   const pool = createPool(config.DATABASE_URL, 2);
-  const activities = createActivities({ docker: createDocker(config.DOCKER_SOCKET), pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE });
+  const activities = createActivities(activityDepsFrom(config, { docker: createDocker(config.DOCKER_SOCKET), pool }));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const { userId: ownerId } = await createUserKey(pool, `history-recorder-${randomUUID().slice(0, 8)}`, 'user', 'recorder');

@@ -1,5 +1,6 @@
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
+import { activityDepsFrom } from './activityDeps';
 import { createActivities } from '../activities';
 import { loadConfig } from '../platform/config';
 import { createPool } from '../platform/database';
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE }),
+    activities: createActivities(activityDepsFrom(config, { docker, pool })),
     workflowBundlePath: prebuilt ? config.WORKFLOW_BUNDLE_PATH : undefined,
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, prebuilt }, 'worker polling');

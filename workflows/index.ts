@@ -4,3 +4,5 @@ export { sandboxWorkflow } from './sandbox';
 export { sandboxSweepWorkflow } from './sandboxSweep';
 export { pxeSessionWorkflow } from './pxeSession';
 export { pxeImageWorkflow, pxeBootServerStatusWorkflow } from './pxeImage';
+export { codeExecutionWorkflow } from './codeExecution';
+export { executionPoolWorkflow } from './executionPool';

@@ -1,3 +1,4 @@
+import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
@@ -7,6 +8,11 @@ import { createUserKey } from '../../api/auth';
 import { createLogger } from '../../platform/logger';
 import type { Infra } from './infra';
 import { createTestWorker, uniqueTaskQueue } from './temporal';
+
+export interface HarnessOptions {
+  /** Start workflows eagerly (a client sharing the worker's NativeConnection), as the api process does. */
+  eagerStart?: boolean;
+}
 
 export interface ApiHarness {
   app: Express;
@@ -19,10 +25,12 @@ export interface ApiHarness {
 }
 
 /** The real api wired to the real infrastructure, with a worker on a queue of its own. */
-export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra, overrides: Partial<Infra['config']> = {}): Promise<ApiHarness> {
+export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra, overrides: Partial<Infra['config']> = {}, options: HarnessOptions = {}): Promise<ApiHarness> {
   const taskQueue = uniqueTaskQueue('api');
   const config = { ...infra.config, TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
-  const app = createApp({ config, temporal: env.client, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test') });
+  // Eager workflow start needs the client on the NativeConnection the harness's worker polls with.
+  const temporal = options.eagerStart ? new Client({ connection: env.nativeConnection, namespace: env.namespace ?? 'default' }) : env.client;
+  const app = createApp({ config, temporal, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test'), eagerStart: options.eagerStart });
   const worker = await createTestWorker(env, taskQueue, infra.activities);
   const running = worker.run();
   const suffix = randomUUID().slice(0, 8);

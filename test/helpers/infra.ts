@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
+import { activityDepsFrom } from '../../workers/activityDeps';
 import { createActivities } from '../../activities';
 import { loadConfig, type Config } from '../../platform/config';
 import { createPool } from '../../platform/database';
@@ -22,7 +23,7 @@ export function openInfra(): Infra {
     config,
     pool,
     docker,
-    activities: createActivities({ docker, pool, baseImage: config.BASE_IMAGE, registryAddress: config.REGISTRY_ADDRESS, instance: config.SESSIONFLOW_INSTANCE }),
+    activities: createActivities(activityDepsFrom(config, { docker, pool })),
     close: () => pool.end(),
   };
 }

@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { startApiHarness, type ApiHarness } from '../helpers/api';
+import { removeExecutionPools } from '../helpers/executionPools';
+import { openInfra } from '../helpers/infra';
+import { connectTestEnv } from '../helpers/temporal';
+import { load, printTable, summarise } from './stats';
+
+const run = promisify(execFile);
+const program = 'print(sum(range(1000)))';
+const expected = '499500\n';
+
+/**
+ * Code execution figures, side by side: (a) our api (pool + Temporal workflows, eager start),
+ * (b) the floor — `docker exec` of the same program in a running container, (c) the naive
+ * baseline — `docker run --rm` per request. Loopback only; every loop is bounded.
+ */
+async function main(): Promise<void> {
+  process.env.SF_TEST_WORKFLOW_BUNDLE ??= require.resolve('../../workflow-bundle.js');
+  const env = await connectTestEnv();
+  const infra = openInfra();
+  const image = infra.config.EXECUTION_IMAGE;
+  const api = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 2, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_ACQUIRE_WAIT_MS: 60_000, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
+  const coldApi = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 0, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_COOLDOWN_SECONDS: 1, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
+  const harnesses: ApiHarness[] = [api, coldApi];
+  const floorName = `sf-exec-bench-floor-${randomUUID().slice(0, 8)}`;
+  try {
+    const servers = await Promise.all(harnesses.map(async (h) => {
+      const server = h.app.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return server;
+    }));
+    const apiErrors = new Map<string, number>();
+    const url = (i: number) => `http://127.0.0.1:${(servers[i]!.address() as AddressInfo).port}/api/v2/execute`;
+    const post = async (i: number, key: string, extra: Record<string, unknown> = {}) => {
+      const res = await fetch(url(i), { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ language: 'python', version: '3', files: [{ content: program }], ...extra }) });
+      const body = (await res.json()) as { run?: { stdout: string } };
+      if (res.status !== 200 || body.run?.stdout !== expected) {
+        const error = `api answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`;
+        apiErrors.set(error, (apiErrors.get(error) ?? 0) + 1);
+        throw new Error(error);
+      }
+    };
+
+    await load(5, 1, () => post(0, api.userKey)); // warm-up: pool started, containers ready
+    await run('docker', ['run', '-d', '--name', floorName, '--label', `org.sessionflow.instance=${infra.config.SESSIONFLOW_INSTANCE}`, '--network', 'none', image, 'sleep', 'infinity']);
+    const floor = () => run('docker', ['exec', floorName, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
+    const naive = () => run('docker', ['run', '--rm', '--network', 'none', image, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
+
+    const rows: { name: string; samples: number[]; extra?: string }[] = [];
+    const p50: Record<string, number> = {};
+    for (const [concurrency, total] of [[1, 40], [10, 60], [50, 100]] as const) {
+      for (const [name, task] of [['a api', () => post(0, api.userKey)], ['b docker exec', floor], ['c docker run --rm', naive]] as const) {
+        const n = name.startsWith('c') ? Math.min(total, 50) : total;
+        const result = await load(n, concurrency, task);
+        const throughput = result.samples.length / (result.wallMs / 1000);
+        rows.push({ name: `${name}, ${concurrency} in flight`, samples: result.samples, extra: `${throughput.toFixed(1)} req/s, errors ${result.errors}` });
+        p50[`${name}@${concurrency}`] = summarise(result.samples).p50;
+      }
+    }
+    // Cold: a new session id on a pool with no ready container, so each request creates one.
+    const cold: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const t0 = performance.now();
+      await post(1, coldApi.userKey, { session_id: `cold-${i}` });
+      cold.push(performance.now() - t0);
+    }
+    rows.push({ name: 'a api, cold (new container per request)', samples: cold });
+
+    printTable('code execution: warm and cold latency, throughput (python3, loopback)', rows);
+    console.log('\nratios of p50 latency (warm):');
+    for (const c of [1, 10, 50]) {
+      const a = p50[`a api@${c}`]!;
+      console.log(`  ${String(c).padStart(2)} in flight: a/b ${(a / p50[`b docker exec@${c}`]!).toFixed(2)}  a/c ${(a / p50[`c docker run --rm@${c}`]!).toFixed(2)}`);
+    }
+    console.log(`  cold start p50 ${summarise(cold).p50.toFixed(0)} ms`);
+    for (const [error, count] of apiErrors) console.log(`api error ×${count}: ${error}`);
+    for (const server of servers) server.close();
+  } finally {
+    await run('docker', ['rm', '-f', floorName]).catch(() => undefined);
+    for (const h of harnesses) {
+      await removeExecutionPools(env.client, infra, h.taskQueue);
+      await h.stop();
+    }
+    await infra.close();
+    await env.teardown();
+  }
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

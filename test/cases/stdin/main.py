@@ -1,0 +1,1 @@
+name = input(); print(f"Hello, {name}")

@@ -1,0 +1,1 @@
+a = int(input()); b = int(input()); print(a + b)

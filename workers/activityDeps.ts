@@ -1,0 +1,17 @@
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import type { ActivityDeps } from '../activities';
+import type { Config } from '../platform/config';
+import { sandboxLimitsFrom } from '../platform/executionSettings';
+
+/** What every activity needs, from config: one place for the worker, the tests and the recorders. */
+export function activityDepsFrom(config: Config, { docker, pool }: { docker: Docker; pool: Pool }): ActivityDeps {
+  return {
+    docker,
+    pool,
+    baseImage: config.BASE_IMAGE,
+    registryAddress: config.REGISTRY_ADDRESS,
+    instance: config.SESSIONFLOW_INSTANCE,
+    sandbox: sandboxLimitsFrom(config),
+  };
+}
