@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import { createDatabaseActivities } from './database';
 import { createDockerActivities } from './docker';
 import { createRegistryActivities } from './registry';
+import { createTerminalActivities } from './terminal';
 
 export interface ActivityDeps {
   docker: Docker;
@@ -21,5 +22,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createDockerActivities(deps),
     ...createDatabaseActivities(deps),
     ...createRegistryActivities(deps),
+    ...createTerminalActivities(deps),
   };
 }

@@ -9,10 +9,11 @@ import { buildOpenApi } from './openapi';
 import { errorHandler, problem, sendProblem } from './problems';
 import { registerHealthRoutes } from './routes/health';
 import { registerSelfCheckRoutes } from './routes/selfCheck';
+import { registerTerminalRoutes, type TerminalConfig } from './terminal/routes';
 import { ApiRoutes } from './routes';
 
 export interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT'>;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT'> & TerminalConfig;
   temporal: Client;
   pool: Pool;
   docker: Docker;
@@ -31,6 +32,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestLog(deps.log));
   // text/plain too: navigator.sendBeacon and the Piston client send JSON under that type.
   app.use(express.json({ limit: deps.config.REQUEST_BODY_LIMIT, type: ['application/json', 'application/*+json', 'text/plain'] }));
+  // A close beacon may also come as a form (navigator.sendBeacon with URLSearchParams).
+  app.use('/api/v1/terminals', express.urlencoded({ extended: false, limit: '4kb' }));
 
   const router = express.Router();
   const api = new ApiRoutes(router, deps.pool);
@@ -42,6 +45,8 @@ export function createApp(deps: AppDeps): express.Express {
   registerSelfCheckRoutes(api, {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });
+  // The WebSocket bridge is attached to the listening server by api/main.ts (and the tests).
+  app.locals.terminalBridge = registerTerminalRoutes(api, { config: deps.config, temporal: deps.temporal, pool: deps.pool, log: deps.log, metrics });
   app.use(router);
 
   app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));

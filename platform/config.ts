@@ -28,6 +28,13 @@ const configSchema = z.object({
   REGISTRY_ADDRESS: z.string().regex(/^[\w.-]+(:\d+)?$/, 'host:port').default('127.0.0.1:5000'),
   WORKFLOW_BUNDLE_PATH: z.string().min(1).default('dist/workflow-bundle.js'),
   REQUEST_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'a size such as 1mb').default('1mb'),
+  /** Terminals: base64 of 32 bytes sealing host credentials (AES-256-GCM); scripts/up.sh keeps one in SESSIONFLOW_HOME. */
+  TERMINAL_CREDENTIALS_KEY: z.base64().refine((value) => Buffer.from(value, 'base64').length === 32, 'base64 of exactly 32 bytes').optional(),
+  TERMINAL_SESSION_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(1800),
+  TERMINAL_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(120),
+  TERMINAL_MAX_ACTIVE_SESSIONS: z.coerce.number().int().min(1).max(1000).default(3),
+  /** Extra origins allowed to open terminal WebSockets (comma-separated); the api's own origin always is. */
+  TERMINAL_ALLOWED_ORIGINS: z.string().default(''),
 });
 
 export type Config = z.infer<typeof configSchema>;
