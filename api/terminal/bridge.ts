@@ -107,6 +107,7 @@ export class TerminalBridge {
           ws.send(chunk, { binary: true });
           if (ws.bufferedAmount > highWaterBytes && !stream.isPaused()) {
             stream.pause();
+            this.deps.metrics.flowPauses.inc();
             const drain = setInterval(() => {
               if (ws.readyState !== ws.OPEN || ws.bufferedAmount < lowWaterBytes) {
                 clearInterval(drain);

@@ -11,6 +11,8 @@ export interface TerminalMetrics {
   sessionLimitHits: Counter;
   /** Open WebSocket ↔ SSH bridges: the seed's `active_processes`. */
   openBridges: Gauge;
+  /** Times a bridge stopped reading SSH because the browser fell behind (flow control). */
+  flowPauses: Counter;
   workflowStarted(): void;
 }
 
@@ -21,6 +23,7 @@ export function createTerminalMetrics(api: ApiMetrics): TerminalMetrics {
     sessionsReused: new Counter({ name: 'sessionflow_terminal_sessions_reused_total', help: 'Terminal requests answered with an existing session', registers }),
     sessionLimitHits: new Counter({ name: 'sessionflow_terminal_session_limit_hits_total', help: 'Terminal requests refused with SESSION_LIMIT', registers }),
     openBridges: new Gauge({ name: 'sessionflow_terminal_bridges_open', help: 'WebSocket to SSH bridges open in this api process', registers }),
+    flowPauses: new Counter({ name: 'sessionflow_terminal_flow_pauses_total', help: 'Times a terminal bridge paused SSH output for a slow WebSocket', registers }),
     workflowStarted: () => api.workflowsStarted.inc({ workflow: 'terminalSessionWorkflow' }),
   };
 }

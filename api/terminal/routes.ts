@@ -86,6 +86,7 @@ export function registerTerminalRoutes(api: ApiRoutes, deps: TerminalRouteDeps):
         sessions_reused: await counterValue(metrics.sessionsReused),
         session_limit_hits: await counterValue(metrics.sessionLimitHits),
         active_processes: await counterValue(metrics.openBridges),
+        flow_control_pauses: await counterValue(metrics.flowPauses),
         // No sweeper: each active session's workflow holds its own expiry timer.
         gc_running: figures.active > 0,
         active_sessions: figures.active,
