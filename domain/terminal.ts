@@ -1,4 +1,4 @@
-import { defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineUpdate } from '@temporalio/workflow';
 
 /**
  * Terminal sessions (seed 002): a browser terminal bridged to an SSH shell on a registered
@@ -65,8 +65,6 @@ export const heartbeatUpdate = defineUpdate<TerminalSessionState>('terminalHeart
 export const rotateTokenUpdate = defineUpdate<TerminalSessionState, [{ tokenHash: string }]>('terminalRotateToken');
 /** Close or beacon: idempotent, the first reason wins. Returns once the read model says so. */
 export const closeUpdate = defineUpdate<TerminalSessionState, [{ reason: ClientCloseReason }]>('terminalClose');
-/** Fire-and-forget close, for callers that cannot wait (a WebSocket being torn down). */
-export const closeSignal = defineSignal<[{ reason: ClientCloseReason }]>('terminalCloseSignal');
 
 /** The channel the end-of-session activity notifies on; the api's bridges listen to it. */
 export const terminalEndedChannel = 'terminal_session_ended';

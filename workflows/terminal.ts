@@ -5,7 +5,7 @@ import type { TerminalActivities } from '../activities/types';
 import { domainFailure } from '../domain/errors';
 import { SessionStatus } from '../domain/searchAttributes';
 import {
-  closeSignal, closeUpdate, heartbeatUpdate, openedUpdate, rotateTokenUpdate,
+  closeUpdate, heartbeatUpdate, openedUpdate, rotateTokenUpdate,
   type CloseReason, type TerminalSessionInput, type TerminalSessionState,
 } from '../domain/terminal';
 
@@ -62,9 +62,6 @@ export async function terminalSessionWorkflow(input: TerminalSessionInput): Prom
     requestedClose ??= reason;
     await condition(() => ended);
     return state;
-  });
-  setHandler(closeSignal, ({ reason }) => {
-    requestedClose ??= reason;
   });
 
   if (!opened) {
