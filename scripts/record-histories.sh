@@ -10,3 +10,4 @@ cd "$SF_ROOT"
 "$SF_ROOT/scripts/ensure-database.sh" "${PGDATABASE}_test"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-histories.js
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-terminal-histories.js
