@@ -86,6 +86,9 @@ export class TerminalBridge {
     const log = this.deps.log.child({ sessionId, host: host.name });
     const ssh = new SshClient();
     let shell: ClientChannel | undefined;
+    // Keystrokes and a resize that arrive before the shell is open are kept, not dropped
+    // (a shell may still discard typeahead when it sets up its line editor; that is its choice).
+    const early: Buffer[] = [];
     let alive = true;
     const ping = setInterval(() => {
       if (!alive) return ws.terminate();
@@ -99,9 +102,12 @@ export class TerminalBridge {
 
     ssh.on('ready', () => {
       // The PTY gets the client's size from the start: full-screen programs draw right at once.
-      ssh.shell({ term: 'xterm-256color', cols: size.cols, rows: size.rows }, (err, stream) => {
+      const opening = { ...size };
+      ssh.shell({ term: 'xterm-256color', cols: opening.cols, rows: opening.rows }, (err, stream) => {
         if (err) return ws.close(sshFailedCloseCode, truncate(`shell refused: ${err.message}`));
         shell = stream;
+        for (const bytes of early.splice(0)) stream.write(bytes);
+        if (size.cols !== opening.cols || size.rows !== opening.rows) stream.setWindow(size.rows, size.cols, 0, 0);
         ws.send(JSON.stringify({ type: 'ready', session_id: sessionId, heartbeat_seconds: this.deps.heartbeatSeconds }));
         const forward = (chunk: Buffer) => {
           ws.send(chunk, { binary: true });
@@ -130,11 +136,15 @@ export class TerminalBridge {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
       if (isBinary) {
-        shell?.write(bytes);
+        if (shell) shell.write(bytes);
+        else early.push(bytes);
         return;
       }
       const message = parseControl(bytes.toString('utf8'));
-      if (message?.type === 'resize') shell?.setWindow(message.rows, message.cols, 0, 0);
+      if (message?.type === 'resize') {
+        Object.assign(size, { cols: message.cols, rows: message.rows });
+        shell?.setWindow(message.rows, message.cols, 0, 0);
+      }
       if (message?.type === 'heartbeat') {
         this.deps.sessions.heartbeat(sessionId).then(
           (row) => ws.send(JSON.stringify({ type: 'heartbeat', status: row.status, last_seen_at: row.last_seen_at.toISOString(), expires_at: row.expires_at.toISOString() })),

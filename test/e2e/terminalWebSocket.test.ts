@@ -52,6 +52,16 @@ describe('the terminal WebSocket', () => {
     term.ws.close();
   });
 
+  it('applies a resize sent before the shell is ready', async () => {
+    const session = await openSession(api);
+    const term = await TerminalClient.connect(server.baseUrl, session.id, session.token);
+    term.control({ type: 'resize', cols: 90, rows: 33 });
+    await term.ready;
+    term.type('stty size\n');
+    await term.waitFor(/^33 90\r?$/m);
+    term.ws.close();
+  });
+
   it('opens the PTY at the size asked for, and resizes it', async () => {
     const session = await openSession(api);
     const term = await TerminalClient.connect(server.baseUrl, session.id, session.token, { cols: 100, rows: 30 });
