@@ -100,27 +100,11 @@ export class TerminalSessions {
     return rows;
   }
 
-  /**
-   * Reuse, else refuse at the limit, else start a new session workflow. One user's opens are
-   * serialised by a transaction-scoped advisory lock held until the new row is written, so
-   * simultaneous requests cannot pass the cap or both start a session to reuse.
-   */
+  /** Reuse, else refuse at the limit, else start a new session workflow. */
   async open(principal: Principal, hostId: string, mode: TerminalMode): Promise<{ row: SessionRow; token: string; reused: boolean }> {
     const host = await this.hosts.find(hostId);
     if (!host) throw new ApiError('HostNotFound', `no host ${hostId}`);
-    const lock = await this.pool.connect();
-    try {
-      await lock.query('BEGIN');
-      await lock.query(`SELECT pg_advisory_xact_lock(hashtextextended('terminal-open:' || $1, 0))`, [principal.userId]);
-      return await this.openLocked(principal, host, mode);
-    } finally {
-      await lock.query('COMMIT').catch(() => undefined);
-      lock.release();
-    }
-  }
 
-  private async openLocked(principal: Principal, host: { id: string; name: string; username: string; address: string; port: number }, mode: TerminalMode) {
-    const hostId = host.id;
     const reused = await this.reuse(principal, hostId, mode);
     if (reused) return reused;
 
