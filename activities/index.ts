@@ -7,6 +7,7 @@ import { createRegistryActivities } from './registry';
 import { createSandboxActivities } from './sandbox';
 import { createPxeActivities } from './pxe';
 import { SshPool } from './ssh';
+import { createTerminalActivities } from './terminal';
 
 export interface ActivityDeps {
   docker: Docker;
@@ -31,5 +32,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createSandboxActivities(deps),
     ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
     ...createExecutionActivities(deps),
+    ...createTerminalActivities(deps),
   };
 }

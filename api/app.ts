@@ -14,10 +14,11 @@ import { registerPxeResourceRoutes } from './routes/pxeResources';
 import { registerPxeSessionRoutes } from './routes/pxeSessions';
 import { createExecutionService, type ExecutionServiceConfig } from './executionService';
 import { pistonProblems, registerExecuteRoutes } from './routes/execute';
+import { registerTerminalRoutes, type TerminalConfig } from './terminal/routes';
 import { ApiRoutes } from './routes';
 
 export interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'> & ExecutionServiceConfig;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'> & ExecutionServiceConfig & TerminalConfig;
   /** The client shares a NativeConnection with a worker polling the task queue: eager starts. */
   eagerStart?: boolean;
   temporal: Client;
@@ -38,6 +39,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestLog(deps.log));
   // text/plain too: navigator.sendBeacon and the Piston client send JSON under that type.
   app.use(express.json({ limit: deps.config.REQUEST_BODY_LIMIT, type: ['application/json', 'application/*+json', 'text/plain'] }));
+  // A close beacon may also come as a form (navigator.sendBeacon with URLSearchParams).
+  app.use('/api/v1/terminals', express.urlencoded({ extended: false, limit: '4kb' }));
 
   const router = express.Router();
   const api = new ApiRoutes(router, deps.pool);
@@ -53,6 +56,8 @@ export function createApp(deps: AppDeps): express.Express {
   registerPxeResourceRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   registerPxeSessionRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   registerExecuteRoutes(api, { config: deps.config, executor: createExecutionService(deps), metrics });
+  // The WebSocket bridge is attached to the listening server by api/main.ts (and the tests).
+  app.locals.terminalBridge = registerTerminalRoutes(api, { config: deps.config, temporal: deps.temporal, pool: deps.pool, log: deps.log, metrics });
   app.use(router);
 
   app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));

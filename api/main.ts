@@ -5,6 +5,7 @@ import { createDocker } from '../platform/docker';
 import { createLogger } from '../platform/logger';
 import { connectTemporal } from '../platform/temporal';
 import { createApp } from './app';
+import { attachTerminalBridge, type TerminalBridge } from './terminal/bridge';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -15,10 +16,13 @@ async function main(): Promise<void> {
 
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
+  const terminalBridge = app.locals.terminalBridge as TerminalBridge;
+  attachTerminalBridge(server, terminalBridge);
   log.info({ url: `http://${config.HOST}:${config.PORT}` }, 'api listening');
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'api stopping');
+    void terminalBridge.close();
     server.close(() => {
       void Promise.allSettled([pool.end(), temporal.connection.close()]).then(() => process.exit(0));
     });

@@ -39,6 +39,10 @@ export const errorCatalogue = {
   // Terminals (seed 002).
   SessionLimit: { status: 429, title: 'Too many active sessions' },
   SessionNotFound: { status: 404, title: 'No such session' },
+  HostNotFound: { status: 404, title: 'No such host' },
+  HostNameTaken: { status: 409, title: 'A host with this name exists' },
+  HostInUse: { status: 409, title: 'The host has active terminal sessions' },
+  CredentialsKeyMissing: { status: 503, title: 'No key to seal or open host credentials is configured' },
 
   // PXE boot sessions (seed 004).
   MachineNotFound: { status: 400, title: 'No such machine' },

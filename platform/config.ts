@@ -51,6 +51,13 @@ const configSchema = z.object({
   EXECUTION_PIDS_LIMIT: z.coerce.number().int().min(8).default(64),
   EXECUTION_FILE_SIZE_LIMIT_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   EXECUTION_WORK_DIR_BYTES: z.coerce.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
+  /** Terminals: base64 of 32 bytes sealing host credentials (AES-256-GCM); scripts/up.sh keeps one in SESSIONFLOW_HOME. */
+  TERMINAL_CREDENTIALS_KEY: z.base64().refine((value) => Buffer.from(value, 'base64').length === 32, 'base64 of exactly 32 bytes').optional(),
+  TERMINAL_SESSION_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(1800),
+  TERMINAL_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(120),
+  TERMINAL_MAX_ACTIVE_SESSIONS: z.coerce.number().int().min(1).max(1000).default(3),
+  /** Extra origins allowed to open terminal WebSockets (comma-separated); the api's own origin always is. */
+  TERMINAL_ALLOWED_ORIGINS: z.string().default(''),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -13,6 +13,7 @@ cd "$SF_ROOT"
 "$SF_ROOT/scripts/ensure-registry.sh"
 "$SF_ROOT/scripts/ensure-sshd.sh"
 "$SF_ROOT/scripts/ensure-pxe-lab.sh"
+"$SF_ROOT/scripts/ensure-chromium.sh"
 test_db="${PGDATABASE}_test"
 "$SF_ROOT/scripts/ensure-database.sh" "$test_db"
 

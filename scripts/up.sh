@@ -20,6 +20,9 @@ export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
 export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:$TEMPORAL_UI_PORT}"
 export REGISTRY_ADDRESS="${REGISTRY_ADDRESS:-127.0.0.1:$REGISTRY_PORT}"
 export BASE_IMAGE PORT="${PORT:-8080}" HOST="${HOST:-127.0.0.1}"
+# Terminal host credentials are sealed with this key: one per machine, kept 0600 in SF_HOME.
+[ -n "${TERMINAL_CREDENTIALS_KEY:-}" ] || [ -s "$SF_HOME/terminal-credentials.key" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$SF_HOME/terminal-credentials.key")
+export TERMINAL_CREDENTIALS_KEY="${TERMINAL_CREDENTIALS_KEY:-$(cat "$SF_HOME/terminal-credentials.key")}"
 
 stop_daemon worker
 stop_daemon api

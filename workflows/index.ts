@@ -6,3 +6,4 @@ export { pxeSessionWorkflow } from './pxeSession';
 export { pxeImageWorkflow, pxeBootServerStatusWorkflow } from './pxeImage';
 export { codeExecutionWorkflow } from './codeExecution';
 export { executionPoolWorkflow } from './executionPool';
+export { terminalSessionWorkflow } from './terminal';

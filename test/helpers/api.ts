@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import { createApp } from '../../api/app';
 import { createUserKey } from '../../api/auth';
+import { attachTerminalBridge, type TerminalBridge } from '../../api/terminal/bridge';
 import { createLogger } from '../../platform/logger';
 import type { Infra } from './infra';
 import { createTestWorker, uniqueTaskQueue } from './temporal';
@@ -52,4 +53,21 @@ export async function eventually<T>(probe: () => Promise<T>, done: (value: T) =>
     if (done(value) || Date.now() > deadline) return value;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** The app on a loopback port with the terminal WebSocket bridge attached, as api/main.ts does. */
+export async function listenWithBridge(app: Express): Promise<{ baseUrl: string; close(): Promise<void> }> {
+  const bridge = app.locals.terminalBridge as TerminalBridge;
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  attachTerminalBridge(server, bridge);
+  const { port } = server.address() as { port: number };
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    async close() {
+      await bridge.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

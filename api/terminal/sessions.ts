@@ -1,0 +1,199 @@
+import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { OwnerId, SessionKind, SessionStatus } from '../../domain/searchAttributes';
+import {
+  closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate,
+  type ClientCloseReason, type TerminalMode, type TerminalStatus,
+} from '../../domain/terminal';
+import type { terminalSessionWorkflow } from '../../workflows/terminal';
+import type { Principal } from '../auth';
+import { ApiError } from '../problems';
+import type { TerminalHosts } from './hosts';
+import { sessionLimitBody } from './sessionLimit';
+import type { TerminalMetrics } from './metrics';
+import { generateSessionId, generateSessionToken } from './tokens';
+
+export interface TerminalSettings {
+  taskQueue: string;
+  ttlSeconds: number;
+  idleTimeoutSeconds: number;
+  maxActive: number;
+}
+
+export interface SessionRow {
+  id: string;
+  user_id: string;
+  host_id: string | null;
+  host_name: string;
+  mode: TerminalMode;
+  token_hash: string;
+  status: TerminalStatus;
+  reason_closed: string | null;
+  created_at: Date;
+  last_seen_at: Date;
+  expires_at: Date;
+  closed_at: Date | null;
+  idle_timeout_seconds: number;
+}
+
+/** A session as clients see it: UTC ISO timestamps, never the token hash. */
+export function presentSession(row: SessionRow) {
+  return {
+    session_id: row.id,
+    workflow_id: makeTerminalWorkflowId(row.id),
+    host_id: row.host_id,
+    host_name: row.host_name,
+    mode: row.mode,
+    status: row.status,
+    reason_closed: row.reason_closed,
+    created_at: row.created_at.toISOString(),
+    last_seen_at: row.last_seen_at.toISOString(),
+    expires_at: row.expires_at.toISOString(),
+    closed_at: row.closed_at?.toISOString() ?? null,
+    idle_timeout_seconds: row.idle_timeout_seconds,
+    ws_path: `/api/v1/terminals/${row.id}/ws`,
+    page_path: `/terminal/${row.id}`,
+  };
+}
+
+/**
+ * A timestamp from a client as a UTC instant: an explicit offset is honoured, and one without
+ * (a "naive" time, the seed's SQLite trap) is read as UTC rather than as the server's zone.
+ */
+export function parseUtcTimestamp(value: string): Date | undefined {
+  const withZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(value) ? value : `${value}Z`;
+  const parsed = new Date(withZone);
+  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+}
+
+/**
+ * Terminal sessions as the api sees them: decisions (reuse, limit) over the read model,
+ * lifecycle changes as updates on the session's workflow, answers from the read model.
+ */
+export class TerminalSessions {
+  constructor(
+    private readonly temporal: Client,
+    private readonly pool: Pool,
+    private readonly hosts: TerminalHosts,
+    private readonly settings: TerminalSettings,
+    private readonly metrics: TerminalMetrics,
+  ) {}
+
+  async row(id: string): Promise<SessionRow | undefined> {
+    const { rows: [row] } = await this.pool.query<SessionRow>('SELECT * FROM terminal_sessions WHERE id = $1', [id]);
+    return row;
+  }
+
+  /** The session if this principal may see it: its owner or an admin; anyone else gets 404. */
+  async visibleTo(principal: Principal, id: string): Promise<SessionRow> {
+    const row = await this.row(id);
+    if (!row || (row.user_id !== principal.userId && principal.role !== 'admin')) throw new ApiError('SessionNotFound', `no terminal session ${id}`);
+    return row;
+  }
+
+  async list(principal: Principal, filter: { status?: TerminalStatus; since?: Date }): Promise<SessionRow[]> {
+    const { rows } = await this.pool.query<SessionRow>(
+      `SELECT * FROM terminal_sessions WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)
+        ORDER BY created_at DESC LIMIT 500`,
+      [principal.userId, filter.status ?? null, filter.since ?? null],
+    );
+    return rows;
+  }
+
+  /** Reuse, else refuse at the limit, else start a new session workflow. */
+  async open(principal: Principal, hostId: string, mode: TerminalMode): Promise<{ row: SessionRow; token: string; reused: boolean }> {
+    const host = await this.hosts.find(hostId);
+    if (!host) throw new ApiError('HostNotFound', `no host ${hostId}`);
+
+    const reused = await this.reuse(principal, hostId, mode);
+    if (reused) return reused;
+
+    const { rows: active } = await this.pool.query<SessionRow>(`SELECT * FROM terminal_sessions WHERE user_id = $1 AND status = 'active' ORDER BY created_at`, [principal.userId]);
+    if (active.length >= this.settings.maxActive) {
+      this.metrics.sessionLimitHits.inc();
+      const body = sessionLimitBody(active, this.settings.maxActive, hostId, Date.now());
+      throw new ApiError('SessionLimit', body.message, { ...body });
+    }
+
+    const sessionId = generateSessionId();
+    const { token, tokenHash } = generateSessionToken();
+    const workflowId = makeTerminalWorkflowId(sessionId);
+    await this.temporal.workflow.executeUpdateWithStart(openedUpdate, {
+      startWorkflowOperation: new WithStartWorkflowOperation<typeof terminalSessionWorkflow>('terminalSessionWorkflow', {
+        workflowId,
+        taskQueue: this.settings.taskQueue,
+        // The id is fresh and random: a conflict would be a bug, not a retry.
+        workflowIdConflictPolicy: 'FAIL',
+        args: [{ sessionId, ownerId: principal.userId, hostId, hostName: host.name, mode, tokenHash, ttlSeconds: this.settings.ttlSeconds, idleTimeoutSeconds: this.settings.idleTimeoutSeconds }],
+        typedSearchAttributes: [
+          { key: SessionKind, value: 'terminal' },
+          { key: OwnerId, value: principal.userId },
+          { key: SessionStatus, value: 'active' },
+        ],
+        staticSummary: `Terminal on ${host.name} (${mode}) for ${principal.name}`,
+        staticDetails: `${host.username}@${host.address}:${host.port}`,
+      }),
+    });
+    this.metrics.sessionsCreated.inc();
+    this.metrics.workflowStarted();
+    const row = await this.row(sessionId);
+    if (!row) throw new Error(`terminal session ${sessionId} opened without a row`);
+    return { row, token, reused: false };
+  }
+
+  private async reuse(principal: Principal, hostId: string, mode: TerminalMode) {
+    const { rows: [candidate] } = await this.pool.query<SessionRow>(
+      `SELECT * FROM terminal_sessions
+        WHERE user_id = $1 AND host_id = $2 AND mode = $3 AND status = 'active'
+          AND last_seen_at > now() - make_interval(secs => $4) AND expires_at > now()
+        ORDER BY last_seen_at DESC LIMIT 1`,
+      [principal.userId, hostId, mode, this.settings.idleTimeoutSeconds],
+    );
+    if (!candidate) return undefined;
+    const { token, tokenHash } = generateSessionToken();
+    try {
+      await this.temporal.workflow.getHandle(makeTerminalWorkflowId(candidate.id)).executeUpdate(rotateTokenUpdate, { args: [{ tokenHash }] });
+    } catch (err) {
+      // It ended between the read and the update: open a new one instead.
+      if ((await this.row(candidate.id))?.status !== 'active') return undefined;
+      throw err;
+    }
+    this.metrics.sessionsReused.inc();
+    return { row: (await this.row(candidate.id))!, token, reused: true };
+  }
+
+  /** Pushes the idle deadline back; on an ended session nothing moves and the row says why. */
+  async heartbeat(id: string): Promise<SessionRow> {
+    await this.toWorkflow(id, (handle) => handle.executeUpdate(heartbeatUpdate));
+    return (await this.row(id))!;
+  }
+
+  /** Idempotent: closing an ended session answers with it as it is. */
+  async close(id: string, reason: ClientCloseReason): Promise<SessionRow> {
+    await this.toWorkflow(id, (handle) => handle.executeUpdate(closeUpdate, { args: [{ reason }] }));
+    return (await this.row(id))!;
+  }
+
+  /** Runs an update; a refusal because the session already ended is an answer, not an error. */
+  private async toWorkflow(id: string, call: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<unknown>): Promise<void> {
+    try {
+      await call(this.temporal.workflow.getHandle(makeTerminalWorkflowId(id)));
+    } catch (err) {
+      if ((await this.row(id))?.status === 'active') throw err;
+    }
+  }
+
+  /** Figures from the read model for the metrics endpoints. */
+  async readModelFigures(): Promise<{ active: number; endedByReason: Record<string, number> }> {
+    const { rows } = await this.pool.query<{ reason: string | null; count: string }>(
+      `SELECT reason_closed AS reason, count(*) FROM terminal_sessions GROUP BY reason_closed`,
+    );
+    const endedByReason: Record<string, number> = { user_close: 0, ttl: 0, idle: 0, client_lost: 0 };
+    let active = 0;
+    for (const { reason, count } of rows) {
+      if (reason === null) active = Number(count);
+      else endedByReason[reason] = Number(count);
+    }
+    return { active, endedByReason };
+  }
+}

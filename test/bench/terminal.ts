@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import { createUserKey } from '../../api/auth';
+import { listenWithBridge, startApiHarness } from '../helpers/api';
+import { openInfra } from '../helpers/infra';
+import { startSshServer } from '../helpers/sshd';
+import { connectTestEnv } from '../helpers/temporal';
+import { TerminalClient, testCredentialsKey } from '../helpers/terminal';
+import { load, printTable } from './stats';
+
+/**
+ * Terminal figures on real parts: opening (workflow start + read model), reuse, heartbeats,
+ * close, WebSocket → SSH shell ready, command round trips through the bridge, and flood
+ * throughput with flow control.
+ */
+async function main(): Promise<void> {
+  process.env.SF_TEST_WORKFLOW_BUNDLE ??= require.resolve('../../workflow-bundle.js');
+  const env = await connectTestEnv();
+  const infra = openInfra();
+  const sshd = await startSshServer();
+  const api = await startApiHarness(env, infra, { TERMINAL_CREDENTIALS_KEY: testCredentialsKey(), TERMINAL_MAX_ACTIVE_SESSIONS: 1000 });
+  const server = await listenWithBridge(api.app);
+  const base = server.baseUrl;
+  const call = async (method: string, path: string, key: string, body?: unknown, status = 200) => {
+    const res = await fetch(`${base}${path}`, { method, headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    if (res.status !== status) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 200)}`);
+    return JSON.parse(text || '{}') as Record<string, string>;
+  };
+  const host = await call('POST', '/api/v1/admin/hosts', api.adminKey, { name: `bench-${randomUUID().slice(0, 8)}`, address: sshd.host, port: sshd.port, username: sshd.username, auth: { type: 'private_key', private_key: sshd.privateKey } }, 201);
+  const { key } = await createUserKey(infra.pool, `bench-${randomUUID().slice(0, 8)}`, 'user', 'bench');
+
+  const opened: { session_id: string; token: string }[] = [];
+  const opens = await load(30, 1, async (i) => {
+    opened.push(await call('POST', '/api/v1/terminals', key, { host_id: host.id, mode: i % 2 ? 'embedded' : 'popout' }, i < 2 ? 201 : 200) as never);
+  });
+  // The first two were new sessions; the rest reused them. Measure new sessions with fresh users.
+  const fresh = await load(20, 1, async () => {
+    const user = await createUserKey(infra.pool, `bench-${randomUUID().slice(0, 8)}`, 'user', 'bench');
+    await call('POST', '/api/v1/terminals', user.key, { host_id: host.id }, 201);
+  });
+  const session = opened[opened.length - 1]!;
+  const heartbeats = await load(100, 1, async () => void (await call('POST', `/api/v1/terminals/${session.session_id}/heartbeat`, key)));
+  const heartbeats10 = await load(200, 10, async () => void (await call('POST', `/api/v1/terminals/${session.session_id}/heartbeat`, key)));
+
+  const ready: number[] = [];
+  let term: TerminalClient | undefined;
+  for (let i = 0; i < 10; i++) {
+    term?.ws.close();
+    const t0 = performance.now();
+    term = await TerminalClient.connect(base, session.session_id, session.token);
+    await term.ready;
+    ready.push(performance.now() - t0);
+  }
+  const roundTrips: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const mark = term!.output.length;
+    const t0 = performance.now();
+    term!.type(`echo rt-$((${i}+1000))\n`);
+    await term!.waitFor(new RegExp(`^rt-${i + 1000}\\r?$`, 'm'), 10_000, mark);
+    roundTrips.push(performance.now() - t0);
+  }
+  const bytes = 50 * 1024 * 1024;
+  const mark = term!.output.length;
+  const t0 = performance.now();
+  term!.type(`head -c ${bytes} /dev/zero | tr '\\0' y; echo; echo flood-$((2+3))\n`);
+  await term!.waitFor(/^flood-5\r?$/m, 120_000, mark);
+  const floodMs = performance.now() - t0;
+  term!.ws.close();
+
+  const closes = await load(20, 1, async (i) => void (await call('DELETE', `/api/v1/terminals/${i < 2 ? opened[i]!.session_id : session.session_id}`, key)));
+  const metrics = await call('GET', '/api/v1/terminals/metrics', api.adminKey);
+
+  printTable('terminal figures (loopback sshd, real Temporal dev server and PostgreSQL)', [
+    { name: 'POST /terminals, new session', samples: fresh.samples, extra: 'workflow update-with-start + row written' },
+    { name: 'POST /terminals, reused', samples: opens.samples.slice(2), extra: 'token rotation update' },
+    { name: 'POST heartbeat, 1 in flight', samples: heartbeats.samples, extra: 'update + local activity' },
+    { name: 'POST heartbeat, 10 in flight', samples: heartbeats10.samples, extra: `${Math.round(heartbeats10.samples.length / (heartbeats10.wallMs / 1000))} req/s, errors ${heartbeats10.errors}` },
+    { name: 'DELETE (close, then idempotent repeats)', samples: closes.samples },
+    { name: 'WebSocket open → shell ready', samples: ready, extra: 'token check + SSH login + PTY' },
+    { name: 'command round trip through the bridge', samples: roundTrips, extra: 'echo, keystrokes to output' },
+  ]);
+  console.log(`\nflood: ${(bytes / 1024 / 1024).toFixed(0)} MiB in ${(floodMs / 1000).toFixed(1)} s = ${(bytes / 1024 / 1024 / (floodMs / 1000)).toFixed(1)} MiB/s; flow-control pauses ${metrics.flow_control_pauses}; api RSS ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MiB`);
+
+  await server.close();
+  await api.stop();
+  await sshd.stop();
+  await infra.close();
+  await env.teardown();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
