@@ -3,13 +3,7 @@
 # (it runs the same ensure steps as the tests).
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
-"$SF_ROOT/scripts/ensure-node-modules.sh"
-"$SF_ROOT/scripts/ensure-docker.sh"
-"$SF_ROOT/scripts/build-images.sh"
-"$SF_ROOT/scripts/start-temporal.sh"
-"$SF_ROOT/scripts/ensure-registry.sh"
-"$SF_ROOT/scripts/ensure-sshd.sh"
-"$SF_ROOT/scripts/ensure-database.sh" "${PGDATABASE}_test"
+"$SF_ROOT/scripts/ensure-infra.sh" --for-tests "${PGDATABASE}_test"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 && npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
 # BENCH picks the benchmark (test/bench/<name>.ts): platform by default, execute for bench:execute.
 # Containers a benchmark makes carry an instance label of their own.

@@ -2,12 +2,7 @@
 # Re-records test/replay/histories from real runs (see scripts/record-histories.ts).
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
-"$SF_ROOT/scripts/ensure-node-modules.sh"
-"$SF_ROOT/scripts/ensure-docker.sh"
-"$SF_ROOT/scripts/build-images.sh"
-"$SF_ROOT/scripts/start-temporal.sh"
-"$SF_ROOT/scripts/ensure-registry.sh"
-"$SF_ROOT/scripts/ensure-database.sh" "${PGDATABASE}_test"
+"$SF_ROOT/scripts/ensure-infra.sh" --for-tests "${PGDATABASE}_test"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-histories.js
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-test-${PGDATABASE}_test}" node dist/scripts/record-sandbox-histories.js

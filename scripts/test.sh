@@ -6,16 +6,8 @@
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
 
-"$SF_ROOT/scripts/ensure-node-modules.sh"
-"$SF_ROOT/scripts/ensure-docker.sh"
-"$SF_ROOT/scripts/build-images.sh"
-"$SF_ROOT/scripts/start-temporal.sh"
-"$SF_ROOT/scripts/ensure-registry.sh"
-"$SF_ROOT/scripts/ensure-sshd.sh"
-"$SF_ROOT/scripts/ensure-pxe-lab.sh"
-"$SF_ROOT/scripts/ensure-chromium.sh"
 test_db="${PGDATABASE}_test"
-"$SF_ROOT/scripts/ensure-database.sh" "$test_db"
+"$SF_ROOT/scripts/ensure-infra.sh" --for-tests "$test_db"
 
 log "lint and type check"
 npx --no-install eslint --max-warnings 0 .

@@ -5,12 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
 
-"$SF_ROOT/scripts/ensure-node-modules.sh"
-"$SF_ROOT/scripts/ensure-docker.sh"
-"$SF_ROOT/scripts/build-images.sh"
-"$SF_ROOT/scripts/start-temporal.sh"
-"$SF_ROOT/scripts/ensure-registry.sh"
-"$SF_ROOT/scripts/ensure-database.sh" "$PGDATABASE"
+"$SF_ROOT/scripts/ensure-infra.sh" "$PGDATABASE"
 
 log "building"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
