@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { startApiHarness } from '../helpers/api';
 import { openInfra } from '../helpers/infra';
 import { connectTestEnv } from '../helpers/temporal';
-import { load, printTable, summarise } from './stats';
+import { load, printTable, summarise, runBench } from './stats';
 
 /**
  * Platform figures: the api's own overhead (health, authenticated reads), the cost of starting
@@ -64,10 +64,4 @@ async function main(): Promise<void> {
   await env.teardown();
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -6,7 +6,7 @@ import { startApiHarness } from '../helpers/api';
 import { openInfra } from '../helpers/infra';
 import { randomMac, startPxeLab, writeRawImage } from '../helpers/pxeLab';
 import { connectTestEnv } from '../helpers/temporal';
-import { load, printTable, summarise } from './stats';
+import { load, printTable, summarise, runBench } from './stats';
 
 /**
  * PXE session figures on real software over loopback SSH: start and stop latency through the
@@ -113,10 +113,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

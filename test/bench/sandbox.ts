@@ -5,7 +5,7 @@ import { startApiHarness } from '../helpers/api';
 import { openInfra } from '../helpers/infra';
 import { containersOfChat, discardChats } from '../helpers/sandbox';
 import { connectTestEnv } from '../helpers/temporal';
-import { load, printTable, summarise } from './stats';
+import { load, printTable, summarise, runBench } from './stats';
 
 /**
  * Chat-sandbox figures through the real api: ensure latency when a sandbox is created and when
@@ -71,10 +71,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -40,3 +40,14 @@ export async function load(total: number, concurrency: number, task: (i: number)
   );
   return { samples, wallMs: performance.now() - started, errors };
 }
+
+/** Runs a benchmark's main and exits: the Temporal native runtime would otherwise keep it alive. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -5,7 +5,7 @@ import { openInfra } from '../helpers/infra';
 import { startSshServer } from '../helpers/sshd';
 import { connectTestEnv } from '../helpers/temporal';
 import { TerminalClient, testCredentialsKey } from '../helpers/terminal';
-import { load, printTable } from './stats';
+import { load, printTable, runBench } from './stats';
 
 /**
  * Terminal figures on real parts: opening (workflow start + read model), reuse, heartbeats,
@@ -88,10 +88,4 @@ async function main(): Promise<void> {
   await env.teardown();
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);
