@@ -1,17 +1,8 @@
-import { Client } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { activityDepsFrom } from '../workers/activityDeps';
-import { createActivities } from '../activities';
+import { openRecorder, saveHistory } from './recorder';
 import { createUserKey } from '../api/auth';
 import { createTemporalExecutor } from '../api/executors';
 import { makeExecutionWorkflowId, makePoolWorkflowId, type ExecutionJob } from '../domain/execution';
-import { loadConfig } from '../platform/config';
-import { createPool } from '../platform/database';
-import { createDocker } from '../platform/docker';
 import { poolSettingsFrom } from '../platform/executionSettings';
 import { createSessionflowWorker } from '../workers/createWorker';
 
@@ -19,16 +10,9 @@ import { createSessionflowWorker } from '../workers/createWorker';
  * Re-records the code-execution replay histories from real runs: a stateless execution, a
  * session execution, and a pool run that hands out leases, takes them back and continues as new.
  */
-const historiesDir = resolve(__dirname, '../../test/replay/histories');
-
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const config = loadConfig();
-  const pool = createPool(config.DATABASE_URL, 2);
-  const docker = createDocker(config.DOCKER_SOCKET);
-  const activities = createActivities(activityDepsFrom(config, { docker, pool }));
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const recorder = await openRecorder();
+  const { config, pool, activities, connection, client } = recorder;
   const taskQueue = `record-execution-${randomUUID()}`;
   const { userId } = await createUserKey(pool, `recorder-${randomUUID().slice(0, 8)}`, 'user', 'recorder');
   const executor = createTemporalExecutor({
@@ -40,7 +24,7 @@ async function main(): Promise<void> {
     requestId: randomUUID(), language: 'python', version: '3.11.2', files: [{ name: 'main.py', content: Buffer.from(code).toString('base64') }],
     stdin: '', args: [], outputLimit: 65536, run: { command: ['python3', '-u', '{file}'], timeoutMs: 3000, memoryLimit: -1 }, sessionKey,
   });
-  const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities, workflowBundlePath: resolve(__dirname, '../workflow-bundle.js') });
+  const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities, workflowBundlePath: recorder.workflowBundlePath });
   const poolId = makePoolWorkflowId(taskQueue, 'python');
   const recorded: [string, string, string?][] = [];
   await worker.runUntil(async () => {
@@ -53,14 +37,12 @@ async function main(): Promise<void> {
     recorded.push(['execution-stateless.json', makeExecutionWorkflowId(stateless.requestId)], ['execution-session.json', makeExecutionWorkflowId(session.requestId)], ['executionPool-continued-as-new.json', poolId, firstRunId]);
     for (const [file, workflowId, runId] of recorded) {
       const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
-      await writeFile(join(historiesDir, file), `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`);
-      console.log(`recorded ${file} (${history.events?.length} events)`);
+      await saveHistory(history, file);
     }
     await client.workflow.getHandle(poolId).terminate('recorded');
   });
   await activities.removeOrphanExecutionContainers({ pool: poolId, keep: [] });
-  await connection.close();
-  await pool.end();
+  await recorder.close();
 }
 
 main().catch((err: unknown) => {

@@ -1,17 +1,10 @@
-import { Client } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { activityDepsFrom } from '../workers/activityDeps';
-import { createActivities } from '../activities';
+import { resolve } from 'node:path';
+import { openRecorder, saveHistory } from './recorder';
 import { createUserKey } from '../api/auth';
 import { domainFailure } from '../domain/errors';
 import { makePxeWorkflowId, pxeSessionStateQuery, stopPxeSessionUpdate } from '../domain/pxe';
-import { loadConfig } from '../platform/config';
-import { createPool, type Pool } from '../platform/database';
-import { createDocker } from '../platform/docker';
+import { type Pool } from '../platform/database';
 import { createSessionflowWorker } from '../workers/createWorker';
 
 /**
@@ -19,8 +12,6 @@ import { createSessionflowWorker } from '../workers/createWorker';
  * tgtd and in.tftpd on loopback (test/helpers/pxeLab), dhcpd -t. Scenarios: a start that
  * reached ACTIVE, a start followed by a stop, and a failure at the DHCP step compensated.
  */
-const historiesDir = resolve(__dirname, '../../test/replay/histories');
-
 /**
  * The lab lives with the tests (test/helpers/pxeLab.ts), compiled by tsconfig.bench.json; it is
  * loaded at run time so the production build (which ships no test code) does not depend on it.
@@ -34,12 +25,8 @@ interface LabHelpers {
 const { startPxeLab, seedPxeFixtures, insertSessionRow } = require(resolve(__dirname, '../test/helpers/pxeLab')) as LabHelpers;
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const config = loadConfig();
-  const pool = createPool(config.DATABASE_URL, 4);
-  const activities = createActivities(activityDepsFrom(config, { docker: createDocker(config.DOCKER_SOCKET), pool }));
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const recorder = await openRecorder(4);
+  const { config, pool, activities, connection, client } = recorder;
   const lab = await startPxeLab(pool);
   const { userId } = await createUserKey(pool, `pxe-recorder-${randomUUID().slice(0, 8)}`, 'user', 'recorder');
 
@@ -53,7 +40,7 @@ async function main(): Promise<void> {
       const { imageId, machines: [machine] } = await seedPxeFixtures(pool, lab, userId, 1);
       const sessionId = await insertSessionRow(pool, userId, machine!.id, imageId);
       const taskQueue = `record-${randomUUID()}`;
-      const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities: scenario.activities, workflowBundlePath: resolve(__dirname, '../workflow-bundle.js') });
+      const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities: scenario.activities, workflowBundlePath: recorder.workflowBundlePath });
       const workflowId = makePxeWorkflowId(machine!.id);
       await worker.runUntil(async () => {
         const handle = await client.workflow.start('pxeSessionWorkflow', { workflowId, taskQueue, args: [{ sessionId, machineId: machine!.id, ownerId: userId }] });
@@ -65,14 +52,12 @@ async function main(): Promise<void> {
         if (scenario.stop) await handle.executeUpdate(stopPxeSessionUpdate, { args: [{}] });
       });
       const history = await client.workflow.getHandle(workflowId).fetchHistory();
-      await writeFile(join(historiesDir, scenario.file), `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`);
-      console.log(`recorded ${scenario.file} (${history.events?.length} events)`);
+      await saveHistory(history, scenario.file);
       if (!scenario.stop) await client.workflow.getHandle(workflowId).terminate('recorded').catch(() => undefined);
     }
   } finally {
     await lab.stop();
-    await connection.close();
-    await pool.end();
+    await recorder.close();
   }
 }
 

@@ -1,18 +1,9 @@
-import { Client } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { activityDepsFrom } from '../workers/activityDeps';
-import { createActivities } from '../activities';
+import { openRecorder, saveHistory } from './recorder';
 import { createUserKey } from '../api/auth';
 import { ensureSandbox } from '../api/routes/sandbox';
 import { currentSandboxQuery, execInSandboxUpdate, makeSandboxWorkflowId, stopSandboxUpdate, type SandboxRecord } from '../domain/sandbox';
-import { loadConfig } from '../platform/config';
-import { createPool } from '../platform/database';
-import { createDocker } from '../platform/docker';
 import { createSessionflowWorker } from '../workers/createWorker';
 
 /**
@@ -20,16 +11,11 @@ import { createSessionflowWorker } from '../workers/createWorker';
  * runs on real Docker, PostgreSQL and Temporal, with a TTL of a second and a half. Run through
  * scripts/record-histories.sh, on purpose, when a change is meant to alter these histories.
  */
-const historiesDir = resolve(__dirname, '../../test/replay/histories');
 const ttlMs = 1500;
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const config = loadConfig();
-  const pool = createPool(config.DATABASE_URL, 2);
-  const activities = createActivities(activityDepsFrom(config, { docker: createDocker(config.DOCKER_SOCKET), pool }));
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const recorder = await openRecorder();
+  const { config, pool, activities, connection, client } = recorder;
   const { userId: ownerId } = await createUserKey(pool, `history-recorder-${randomUUID().slice(0, 8)}`, 'user', 'recorder');
 
   let refuseStops = false;
@@ -38,12 +24,11 @@ async function main(): Promise<void> {
     stopSandboxContainer: (input) => (refuseStops ? Promise.reject(Object.assign(new Error('stop_failed'), { name: 'RuntimeError' })) : activities.stopSandboxContainer(input)),
   };
   const taskQueue = `record-sandbox-${randomUUID()}`;
-  const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities: faulty, workflowBundlePath: resolve(__dirname, '../workflow-bundle.js') });
+  const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities: faulty, workflowBundlePath: recorder.workflowBundlePath });
 
   const save = async (file: string, workflowId: string) => {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
-    await writeFile(join(historiesDir, file), `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`);
-    console.log(`recorded ${file} (${history.events?.length} events)`);
+    await saveHistory(history, file);
   };
   const untilStatus = async (chatId: string, status: SandboxRecord['status']) => {
     while ((await client.workflow.getHandle(makeSandboxWorkflowId(chatId)).query(currentSandboxQuery))?.status !== status) await sleep(100);
@@ -77,8 +62,7 @@ async function main(): Promise<void> {
     await save('sandbox-clean-failed.json', makeSandboxWorkflowId(failing));
     await save('sandboxSweep.json', sweepId);
   });
-  await connection.close();
-  await pool.end();
+  await recorder.close();
 }
 
 main().catch((err: unknown) => {

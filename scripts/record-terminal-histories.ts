@@ -1,16 +1,8 @@
-import { Client, type WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { type WorkflowHandle } from '@temporalio/client';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { activityDepsFrom } from '../workers/activityDeps';
-import { createActivities } from '../activities';
+import { openRecorder, saveHistory } from './recorder';
 import { createUserKey } from '../api/auth';
 import { closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate, type TerminalSessionInput } from '../domain/terminal';
-import { loadConfig } from '../platform/config';
-import { createPool } from '../platform/database';
-import { createDocker } from '../platform/docker';
 import { createSessionflowWorker } from '../workers/createWorker';
 
 /**
@@ -19,7 +11,6 @@ import { createSessionflowWorker } from '../workers/createWorker';
  * TTL expiry, a close beacon, and a run that continued as new. Run through
  * scripts/record-histories.sh.
  */
-const historiesDir = resolve(__dirname, '../../test/replay/histories');
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 type Scenario = { file: string; input: Partial<TerminalSessionInput>; drive(handle: WorkflowHandle): Promise<void> };
@@ -55,12 +46,8 @@ const scenarios: Scenario[] = [
 ];
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const config = loadConfig();
-  const pool = createPool(config.DATABASE_URL, 2);
-  const activities = createActivities(activityDepsFrom(config, { docker: createDocker(config.DOCKER_SOCKET), pool }));
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const recorder = await openRecorder();
+  const { config, pool, activities, connection, client } = recorder;
 
   // The read model's rows need a real user and host.
   const { userId } = await createUserKey(pool, 'history-recorder', 'user', 'recorder');
@@ -71,7 +58,7 @@ async function main(): Promise<void> {
   );
 
   const taskQueue = `record-${randomUUID()}`;
-  const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities, workflowBundlePath: resolve(__dirname, '../workflow-bundle.js') });
+  const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities, workflowBundlePath: recorder.workflowBundlePath });
   await worker.runUntil(async () => {
     for (const scenario of scenarios) {
       const sessionId = randomBytes(32).toString('hex');
@@ -84,12 +71,10 @@ async function main(): Promise<void> {
       await scenario.drive(handle);
       // The first run: for continue-as-new, that is the run that hands over its state.
       const history = await client.workflow.getHandle(handle.workflowId, firstRunId).fetchHistory();
-      await writeFile(join(historiesDir, scenario.file), `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`);
-      console.log(`recorded ${scenario.file} (${history.events?.length} events)`);
+      await saveHistory(history, scenario.file);
     }
   });
-  await connection.close();
-  await pool.end();
+  await recorder.close();
 }
 
 main().catch((err: unknown) => {
