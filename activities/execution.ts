@@ -1,12 +1,12 @@
 import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { PassThrough } from 'node:stream';
-import { capForHistory, type ExecutionJob, type ExecutionResult } from '../domain/execution';
-import { domainFailure } from '../domain/errors';
+import { capForHistory, releaseSignal, type ExecutionJob, type ExecutionResult } from '../domain/execution';
 import { ensureImage, instanceLabel, kindLabel, managedLabel, sessionflowLabels, statusOf } from './docker';
 import { recordExecution } from './executionRecords';
 import { runnerSource, toRunnerJob } from './executionRunner';
+import { RunnerLinks } from './runnerLinks';
 
 /** Resource limits of every execution container (config). */
 export interface SandboxLimits {
@@ -27,16 +27,17 @@ export interface ExecutionActivityDeps {
 export const runtimeLabel = 'org.sessionflow.runtime';
 /** The pool workflow that owns a container: orphan sweeps are scoped to it. */
 export const poolLabel = 'org.sessionflow.pool';
-const sandboxUser = '65534:65534';
 /** Stateless runs get /work/<requestId>; a session keeps /work/session across executions. */
 const sessionWorkDir = '/work/session';
 
 export function createExecutionActivities({ docker, pool, instance, sandbox }: ExecutionActivityDeps) {
+  const runners = new RunnerLinks(docker);
   return {
     /**
      * A warm container: no network, read-only root, tmpfs work dirs, memory/CPU/pids/file-size
-     * limits, every capability dropped. It only sleeps; executions arrive by `docker exec` as
-     * nobody. Named by the pool's id for it, so a retried create finds the first one.
+     * limits, every capability dropped but the three the runner needs. Its main process is the
+     * runner, serving executions over the attached stdin/stdout as nobody. Named by the pool's
+     * id for it, so a retried create finds the first one.
      */
     async createExecutionContainer({ name, image, runtime, pool: poolId }: { name: string; image: string; runtime: string; pool: string }): Promise<string> {
       try {
@@ -51,7 +52,13 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
       const container = await docker.createContainer({
         name,
         Image: image,
-        Cmd: ['sleep', 'infinity'],
+        // The runner serves every execution of the container's life over its stdin/stdout.
+        Cmd: ['python3', '-c', runnerSource, 'serve'],
+        OpenStdin: true,
+        StdinOnce: false,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
         Labels: sessionflowLabels(instance, 'execution', { [runtimeLabel]: runtime, [poolLabel]: poolId }),
         NetworkDisabled: true,
         HostConfig: {
@@ -63,7 +70,11 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
           NanoCpus: sandbox.nanoCpus,
           PidsLimit: sandbox.pids,
           Ulimits: [{ Name: 'fsize', Soft: sandbox.fileSizeBytes, Hard: sandbox.fileSizeBytes }],
+          // The runner drops each job to nobody (SETUID, SETGID) and can always end what it started (KILL).
           CapDrop: ['ALL'],
+          CapAdd: ['SETUID', 'SETGID', 'KILL'],
+          // Results travel over the attached stdout; a log driver would keep every one on disk.
+          LogConfig: { Type: 'none', Config: {} },
           SecurityOpt: ['no-new-privileges'],
           // docker-init reaps what user programs orphan, so zombies never eat the pids limit.
           Init: true,
@@ -95,15 +106,23 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
         // The container's pids limit bounds processes; RLIMIT_NPROC would count the host's nobody too.
         processLimit: 0,
       });
-      // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the run's.
-      const beat = setInterval(() => heartbeatIfActivity(), 1000);
+      const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 20_000;
+      const stages = await runners.run(containerId, job.requestId, runnerJob, guardMs);
+      const result = { language: job.language, version: job.version, ...stages };
+      await recordExecution(pool, { id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
+      return capForHistory(result, input.historyOutputCap);
+    },
+
+    /**
+     * Gives a leased container back to its pool (the pool's `release` signal, sent with the
+     * worker's own client). Idempotent: the pool ignores a lease it no longer has out, and a
+     * pool that is gone has nothing to take back.
+     */
+    async releaseExecutionContainer({ poolWorkflowId, leaseId, retire }: { poolWorkflowId: string; leaseId: string; retire: boolean }): Promise<void> {
       try {
-        const stages = await execRunner(docker, containerId, JSON.stringify(runnerJob));
-        const result = { language: job.language, version: job.version, ...stages };
-        await recordExecution(pool, { id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
-        return capForHistory(result, input.historyOutputCap);
-      } finally {
-        clearInterval(beat);
+        await Context.current().client.workflow.getHandle(poolWorkflowId).signal(releaseSignal, { leaseId, retire });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
     },
 
@@ -127,53 +146,4 @@ export interface RunInContainerInput {
   ownerId: string;
   sessionId?: string;
   historyOutputCap: number;
-}
-
-function heartbeatIfActivity(): void {
-  try {
-    Context.current().heartbeat();
-  } catch {
-    // Called outside an activity (integration tests call the function directly).
-  }
-}
-
-async function execRunner(docker: Docker, containerId: string, jobJson: string): Promise<Omit<ExecutionResult, 'language' | 'version'>> {
-  let exec: Docker.Exec;
-  try {
-    exec = await docker.getContainer(containerId).exec({
-      Cmd: ['python3', '-c', runnerSource],
-      User: sandboxUser,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-    });
-  } catch (err) {
-    if (statusOf(err) === 404 || statusOf(err) === 409) throw domainFailure('ContainerLost', `execution container ${containerId.slice(0, 12)} is gone`, { containerId });
-    throw err;
-  }
-  const stream = await exec.start({ hijack: true, stdin: true });
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on('data', (chunk: Buffer) => out.push(chunk));
-  stderr.on('data', (chunk: Buffer) => err.push(chunk));
-  docker.modem.demuxStream(stream, stdout, stderr);
-  const ended = new Promise<void>((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', reject);
-  });
-  stream.end(jobJson);
-  await ended;
-  const text = Buffer.concat(out).toString('utf8');
-  try {
-    return JSON.parse(text) as Omit<ExecutionResult, 'language' | 'version'>;
-  } catch {
-    const inspected = await exec.inspect().catch(() => undefined);
-    const stderrTail = Buffer.concat(err).toString('utf8').slice(-2000);
-    throw domainFailure('ExecutionFailed', `the runner in the execution container did not report a result (exit ${inspected?.ExitCode}): ${stderrTail.slice(-300)}`, {
-      exitCode: inspected?.ExitCode, stderr: stderrTail,
-    });
-  }
 }

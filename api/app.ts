@@ -19,9 +19,9 @@ import { ApiRoutes } from './routes';
 
 export interface AppDeps {
   config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'> & ExecutionServiceConfig & TerminalConfig;
-  /** The client shares a NativeConnection with a worker polling the task queue: eager starts. */
-  eagerStart?: boolean;
   temporal: Client;
+  /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
+  executionClient?: Client;
   pool: Pool;
   docker: Docker;
   log: Logger;

@@ -11,18 +11,18 @@ export type ExecutionServiceConfig = ExecutionConfig & Pick<Config,
   'EXECUTION_COOLDOWN_SECONDS' | 'EXECUTION_ACQUIRE_WAIT_MS' | 'EXECUTION_HISTORY_OUTPUT_BYTES'>;
 
 /** The executor the execute route uses, picked once: the container pool, or the local fallback. */
-export function createExecutionService(deps: { config: ExecutionServiceConfig; temporal: Client; pool: Pool; docker: Docker; eagerStart?: boolean }): () => Promise<Executor> {
+export function createExecutionService(deps: { config: ExecutionServiceConfig; temporal: Client; executionClient?: Client; pool: Pool; docker: Docker }): () => Promise<Executor> {
   const { config } = deps;
   return chooseExecutor(
     config.USE_LOCAL_EXECUTOR,
     deps.docker,
     () => createTemporalExecutor({
-      temporal: deps.temporal,
+      temporal: deps.executionClient ?? deps.temporal,
       pool: deps.pool,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       poolSettings: (runtime) => poolSettingsFrom(config, runtime),
       historyOutputCap: config.EXECUTION_HISTORY_OUTPUT_BYTES,
-      eagerStart: deps.eagerStart ?? false,
+      eagerStart: deps.executionClient !== undefined,
     }),
     () => createLocalExecutor(deps.pool),
   );

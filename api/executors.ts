@@ -5,6 +5,8 @@ import { readExecutionResult } from '../activities/executionRecords';
 import { runLocally } from '../activities/localExecutor';
 import { acquireUpdate, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../domain/execution';
 import { OwnerId, SessionKind, SessionStatus } from '../domain/searchAttributes';
+import { executionTaskQueue } from '../domain/taskQueues';
+import { InFlightGate } from './inFlightGate';
 import { ApiError, toProblem } from './problems';
 import type { codeExecutionWorkflow } from '../workflows/codeExecution';
 import type { executionPoolWorkflow } from '../workflows/executionPool';
@@ -29,7 +31,7 @@ export interface TemporalExecutorDeps {
   taskQueue: string;
   poolSettings: (runtime: string) => PoolSettings;
   historyOutputCap: number;
-  /** Only when the client shares a NativeConnection with a worker polling `taskQueue`. */
+  /** Only when the client shares a NativeConnection with a worker polling the execution queue. */
   eagerStart: boolean;
 }
 
@@ -38,15 +40,19 @@ export interface TemporalExecutorDeps {
  * the first request creates the pool), then run a short `exec/<requestId>` workflow and await it.
  */
 export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
+  const gates = new Map<string, InFlightGate>();
   return {
     name: 'docker',
     async execute(job, ownerId) {
       const poolWorkflowId = makePoolWorkflowId(deps.taskQueue, job.language);
       const settings = deps.poolSettings(job.language);
-      const lease = await acquireLease(deps.temporal, deps.taskQueue, poolWorkflowId, settings, { leaseId: job.requestId, sessionKey: job.sessionKey });
+      let gate = gates.get(poolWorkflowId);
+      if (!gate) gates.set(poolWorkflowId, (gate = new InFlightGate(maxAcquiresInFlight)));
+      const deadline = Date.now() + settings.acquireWaitMs;
+      const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, poolWorkflowId, settings, { leaseId: job.requestId, sessionKey: job.sessionKey }, deadline));
       const outcome = await deps.temporal.workflow.execute<typeof codeExecutionWorkflow>('codeExecutionWorkflow', {
         workflowId: makeExecutionWorkflowId(job.requestId),
-        taskQueue: deps.taskQueue,
+        taskQueue: executionTaskQueue(deps.taskQueue),
         args: [{ job, ownerId, poolWorkflowId, lease, historyOutputCap: deps.historyOutputCap }],
         requestEagerStart: deps.eagerStart,
         // Bounded by the runner's deadlines plus Docker's slack; never an endless wait.
@@ -67,17 +73,21 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
 }
 
 /**
- * Leases a container: update-with-start on the pool. Temporal admits only a few in-flight
- * updates per workflow (10 on a default server); past that it refuses at once, so a refused
- * request tries again with jitter until the pool's acquire wait is spent, then gets 429 like a
- * request the pool itself turned away.
+ * Temporal admits only a few in-flight updates per workflow (10 on a default server): one api
+ * process keeps its acquires on a pool below that, and queues the rest itself.
  */
-async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId: string, settings: PoolSettings, request: AcquireRequest): Promise<Lease> {
-  const deadline = Date.now() + settings.acquireWaitMs;
+const maxAcquiresInFlight = 8;
+
+/**
+ * Leases a container: update-with-start on the pool. Past Temporal's in-flight limit (several
+ * api processes on one pool) the server refuses at once, so a refused request tries again with
+ * jitter until the acquire wait is spent, then gets 429 like a request the pool turned away.
+ */
+async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId: string, settings: PoolSettings, request: AcquireRequest, deadline: number): Promise<Lease> {
   for (;;) {
     try {
       return await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
-        args: [request],
+        args: [{ ...request, waitMs: Math.max(0, deadline - Date.now()) }],
         // One operation per attempt: the SDK allows each to be used once.
         startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
           workflowId: poolWorkflowId,
@@ -90,12 +100,14 @@ async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId:
       });
     } catch (err) {
       if (!tooManyUpdates(err)) throw err;
-      if (Date.now() >= deadline) {
-        throw new ApiError('PoolExhausted', `too many ${settings.runtime} requests are waiting for a container`, { runtime: settings.runtime, retryAfterSeconds: Math.max(1, Math.ceil(settings.acquireWaitMs / 1000)) });
-      }
+      if (Date.now() >= deadline) throw poolExhausted(settings);
       await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80));
     }
   }
+}
+
+function poolExhausted(settings: PoolSettings): ApiError {
+  return new ApiError('PoolExhausted', `too many ${settings.runtime} requests are waiting for a container`, { runtime: settings.runtime, retryAfterSeconds: Math.max(1, Math.ceil(settings.acquireWaitMs / 1000)) });
 }
 
 /** gRPC status RESOURCE_EXHAUSTED, as the server answers an update past its in-flight limit. */

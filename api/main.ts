@@ -1,9 +1,16 @@
+import { Client } from '@temporalio/client';
+import { NativeConnection, Runtime, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
 import { once } from 'node:events';
-import { loadConfig } from '../platform/config';
+import { createExecutionActivities } from '../activities/execution';
+import { loadConfig, type Config } from '../platform/config';
 import { createPool } from '../platform/database';
 import { createDocker } from '../platform/docker';
+import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { createLogger } from '../platform/logger';
 import { connectTemporal } from '../platform/temporal';
+import { activityDepsFrom } from '../workers/activityDeps';
+import { createExecutionWorker, workflowBundleFrom } from '../workers/createWorker';
+import { TemporalPinoLogger } from '../workers/temporalLogger';
 import { createApp } from './app';
 import { attachTerminalBridge, type TerminalBridge } from './terminal/bridge';
 
@@ -11,26 +18,50 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL, 'api');
   const pool = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+  const docker = createDocker(config.DOCKER_SOCKET);
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
-  const app = createApp({ config, temporal, pool, docker: createDocker(config.DOCKER_SOCKET), log });
+  const execution = config.EXECUTION_WORKER_IN_API && !config.USE_LOCAL_EXECUTOR ? await startExecutionWorker(config, log, { docker, pool }) : undefined;
+  const app = createApp({ config, temporal, executionClient: execution?.client, pool, docker, log });
 
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const terminalBridge = app.locals.terminalBridge as TerminalBridge;
   attachTerminalBridge(server, terminalBridge);
-  log.info({ url: `http://${config.HOST}:${config.PORT}` }, 'api listening');
+  log.info({ url: `http://${config.HOST}:${config.PORT}`, executionWorker: Boolean(execution) }, 'api listening');
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'api stopping');
     void terminalBridge.close();
+    // Requests in flight (executions among them) finish first; then the execution worker drains.
     server.close(() => {
-      void Promise.allSettled([pool.end(), temporal.connection.close()]).then(() => process.exit(0));
+      execution?.worker.shutdown();
+      void Promise.allSettled([execution?.running, pool.end(), temporal.connection.close()]).then(() => process.exit(0));
     });
     // Keep-alive sockets would hold close() open; drop them after a grace period.
     setTimeout(() => server.closeAllConnections(), 5000).unref();
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+}
+
+/**
+ * The api's own execution worker: executions started through its connection begin on this
+ * process at once (eager start), and their runs and releases are local activities here.
+ */
+async function startExecutionWorker(config: Config, log: ReturnType<typeof createLogger>, deps: Parameters<typeof activityDepsFrom>[1]): Promise<{ client: Client; worker: Worker; running: Promise<void> }> {
+  // The api's handlers stop it; the SDK's own signal handling would drain it before them.
+  Runtime.install({ logger: new TemporalPinoLogger(log), shutdownSignals: [], telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await createExecutionWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activities: createExecutionActivities(activityDepsFrom(config, deps)),
+    workflowBundlePath: workflowBundleFrom(config),
+    maxConcurrentExecutions: maxConcurrentExecutions(config),
+  });
+  const running = worker.run().finally(() => connection.close());
+  return { client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), worker, running };
 }
 
 main().catch((err: unknown) => {

@@ -132,6 +132,8 @@ export interface PoolState {
 export interface AcquireRequest {
   leaseId: string;
   sessionKey?: string;
+  /** How long the pool may keep the request waiting at the cap (what is left of the api's wait). */
+  waitMs?: number;
 }
 
 export interface ReleaseRequest {

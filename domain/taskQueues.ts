@@ -3,3 +3,12 @@
  * of their own (see README, Scaling out); tests use a unique queue each.
  */
 export const defaultTaskQueue = 'sessionflow';
+
+/**
+ * Executions run on a queue of their own next to the main one: the api process polls it with
+ * an in-process worker (so executions start eagerly, without a matching hop), and the worker
+ * process polls it too (so an execution whose api died still finishes).
+ */
+export function executionTaskQueue(mainTaskQueue: string): string {
+  return `${mainTaskQueue}/execution`;
+}

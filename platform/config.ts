@@ -36,6 +36,8 @@ const configSchema = z.object({
   EXECUTION_IMAGE: z.string().min(1).default('sessionflow/runtimes:bookworm'),
   /** `true` (or Docker unreachable at start): executions run as local subprocesses instead. */
   USE_LOCAL_EXECUTOR: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** `true`: the api process runs an execution worker of its own and starts executions eagerly (no matching hop). */
+  EXECUTION_WORKER_IN_API: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   EXECUTION_READY_SESSIONS: z.coerce.number().int().min(0).max(64).default(1),
   EXECUTION_MAX_CONTAINERS: z.coerce.number().int().min(1).max(256).default(8),
   EXECUTION_COOLDOWN_SECONDS: z.coerce.number().int().min(1).default(300),

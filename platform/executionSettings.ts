@@ -1,5 +1,5 @@
 import type { SandboxLimits } from '../activities/execution';
-import type { PoolSettings } from '../domain/execution';
+import { runtimes, type PoolSettings } from '../domain/execution';
 import type { Config } from './config';
 
 /** The limits every execution container gets, from config. */
@@ -30,4 +30,9 @@ export function poolSettingsFrom(config: PoolConfig, runtime: string): PoolSetti
     leaseTtlMs: longestRunMs + 60_000,
     leasesPerRun: 500,
   };
+}
+
+/** The most executions one deployment runs at once: every runtime's pool at its cap. */
+export function maxConcurrentExecutions(config: Pick<Config, 'EXECUTION_MAX_CONTAINERS'>): number {
+  return runtimes.length * config.EXECUTION_MAX_CONTAINERS;
 }

@@ -4,7 +4,7 @@ import { createUserKey } from '../api/auth';
 import { createTemporalExecutor } from '../api/executors';
 import { makeExecutionWorkflowId, makePoolWorkflowId, type ExecutionJob } from '../domain/execution';
 import { poolSettingsFrom } from '../platform/executionSettings';
-import { createSessionflowWorker } from '../workers/createWorker';
+import { createExecutionWorker, createSessionflowWorker } from '../workers/createWorker';
 
 /**
  * Re-records the code-execution replay histories from real runs: a stateless execution, a
@@ -24,9 +24,12 @@ async function main(): Promise<void> {
     requestId: randomUUID(), language: 'python', version: '3.11.2', files: [{ name: 'main.py', content: Buffer.from(code).toString('base64') }],
     stdin: '', args: [], outputLimit: 65536, run: { command: ['python3', '-u', '{file}'], timeoutMs: 3000, memoryLimit: -1 }, sessionKey,
   });
-  const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities, workflowBundlePath: recorder.workflowBundlePath });
+  const workerOptions = { connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities, workflowBundlePath: recorder.workflowBundlePath };
+  const worker = await createSessionflowWorker(workerOptions);
+  const executionWorker = await createExecutionWorker({ ...workerOptions, maxConcurrentExecutions: 8 });
   const poolId = makePoolWorkflowId(taskQueue, 'python');
   const recorded: [string, string, string?][] = [];
+  const executions = executionWorker.run();
   await worker.runUntil(async () => {
     const stateless = job('print("x" * 200)');
     await executor.execute(stateless, userId);
@@ -41,6 +44,8 @@ async function main(): Promise<void> {
     }
     await client.workflow.getHandle(poolId).terminate('recorded');
   });
+  executionWorker.shutdown();
+  await executions;
   await activities.removeOrphanExecutionContainers({ pool: poolId, keep: [] });
   await recorder.close();
 }

@@ -1,5 +1,9 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import type { Config } from '../platform/config';
 import type { createActivities } from '../activities';
+import type { createExecutionActivities } from '../activities/execution';
+import { executionTaskQueue } from '../domain/taskQueues';
 
 export interface SessionflowWorkerOptions {
   connection: NativeConnection;
@@ -12,15 +16,48 @@ export interface SessionflowWorkerOptions {
 
 export const workflowsPath = require.resolve('../workflows');
 
+/**
+ * Production runs the bundle `npm run build` made; development uses it when present, or
+ * bundles workflows/ at start (a few seconds).
+ */
+export function workflowBundleFrom(config: Pick<Config, 'NODE_ENV' | 'WORKFLOW_BUNDLE_PATH'>): string | undefined {
+  if (existsSync(config.WORKFLOW_BUNDLE_PATH)) return config.WORKFLOW_BUNDLE_PATH;
+  if (config.NODE_ENV === 'production') throw new Error(`NODE_ENV=production needs the prebuilt workflow bundle at ${config.WORKFLOW_BUNDLE_PATH} (npm run build)`);
+  return undefined;
+}
+
+function workflowSource(bundlePath: string | undefined): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  return bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath };
+}
+
 export function createSessionflowWorker(options: SessionflowWorkerOptions): Promise<Worker> {
-  const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = options.workflowBundlePath
-    ? { workflowBundle: { codePath: options.workflowBundlePath } }
-    : { workflowsPath };
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     activities: options.activities,
-    ...workflowSource,
+    ...workflowSource(options.workflowBundlePath),
+  });
+}
+
+export interface ExecutionWorkerOptions extends Omit<SessionflowWorkerOptions, 'activities'> {
+  activities: ReturnType<typeof createExecutionActivities>;
+  /** Executions that may run at once (every runtime's container cap): each holds a workflow task slot while it runs. */
+  maxConcurrentExecutions: number;
+}
+
+/**
+ * A worker on the execution queue of `taskQueue`: execution workflows and their local
+ * activities. The api runs one in-process (eager starts); the worker process runs one too.
+ */
+export function createExecutionWorker(options: ExecutionWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: executionTaskQueue(options.taskQueue),
+    activities: options.activities,
+    maxConcurrentWorkflowTaskExecutions: Math.max(40, options.maxConcurrentExecutions + 8),
+    maxConcurrentLocalActivityExecutions: Math.max(100, options.maxConcurrentExecutions * 2 + 8),
+    ...workflowSource(options.workflowBundlePath),
   });
 }

@@ -1,5 +1,4 @@
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
-import { existsSync } from 'node:fs';
 import { activityDepsFrom } from './activityDeps';
 import { createActivities } from '../activities';
 import { loadConfig } from '../platform/config';
@@ -7,7 +6,9 @@ import { createPool } from '../platform/database';
 import { createDocker } from '../platform/docker';
 import { createLogger } from '../platform/logger';
 import { connectTemporal } from '../platform/temporal';
-import { createSessionflowWorker } from './createWorker';
+import { createExecutionWorker, createSessionflowWorker, workflowBundleFrom } from './createWorker';
+import { executionTaskQueue } from '../domain/taskQueues';
+import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { ensureSandboxSweepSchedule } from './sandboxSchedule';
 import { TemporalPinoLogger } from './temporalLogger';
 
@@ -23,19 +24,14 @@ async function main(): Promise<void> {
   const docker = createDocker(config.DOCKER_SOCKET);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
 
-  // Production runs the bundle `npm run build` made; development bundles at start (a few seconds).
-  const prebuilt = config.NODE_ENV === 'production' || existsSync(config.WORKFLOW_BUNDLE_PATH);
-  if (config.NODE_ENV === 'production' && !existsSync(config.WORKFLOW_BUNDLE_PATH)) {
-    throw new Error(`NODE_ENV=production needs the prebuilt workflow bundle at ${config.WORKFLOW_BUNDLE_PATH} (npm run build)`);
-  }
-  const worker = await createSessionflowWorker({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities(activityDepsFrom(config, { docker, pool })),
-    workflowBundlePath: prebuilt ? config.WORKFLOW_BUNDLE_PATH : undefined,
-  });
-  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, prebuilt }, 'worker polling');
+  const workflowBundlePath = workflowBundleFrom(config);
+  const prebuilt = workflowBundlePath !== undefined;
+  const workerOptions = { connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, workflowBundlePath };
+  const activities = createActivities(activityDepsFrom(config, { docker, pool }));
+  const worker = await createSessionflowWorker({ ...workerOptions, activities });
+  // Executions whose api is gone finish here (the api's own execution worker starts them eagerly).
+  const executionWorker = await createExecutionWorker({ ...workerOptions, activities, maxConcurrentExecutions: maxConcurrentExecutions(config) });
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, executionTaskQueue: executionTaskQueue(config.TEMPORAL_TASK_QUEUE), namespace: config.TEMPORAL_NAMESPACE, prebuilt }, 'worker polling');
 
   const client = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const sweepSchedule = await ensureSandboxSweepSchedule(client, { instance: config.SESSIONFLOW_INSTANCE, taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS });
@@ -43,7 +39,7 @@ async function main(): Promise<void> {
   log.info({ scheduleId: sweepSchedule, everySeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS }, 'sandbox sweep scheduled');
 
   // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks have drained (Runtime's shutdown signals).
-  await worker.run();
+  await Promise.all([worker.run(), executionWorker.run()]);
   await connection.close();
   await pool.end();
   log.info('worker stopped');

@@ -42,9 +42,12 @@ export async function executionPoolWorkflow(initial: PoolState): Promise<void> {
   });
 
   setHandler(acquireUpdate, async (request: AcquireRequest): Promise<Lease> => {
+    // The same request again (a client retrying after a lost answer) gets the same container.
+    const held = containers.find((c) => c.leaseId === request.leaseId && c.state === 'leased');
+    if (held) return { leaseId: request.leaseId, containerId: held.containerId, cold: false };
     waiting++;
     try {
-      const deadline = now() + settings.acquireWaitMs;
+      const deadline = now() + (request.waitMs ?? settings.acquireWaitMs);
       // Several waiters can wake in one activation: re-check after waking, wait again if beaten.
       while (!canServe(request)) {
         const remaining = deadline - now();

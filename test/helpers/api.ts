@@ -8,10 +8,10 @@ import { createUserKey } from '../../api/auth';
 import { attachTerminalBridge, type TerminalBridge } from '../../api/terminal/bridge';
 import { createLogger } from '../../platform/logger';
 import type { Infra } from './infra';
-import { createTestWorker, uniqueTaskQueue } from './temporal';
+import { createTestExecutionWorker, createTestWorker, uniqueTaskQueue } from './temporal';
 
 export interface HarnessOptions {
-  /** Start workflows eagerly (a client sharing the worker's NativeConnection), as the api process does. */
+  /** Start executions eagerly (a client sharing the execution worker's NativeConnection), as the api process does. */
   eagerStart?: boolean;
 }
 
@@ -29,11 +29,12 @@ export interface ApiHarness {
 export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra, overrides: Partial<Infra['config']> = {}, options: HarnessOptions = {}): Promise<ApiHarness> {
   const taskQueue = uniqueTaskQueue('api');
   const config = { ...infra.config, TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
-  // Eager workflow start needs the client on the NativeConnection the harness's worker polls with.
-  const temporal = options.eagerStart ? new Client({ connection: env.nativeConnection, namespace: env.namespace ?? 'default' }) : env.client;
-  const app = createApp({ config, temporal, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test'), eagerStart: options.eagerStart });
+  // Eager workflow start needs the client on the NativeConnection the execution worker polls with.
+  const executionClient = options.eagerStart ? new Client({ connection: env.nativeConnection, namespace: env.namespace ?? 'default' }) : undefined;
+  const app = createApp({ config, temporal: env.client, executionClient, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test') });
   const worker = await createTestWorker(env, taskQueue, infra.activities);
-  const running = worker.run();
+  const executionWorker = await createTestExecutionWorker(env, taskQueue, infra.activities);
+  const running = Promise.all([worker.run(), executionWorker.run()]);
   const suffix = randomUUID().slice(0, 8);
   const { key: adminKey } = await createUserKey(infra.pool, `admin-${suffix}`, 'admin', 'test');
   const { key: userKey, userId } = await createUserKey(infra.pool, `user-${suffix}`, 'user', 'test');
@@ -41,6 +42,7 @@ export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra
     app, worker, taskQueue, adminKey, userKey, userId,
     async stop() {
       worker.shutdown();
+      executionWorker.shutdown();
       await running;
     },
   };

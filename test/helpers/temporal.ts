@@ -1,7 +1,7 @@
 import { DefaultLogger, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
-import { createSessionflowWorker } from '../../workers/createWorker';
+import { createExecutionWorker, createSessionflowWorker } from '../../workers/createWorker';
 import type { createActivities } from '../../activities';
 
 let runtimeInstalled = false;
@@ -36,4 +36,9 @@ export function workflowBundlePath(): string {
 
 export function createTestWorker(env: TestWorkflowEnvironment, taskQueue: string, activities: ReturnType<typeof createActivities>): Promise<Worker> {
   return createSessionflowWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, activities, workflowBundlePath: workflowBundlePath() });
+}
+
+/** The execution queue's worker of a test's task queue (the api process and the worker process each run one). */
+export function createTestExecutionWorker(env: TestWorkflowEnvironment, taskQueue: string, activities: ReturnType<typeof createActivities>): Promise<Worker> {
+  return createExecutionWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, activities, workflowBundlePath: workflowBundlePath(), maxConcurrentExecutions: 64 });
 }
