@@ -75,8 +75,15 @@ export class RunnerLinks {
 
   private async attach(containerId: string, forget: () => void): Promise<Link> {
     let stream: Duplex;
+    const container = this.docker.getContainer(containerId);
     try {
-      stream = (await this.docker.getContainer(containerId).attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+      stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+      // Docker accepts an attach to a stopped container and then never answers nor ends it;
+      // once attached to a running one, its end ends the stream.
+      if (!(await container.inspect()).State.Running) {
+        stream.destroy();
+        throw containerLost(containerId);
+      }
     } catch (err) {
       forget();
       if (statusOf(err) === 404 || statusOf(err) === 409) throw containerLost(containerId);

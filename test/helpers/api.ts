@@ -13,6 +13,8 @@ import { createTestExecutionWorker, createTestWorker, uniqueTaskQueue } from './
 export interface HarnessOptions {
   /** Start executions eagerly (a client sharing the execution worker's NativeConnection), as the api process does. */
   eagerStart?: boolean;
+  /** `false`: no execution worker in this process (a test brings its own). */
+  executionWorker?: boolean;
 }
 
 export interface ApiHarness {
@@ -33,8 +35,8 @@ export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra
   const executionClient = options.eagerStart ? new Client({ connection: env.nativeConnection, namespace: env.namespace ?? 'default' }) : undefined;
   const app = createApp({ config, temporal: env.client, executionClient, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test') });
   const worker = await createTestWorker(env, taskQueue, infra.activities);
-  const executionWorker = await createTestExecutionWorker(env, taskQueue, infra.activities);
-  const running = Promise.all([worker.run(), executionWorker.run()]);
+  const executionWorker = options.executionWorker === false ? undefined : await createTestExecutionWorker(env, taskQueue, infra.activities);
+  const running = Promise.all([worker.run(), executionWorker?.run()]);
   const suffix = randomUUID().slice(0, 8);
   const { key: adminKey } = await createUserKey(infra.pool, `admin-${suffix}`, 'admin', 'test');
   const { key: userKey, userId } = await createUserKey(infra.pool, `user-${suffix}`, 'user', 'test');
@@ -42,7 +44,7 @@ export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra
     app, worker, taskQueue, adminKey, userKey, userId,
     async stop() {
       worker.shutdown();
-      executionWorker.shutdown();
+      executionWorker?.shutdown();
       await running;
     },
   };

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { runtimes, makePoolWorkflowId } from '../../domain/execution';
 import type { Infra } from './infra';
@@ -9,4 +10,29 @@ export async function removeExecutionPools(client: Client, infra: Infra, taskQue
     await client.workflow.getHandle(poolId).terminate('test finished').catch(() => undefined);
     await infra.activities.removeOrphanExecutionContainers({ pool: poolId, keep: [] });
   }
+}
+
+/**
+ * Starts test/helpers/executionWorkerProcess.ts in a child process (TypeScript compiled on
+ * load), polling the execution queue of `taskQueue`; resolves once it polls.
+ */
+export async function spawnExecutionWorker(taskQueue: string): Promise<ChildProcess> {
+  const compileOnLoad = `
+    const ts = require('typescript');
+    const fs = require('fs');
+    require.extensions['.ts'] = (module, file) => module._compile(ts.transpileModule(fs.readFileSync(file, 'utf8'), {
+      fileName: file, compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    }).outputText, file);
+    require(process.argv[1]);`;
+  const child = spawn(process.execPath, ['-e', compileOnLoad, require.resolve('./executionWorkerProcess.ts')], {
+    env: { ...process.env, SF_TEST_TASK_QUEUE: taskQueue },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('polling')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`the execution worker process exited ${code} before polling`)));
+  });
+  return child;
 }
