@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the bring-up command: run scripts/up.sh, then prove the system works through
-# HTTP exactly as a user would — /readyz, a self-check that passes, and the workflow listed in
-# Temporal by its search attribute. Leaves the system running (scripts/down.sh stops it).
+# HTTP exactly as a user would — /readyz, a self-check that passes, the workflow listed in
+# Temporal by its search attribute, and a Python execution served by the Docker executor. Leaves the system running (scripts/down.sh stops it).
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
 scripts/up.sh >/dev/null
@@ -28,4 +28,10 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 grep -q "self-check/$id" <<<"$listed" || die "smoke: temporal workflow list does not show self-check/$id"
-log "smoke: up, ready, self-check $id PASSED and listed by SessionKind"
+headers="$(mktemp)"
+executed="$(curl -fsS -D "$headers" -XPOST -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+  -d '{"language":"python","version":"3","files":[{"content":"print(6 * 7)"}]}' "$api/api/v2/execute")" || die "smoke: /api/v2/execute failed"
+[ "$(node -pe 'JSON.parse(process.argv[1]).run.stdout' "$executed")" = 42 ] || die "smoke: execution answered $executed"
+grep -qi '^x-sessionflow-executor: docker' "$headers" || die "smoke: the execution was not served by the docker executor: $(cat "$headers")"
+rm -f "$headers"
+log "smoke: up, ready, self-check $id PASSED and listed by SessionKind, print(6 * 7) executed in a container"
