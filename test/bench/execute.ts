@@ -45,7 +45,9 @@ async function main(): Promise<void> {
       }
     };
 
-    await load(5, 1, () => post(0, api.userKey)); // warm-up: pool started, containers ready
+    // Warm-up: the pool started and at its cap of 16 containers, so the warm rows create none.
+    await load(5, 1, () => post(0, api.userKey));
+    await load(48, 16, () => post(0, api.userKey));
     await run('docker', ['run', '-d', '--name', floorName, '--label', `org.sessionflow.instance=${infra.config.SESSIONFLOW_INSTANCE}`, '--network', 'none', image, 'sleep', 'infinity']);
     const floor = () => run('docker', ['exec', floorName, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
     const naive = () => run('docker', ['run', '--rm', '--network', 'none', image, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });

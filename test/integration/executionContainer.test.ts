@@ -46,6 +46,50 @@ describe('execution containers', () => {
     expect(recorded?.run).toMatchObject({ stdout: `Hello, Alice 65534\n${'y'.repeat(100)}\n`, code: 0, signal: null, status: null });
   });
 
+  it('answer a job sent twice from memory instead of running it again', async () => {
+    const code = 'with open("runs", "a") as f:\n    f.write("x")\nprint(len(open("runs").read()))';
+    const first = job(python, code, { sessionKey: `${ownerId}/twice` });
+    const once = await infra.activities.runInContainer({ containerId, job: first, ownerId, historyOutputCap: 1000 });
+    const again = await infra.activities.runInContainer({ containerId, job: first, ownerId, historyOutputCap: 1000 });
+    expect([once.result.run?.stdout, again.result.run?.stdout]).toEqual(['1\n', '1\n']);
+    const next = await infra.activities.runInContainer({ containerId, job: { ...first, requestId: randomUUID() }, ownerId, historyOutputCap: 1000 });
+    expect(next.result.run?.stdout).toBe('2\n');
+  });
+
+  it('keep user code away from the runner', async () => {
+    const code = [
+      'import os, signal',
+      'def runner():',
+      '    for pid in filter(str.isdigit, os.listdir("/proc")):',
+      '        try:',
+      '            args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")[:-1]',
+      '            uid = next(line.split()[1] for line in open(f"/proc/{pid}/status") if line.startswith("Uid:"))',
+      '        except OSError:',
+      '            continue',
+      '        if args and args[0].startswith(b"python") and args[-1] == b"serve" and uid == "0":',
+      '            return int(pid)',
+      'pid = runner()',
+      'print("runner found" if pid else "no runner")',
+      'for name, attempt in [("kill", lambda: os.kill(pid, signal.SIGKILL)), ("stdin", lambda: open(f"/proc/{pid}/fd/0")), ("stdout", lambda: open(f"/proc/{pid}/fd/1", "w"))]:',
+      '    try:',
+      '        attempt()',
+      '        print(name, "allowed")',
+      '    except PermissionError:',
+      '        print(name, "denied")',
+      'print(os.getuid())',
+    ].join('\n');
+    const { result } = await infra.activities.runInContainer({ containerId, job: job(python, code), ownerId, historyOutputCap: 1000 });
+    expect(result.run?.stdout).toBe('runner found\nkill denied\nstdin denied\nstdout denied\n65534\n');
+    const after = await infra.activities.runInContainer({ containerId, job: job(python, 'print("still served")'), ownerId, historyOutputCap: 1000 });
+    expect(after.result.run?.stdout).toBe('still served\n');
+  });
+
+  it('run jobs as nobody with no capabilities', async () => {
+    const code = 'import os\nprint(os.getuid(), os.getgid())\nprint(next(line for line in open("/proc/self/status") if line.startswith("CapEff:")), end="")';
+    const { result } = await infra.activities.runInContainer({ containerId, job: job(python, code), ownerId, historyOutputCap: 1000 });
+    expect(result.run?.stdout).toBe('65534 65534\nCapEff:\t0000000000000000\n');
+  });
+
   it('are removed by the orphan sweep when their pool does not know them', async () => {
     const orphan = await infra.activities.createExecutionContainer({ name: `sf-exec-orphan-${randomUUID().slice(0, 8)}`, image: infra.config.EXECUTION_IMAGE, runtime: 'python', pool: 'integration-orphans' });
     expect(await infra.activities.removeOrphanExecutionContainers({ pool: 'integration-orphans', keep: [] })).toEqual([orphan]);
