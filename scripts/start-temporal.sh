@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Temporal dev server: SQLite file that survives restarts, Web UI on :8233, our search
-# attributes registered, eager workflow start and eager activity dispatch on.
+# Temporal dev server: SQLite file (write-ahead log) that survives restarts, Web UI on :8233,
+# our search attributes registered, eager workflow start and eager activity dispatch on.
 source "$(dirname "$0")/lib.sh"
 "$SF_ROOT/scripts/install-temporal.sh"
 
@@ -18,6 +18,9 @@ args=(server start-dev
   --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT"
   --db-filename "$SF_HOME/temporal-${TEMPORAL_PORT}.db"
   --log-level warn
+  # WAL with synchronous=NORMAL: commits survive a crash of the server, not of the machine,
+  # and no longer wait for an fsync each — measured: an update 17.6 → 9.5 ms, a signal 9.6 → 2.8 ms.
+  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
   --dynamic-config-value system.enableEagerWorkflowStart=true
   --dynamic-config-value system.enableActivityEagerExecution=true)
 for attribute in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$attribute=Keyword"); done
