@@ -83,6 +83,8 @@ export function registerExecuteRoutes(api: ApiRoutes, deps: ExecuteRouteDeps): v
         200: { description: 'the compile and run results; header X-Sessionflow-Executor names the executor', schema: executeResponse },
         400: { description: 'bad request: `message` says why' },
         429: { description: 'PoolExhausted: every container is busy; retry after Retry-After seconds' },
+        500: { description: 'ExecutionFailed: the runner could not carry out the job (its container is retired)' },
+        503: { description: 'ContainerLost: the execution container vanished during the run (it is retired)' },
       },
     },
     async ({ body, principal, res }) => {

@@ -52,6 +52,14 @@ async function main(): Promise<void> {
     const floor = () => run('docker', ['exec', floorName, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
     const naive = () => run('docker', ['run', '--rm', '--network', 'none', image, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
 
+    // (d) the runner alone: the same job sent straight to a warm container (no HTTP, no Temporal), so a − d is their overhead.
+    const direct = await infra.activities.createExecutionContainer({ name: `sf-exec-bench-direct-${randomUUID().slice(0, 8)}`, image, runtime: 'python', pool: 'bench-direct' });
+    const runnerAlone = async () => {
+      const job = { requestId: randomUUID(), language: 'python', version: '3.11.2', files: [{ name: 'main.py', content: Buffer.from(program).toString('base64') }], stdin: '', args: [], outputLimit: 65_536, run: { command: ['python3', '-u', 'main.py'], timeoutMs: 3000, memoryLimit: -1 } };
+      const { result } = await infra.activities.runInContainer({ containerId: direct, job, ownerId: api.userId, historyOutputCap: 4096 });
+      if (result.run?.stdout !== expected) throw new Error(JSON.stringify(result));
+    };
+
     const rows: { name: string; samples: number[]; extra?: string }[] = [];
     const p50: Record<string, number> = {};
     for (const [concurrency, total] of [[1, 40], [10, 60], [50, 100]] as const) {
@@ -63,6 +71,9 @@ async function main(): Promise<void> {
         p50[`${name}@${concurrency}`] = summarise(result.samples).p50;
       }
     }
+    const alone = await load(40, 1, runnerAlone);
+    rows.push({ name: 'd runner alone, 1 in flight', samples: alone.samples, extra: `errors ${alone.errors}` });
+    await infra.activities.removeExecutionContainer({ containerId: direct });
     // Cold: a new session id on a pool with no ready container, so each request creates one.
     const cold: number[] = [];
     for (let i = 0; i < 8; i++) {
@@ -78,6 +89,7 @@ async function main(): Promise<void> {
       const a = p50[`a api@${c}`]!;
       console.log(`  ${String(c).padStart(2)} in flight: a/b ${(a / p50[`b docker exec@${c}`]!).toFixed(2)}  a/c ${(a / p50[`c docker run --rm@${c}`]!).toFixed(2)}`);
     }
+    console.log(`  HTTP + Temporal overhead at 1 in flight (a − d): ${(p50['a api@1']! - summarise(alone.samples).p50).toFixed(0)} ms`);
     console.log(`  cold start p50 ${summarise(cold).p50.toFixed(0)} ms`);
     for (const [error, count] of apiErrors) console.log(`api error ×${count}: ${error}`);
     for (const server of servers) server.close();
