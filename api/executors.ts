@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { readExecutionResult } from '../activities/executionRecords';
 import { runLocally } from '../activities/localExecutor';
-import { acquireUpdate, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../domain/execution';
+import { acquireUpdate, releaseSignal, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../domain/execution';
 import { OwnerId, SessionKind, SessionStatus } from '../domain/searchAttributes';
 import { executionTaskQueue } from '../domain/taskQueues';
 import { InFlightGate } from './inFlightGate';
@@ -50,7 +50,7 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
       if (!gate) gates.set(poolWorkflowId, (gate = new InFlightGate(maxAcquiresInFlight)));
       const deadline = Date.now() + settings.acquireWaitMs;
       const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, poolWorkflowId, settings, { leaseId: job.requestId, sessionKey: job.sessionKey }, deadline));
-      const outcome = await deps.temporal.workflow.execute<typeof codeExecutionWorkflow>('codeExecutionWorkflow', {
+      const started = deps.temporal.workflow.start<typeof codeExecutionWorkflow>('codeExecutionWorkflow', {
         workflowId: makeExecutionWorkflowId(job.requestId),
         taskQueue: executionTaskQueue(deps.taskQueue),
         args: [{ job, ownerId, poolWorkflowId, lease, historyOutputCap: deps.historyOutputCap }],
@@ -63,7 +63,13 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
           { key: SessionStatus, value: 'RUNNING' },
         ],
         staticSummary: `${job.language} ${job.version} execution${job.sessionKey ? ' in a session' : ''}`,
-      }).catch((err: unknown) => {
+      });
+      const execution = await started.catch(async (err: unknown) => {
+        // Nothing will run in the container: give it back now rather than after the lease's TTL.
+        await deps.temporal.workflow.getHandle(poolWorkflowId).signal(releaseSignal, { leaseId: lease.leaseId, retire: false }).catch(() => undefined);
+        throw err;
+      });
+      const outcome = await execution.result().catch((err: unknown) => {
         throw toExecutionFailure(err);
       });
       const result = outcome.truncated ? ((await readExecutionResult(deps.pool, job.requestId, ownerId)) ?? outcome.result) : outcome.result;

@@ -1,8 +1,12 @@
+import type { Client, WorkflowClient } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { makePoolWorkflowId, poolStateQuery, type PoolState } from '../../domain/execution';
+import { createTemporalExecutor } from '../../api/executors';
+import { findRuntime, makePoolWorkflowId, poolStateQuery, type ExecutionJob, type PoolState } from '../../domain/execution';
+import { poolSettingsFrom } from '../../platform/executionSettings';
 import { eventually, startApiHarness, type ApiHarness } from '../helpers/api';
 import { removeExecutionPools, spawnExecutionWorker } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
@@ -83,4 +87,26 @@ describe('a worker killed in the middle of an execution', () => {
     const state = await eventually(poolState, (s) => !s.containers.some((c) => c.containerId === containerId));
     expect(state.containers.map((c) => c.containerId)).not.toContain(containerId);
   }, 60_000);
+});
+
+describe('an execution that cannot start', () => {
+  it('gives its container back to the pool at once instead of after the lease expires', async () => {
+    // Temporal refuses the start (injected); the acquire and the release are real.
+    const workflow = Object.assign(Object.create(env.client.workflow) as WorkflowClient, { start: () => Promise.reject(new Error('start refused')) });
+    const executor = createTemporalExecutor({
+      temporal: { workflow } as unknown as Client, pool: infra.pool, taskQueue: api.taskQueue, historyOutputCap: 4096, eagerStart: false,
+      poolSettings: (runtime) => ({ ...poolSettingsFrom(infra.config, runtime), readySessions: 0 }),
+    });
+    const bash = findRuntime('bash', '*')!;
+    const job: ExecutionJob = {
+      requestId: randomUUID(), language: bash.language, version: bash.version, files: [{ name: 'main.sh', content: Buffer.from('echo hi').toString('base64') }],
+      stdin: '', args: [], outputLimit: 65_536, run: { command: bash.run, timeoutMs: 3000, memoryLimit: -1 },
+    };
+    await expect(executor.execute(job, api.userId)).rejects.toThrow('start refused');
+
+    const pool = env.client.workflow.getHandle(makePoolWorkflowId(api.taskQueue, 'bash'));
+    const state = await eventually(() => pool.query(poolStateQuery), (s) => s.containers.length === 1 && s.containers[0]!.state === 'ready');
+    expect(state.containers).toEqual([expect.objectContaining({ state: 'ready' })]);
+    expect(state.containers[0]!.leaseId).toBeUndefined();
+  });
 });
