@@ -79,8 +79,10 @@ export class RunnerLinks {
     try {
       stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
       // Docker accepts an attach to a stopped container and then never answers nor ends it;
-      // once attached to a running one, its end ends the stream.
-      if (!(await container.inspect()).State.Running) {
+      // once attached to a running one, its end ends the stream. A container made before the
+      // runner (no open stdin) would never answer either: both are lost to the pool.
+      const { State, Config } = await container.inspect();
+      if (!State.Running || !Config.OpenStdin) {
         stream.destroy();
         throw containerLost(containerId);
       }
