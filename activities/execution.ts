@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { capForHistory, releaseSignal, type ExecutionJob, type ExecutionResult } from '../domain/execution';
+import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../domain/execution';
 import { ensureImage, instanceLabel, kindLabel, managedLabel, sessionflowLabels, statusOf } from './docker';
 import { recordExecution } from './executionRecords';
 import { runnerSource, toRunnerJob } from './executionRunner';
@@ -78,6 +78,8 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
           SecurityOpt: ['no-new-privileges'],
           // docker-init reaps what user programs orphan, so zombies never eat the pids limit.
           Init: true,
+          // A restarted Docker engine brings the pool's containers back instead of leaving it dead ones.
+          RestartPolicy: { Name: 'unless-stopped' },
         },
       });
       await container.start();
@@ -111,6 +113,14 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
       const result = { language: job.language, version: job.version, ...stages };
       await recordExecution(pool, { id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
       return capForHistory(result, input.historyOutputCap);
+    },
+
+    /**
+     * Leases another container from an existing pool (the `acquire` update, sent with the
+     * worker's own client), for an execution whose first container was found dead.
+     */
+    async acquireReplacementContainer({ poolWorkflowId, request }: { poolWorkflowId: string; request: AcquireRequest }): Promise<Lease> {
+      return Context.current().client.workflow.getHandle(poolWorkflowId).executeUpdate(acquireUpdate, { args: [request] });
     },
 
     /**

@@ -12,8 +12,9 @@ import type { ExecutionJob, StageSpec } from '../domain/execution';
  *   (the api or worker attaches to the container) and answers each with a JSON line on stdout.
  *   It runs as root with only SETUID, SETGID and KILL, and forks each job into a child that
  *   becomes the sandbox user (nobody) before touching the job: user code can neither signal
- *   the runner nor read its streams. Replies are kept by job id, so a job sent twice (a retried
- *   execution) runs once.
+ *   the runner nor read its streams. A job is acknowledged (`accepted`) before any user code
+ *   runs, then answered. Replies are kept by job id, so a job sent twice (a retried execution)
+ *   runs once.
  * - one-shot (no argument) — the local executor's subprocess: one job on stdin, the result on
  *   stdout.
  *
@@ -232,6 +233,9 @@ def serve():
             sys.stderr.flush()
             continue
         if job_id not in replies:
+            # Said before any user code starts: a job lost without this line can go elsewhere.
+            sys.stdout.write(json.dumps({"id": job_id, "accepted": True}) + "\n")
+            sys.stdout.flush()
             replies[job_id] = run_as_sandbox_user(request["job"])
             while len(replies) > 16:
                 replies.popitem(last=False)

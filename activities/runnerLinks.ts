@@ -9,11 +9,15 @@ export type RunnerStages = Omit<ExecutionResult, 'language' | 'version'>;
 
 interface RunnerReply {
   id: string;
+  /** The runner has the job and is about to run it. */
+  accepted?: boolean;
   result?: RunnerStages;
   error?: string;
 }
 
 interface Pending {
+  /** The runner acknowledged the job: user code may have run. */
+  accepted: boolean;
   resolve(stages: RunnerStages): void;
   reject(err: unknown): void;
 }
@@ -50,7 +54,7 @@ export class RunnerLinks {
         link.pending.delete(jobId);
         fn(value);
       };
-      link.pending.set(jobId, { resolve: settle(resolve), reject: settle(reject) });
+      link.pending.set(jobId, { accepted: false, resolve: settle(resolve), reject: settle(reject) });
       link.stream.write(`${JSON.stringify({ id: jobId, job })}\n`);
     });
   }
@@ -84,11 +88,11 @@ export class RunnerLinks {
       const { State, Config } = await container.inspect();
       if (!State.Running || !Config.OpenStdin) {
         stream.destroy();
-        throw containerLost(containerId);
+        throw containerLost(containerId, false);
       }
     } catch (err) {
       forget();
-      if (statusOf(err) === 404 || statusOf(err) === 409) throw containerLost(containerId);
+      if (statusOf(err) === 404 || statusOf(err) === 409) throw containerLost(containerId, false);
       throw err;
     }
     const link: Link = { stream, pending: new Map() };
@@ -107,7 +111,7 @@ export class RunnerLinks {
     });
     const lost = () => {
       forget();
-      for (const pending of link.pending.values()) pending.reject(containerLost(containerId));
+      for (const pending of link.pending.values()) pending.reject(containerLost(containerId, pending.accepted));
     };
     stream.on('end', lost);
     stream.on('close', lost);
@@ -125,10 +129,12 @@ function deliver(link: Link, line: string): void {
   }
   const pending = link.pending.get(reply.id);
   if (!pending) return; // another process's job
-  if (reply.result) pending.resolve(reply.result);
+  if (reply.accepted) pending.accepted = true;
+  else if (reply.result) pending.resolve(reply.result);
   else pending.reject(domainFailure('ExecutionFailed', `the runner could not carry out the job: ${(reply.error ?? 'no reason given').slice(-300)}`, { runnerError: reply.error }));
 }
 
-function containerLost(containerId: string): Error {
-  return domainFailure('ContainerLost', `execution container ${containerId.slice(0, 12)} is gone`, { containerId });
+/** `duringRun: false` — the job never reached the container, so another container may take it. */
+function containerLost(containerId: string, duringRun: boolean): Error {
+  return domainFailure('ContainerLost', `execution container ${containerId.slice(0, 12)} is gone`, { containerId, duringRun });
 }

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { openRecorder, saveHistory } from './recorder';
 import { createUserKey } from '../api/auth';
 import { createTemporalExecutor } from '../api/executors';
-import { makeExecutionWorkflowId, makePoolWorkflowId, type ExecutionJob } from '../domain/execution';
+import { makeExecutionWorkflowId, makePoolWorkflowId, poolStateQuery, type ExecutionJob } from '../domain/execution';
 import { poolSettingsFrom } from '../platform/executionSettings';
 import { createExecutionWorker, createSessionflowWorker } from '../workers/createWorker';
 
 /**
  * Re-records the code-execution replay histories from real runs: a stateless execution, a
- * session execution, and a pool run that hands out leases, takes them back and continues as new.
+ * session execution, one that passes over a dead container, and a pool run that hands out
+ * leases, takes them back and continues as new.
  */
 async function main(): Promise<void> {
   const recorder = await openRecorder();
@@ -37,7 +38,18 @@ async function main(): Promise<void> {
     const session = job('open("f", "w").write("1"); print(open("f").read())', `${userId}/recorder`);
     await executor.execute(session, userId);
     await executor.execute(job('print(1)'), userId);
-    recorded.push(['execution-stateless.json', makeExecutionWorkflowId(stateless.requestId)], ['execution-session.json', makeExecutionWorkflowId(session.requestId)], ['executionPool-continued-as-new.json', poolId, firstRunId]);
+    // A ready container that died: the execution passes it over for another.
+    const ready = (await client.workflow.getHandle(poolId).query(poolStateQuery)).containers.find((c) => c.state === 'ready');
+    if (!ready) throw new Error('the pool has no ready container to kill');
+    await recorder.docker.getContainer(ready.containerId).kill();
+    const replaced = job('print(2)');
+    await executor.execute(replaced, userId);
+    recorded.push(
+      ['execution-stateless.json', makeExecutionWorkflowId(stateless.requestId)],
+      ['execution-session.json', makeExecutionWorkflowId(session.requestId)],
+      ['execution-dead-container-replaced.json', makeExecutionWorkflowId(replaced.requestId)],
+      ['executionPool-continued-as-new.json', poolId, firstRunId],
+    );
     for (const [file, workflowId, runId] of recorded) {
       const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
       await saveHistory(history, file);

@@ -1,4 +1,4 @@
-import { getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { createExecutionActivities } from '../activities/execution';
 import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../domain/execution';
 import { SessionStatus } from '../domain/searchAttributes';
@@ -20,29 +20,47 @@ export const runnerLinkPatch = 'execution-runner-link';
  */
 export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<ExecutionOutcome> {
   if (!patched(runnerLinkPatch)) return executeWithActivityAndSignal(input);
-  const { job, lease } = input;
+  const { job } = input;
   const run = proxyLocalActivities<ExecutionActivities>({
     // The runner's own SIGKILL deadlines end user code; 30 s more covers Docker.
     startToCloseTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 30_000,
     // A second attempt only repeats the request: the runner answers a known job id from memory.
     retry: { maximumAttempts: 2, initialInterval: '100ms' },
   });
-  // A release is a signal to the pool, idempotent per lease: retried until it lands.
-  const release = proxyLocalActivities<ExecutionActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 10, initialInterval: '100ms' } });
-  const handBack = (retire: boolean) => release.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire });
+  // Releases and replacement leases are messages to the pool: retried until they land.
+  const pool = proxyLocalActivities<ExecutionActivities>({ startToCloseTimeout: '30s', retry: { maximumAttempts: 10, initialInterval: '100ms' } });
 
-  let outcome: ExecutionOutcome;
-  try {
-    outcome = await run.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
-  } catch (err) {
-    // A container the run failed in (vanished, runner silent) is not trusted again.
-    await handBack(true);
-    upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
-    throw err;
+  let lease = input.lease;
+  for (let replacements = 0; ; replacements++) {
+    try {
+      const outcome = await run.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
+      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: false });
+      upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
+      return outcome;
+    } catch (err) {
+      // A container the run failed in (vanished, runner silent) is not trusted again.
+      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: true });
+      // One found dead before the job reached it (say, after a Docker restart) costs the
+      // client nothing: the job goes to another container.
+      if (!lostBeforeRun(err) || replacements >= maxReplacements) {
+        upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
+        throw err;
+      }
+      lease = await pool.acquireReplacementContainer({ poolWorkflowId: input.poolWorkflowId, request: { leaseId: `${input.lease.leaseId}/${replacements + 1}`, sessionKey: job.sessionKey } });
+    }
   }
-  await handBack(false);
-  upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
-  return outcome;
+}
+
+/** Dead containers one execution may pass over (as many as a default pool holds) before it gives up with ContainerLost. */
+const maxReplacements = 8;
+
+function lostBeforeRun(err: unknown): boolean {
+  for (let failure: unknown = err; failure instanceof Error; failure = failure.cause) {
+    if (failure instanceof ApplicationFailure && failure.type === 'ContainerLost') {
+      return (failure.details?.[0] as { duringRun?: boolean } | undefined)?.duringRun === false;
+    }
+  }
+  return false;
 }
 
 /**

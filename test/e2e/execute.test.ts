@@ -123,6 +123,20 @@ print(sorted(os.listdir("/tmp")), [c for c in cmds if b"sleep" in c], [f for f i
   });
 });
 
+describe('a pool container found dead', () => {
+  it('is passed over for another container before the job reaches it, and retired', async () => {
+    await python('print("warm")').expect(200);
+    const pool = env.client.workflow.getHandle(makePoolWorkflowId(api.taskQueue, 'python'));
+    // The pool hands out its first ready container next: that one dies first.
+    const dead = (await pool.query(poolStateQuery)).containers.find((c) => c.state === 'ready')!.containerId;
+    await infra.docker.getContainer(dead).kill();
+
+    const res = await python('print("served")').expect(200);
+    expect(res.body.run.stdout).toBe('served\n');
+    expect((await pool.query(poolStateQuery)).containers.map((c) => c.containerId)).not.toContain(dead);
+  });
+});
+
 describe('sessions (session_id)', () => {
   it('returns a session to its container with its files, and gives another user a different session', async () => {
     const sessionId = `s-${randomUUID()}`;
