@@ -4,7 +4,7 @@ import type { Pool } from 'pg';
 import { readExecutionResult } from '../activities/executionRecords';
 import { runLocally } from '../activities/localExecutor';
 import { acquireUpdate, releaseSignal, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../domain/execution';
-import { OwnerId, SessionKind, SessionStatus } from '../domain/searchAttributes';
+import { OwnerId, Runtime, SessionKind, SessionStatus } from '../domain/searchAttributes';
 import { executionTaskQueue } from '../domain/taskQueues';
 import { InFlightGate } from './inFlightGate';
 import { ApiError, toProblem } from './problems';
@@ -61,6 +61,7 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
           { key: SessionKind, value: 'execution' },
           { key: OwnerId, value: ownerId },
           { key: SessionStatus, value: 'RUNNING' },
+          { key: Runtime, value: job.language },
         ],
         staticSummary: `${job.language} ${job.version} execution${job.sessionKey ? ' in a session' : ''}`,
       });
@@ -100,7 +101,7 @@ async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId:
           taskQueue,
           workflowIdConflictPolicy: 'USE_EXISTING',
           args: [{ settings, containers: [], leasesHandedOut: 0 }],
-          typedSearchAttributes: [{ key: SessionKind, value: 'execution-pool' }, { key: SessionStatus, value: 'RUNNING' }],
+          typedSearchAttributes: [{ key: SessionKind, value: 'execution-pool' }, { key: SessionStatus, value: 'RUNNING' }, { key: Runtime, value: settings.runtime }],
           staticSummary: `Warm ${settings.runtime} execution containers`,
         }),
       });

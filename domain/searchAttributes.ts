@@ -12,7 +12,9 @@ export const OwnerId = defineSearchAttributeKey('OwnerId', SearchAttributeType.K
 export const SessionName = defineSearchAttributeKey('SessionName', SearchAttributeType.KEYWORD);
 export const ChatId = defineSearchAttributeKey('ChatId', SearchAttributeType.KEYWORD);
 export const MachineMac = defineSearchAttributeKey('MachineMac', SearchAttributeType.KEYWORD);
+/** The language of a code execution and of its pool (`Runtime = 'python'`). */
+export const Runtime = defineSearchAttributeKey('Runtime', SearchAttributeType.KEYWORD);
 
-export const customSearchAttributes = [SessionKind, SessionStatus, OwnerId, SessionName, ChatId, MachineMac];
+export const customSearchAttributes = [SessionKind, SessionStatus, OwnerId, SessionName, ChatId, MachineMac, Runtime];
 
 export type SessionKindValue = 'self-check' | 'compute' | 'execution' | 'sandbox' | 'terminal' | 'pxe';

@@ -5,12 +5,24 @@ source "$(dirname "$0")/lib.sh"
 "$SF_ROOT/scripts/install-temporal.sh"
 
 # Keep in step with domain/searchAttributes.ts (a unit test compares them).
-SEARCH_ATTRIBUTES=(SessionKind SessionStatus OwnerId SessionName ChatId MachineMac)
+SEARCH_ATTRIBUTES=(SessionKind SessionStatus OwnerId SessionName ChatId MachineMac Runtime)
 
 temporal_up() { "$TEMPORAL_BIN" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" --command-timeout 2s; }
 
+# The dev server registers --search-attribute only when it creates its database: a database
+# from before an attribute was added gets it here (idempotent; also for a server already up).
+ensure_search_attributes() {
+  local known missing=()
+  known="$("$TEMPORAL_BIN" operator search-attribute list --address "127.0.0.1:$TEMPORAL_PORT" --output json)"
+  for attribute in "${SEARCH_ATTRIBUTES[@]}"; do grep -q "\"$attribute\"" <<<"$known" || missing+=(--name "$attribute"); done
+  (( ${#missing[@]} == 0 )) && return 0
+  log "registering search attributes: ${missing[*]}"
+  "$TEMPORAL_BIN" operator search-attribute create --address "127.0.0.1:$TEMPORAL_PORT" --type Keyword "${missing[@]}" >/dev/null
+}
+
 if temporal_up >/dev/null 2>&1; then
   log "Temporal already running on :$TEMPORAL_PORT"
+  ensure_search_attributes
   exit 0
 fi
 
@@ -28,4 +40,5 @@ for attribute in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$attri
 log "starting Temporal dev server on :$TEMPORAL_PORT (Web UI :$TEMPORAL_UI_PORT)"
 start_daemon "temporal-$TEMPORAL_PORT" "$TEMPORAL_BIN" "${args[@]}"
 wait_for "Temporal" 60 temporal_up
+ensure_search_attributes
 log "Temporal ready: grpc 127.0.0.1:$TEMPORAL_PORT, Web UI http://127.0.0.1:$TEMPORAL_UI_PORT"

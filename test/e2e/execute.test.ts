@@ -55,7 +55,11 @@ describe('POST /api/v2/execute (seed 001)', () => {
     });
     const described = await env.client.workflow.getHandle(`exec/${res.headers['x-sessionflow-request-id']}`).describe();
     expect(described.status.name).toBe('COMPLETED');
-    expect(described.typedSearchAttributes.toJSON()).toEqual(expect.arrayContaining([expect.objectContaining({ key: expect.objectContaining({ name: 'SessionKind' }), value: 'execution' })]));
+    expect(described.typedSearchAttributes.toJSON()).toEqual(expect.arrayContaining([
+      expect.objectContaining({ key: expect.objectContaining({ name: 'SessionKind' }), value: 'execution' }),
+      expect.objectContaining({ key: expect.objectContaining({ name: 'Runtime' }), value: 'python' }),
+      expect.objectContaining({ key: expect.objectContaining({ name: 'OwnerId' }), value: api.userId }),
+    ]));
   });
 
   it('serves 5 sequential requests correctly', async () => {

@@ -76,9 +76,11 @@ describe('a worker killed in the middle of an execution', () => {
   }, 90_000);
 
   it('answers ContainerLost when the container vanishes mid-run, and retires it', async () => {
-    const answer = execute({ files: [{ content: 'import time\ntime.sleep(5)\nprint("never")' }] }).then((res) => res);
+    const answer = execute({ files: [{ content: 'import time\nopen("/tmp/started", "w").write("x")\ntime.sleep(5)\nprint("never")' }] }).then((res) => res);
     const running = await eventually(poolState, (state) => leased(state) !== undefined);
     const containerId = leased(running)!.containerId;
+    // Once the program runs: a container lost before that would be passed over instead.
+    await eventually(() => readInContainer(containerId, '/tmp/started').catch(() => ''), (text) => text.includes('x'));
     await infra.docker.getContainer(containerId).remove({ force: true });
 
     const res = await answer;
