@@ -1,7 +1,7 @@
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { acquireUpdate, makePoolWorkflowId, poolStateQuery, type AcquireRequest } from '../../domain/execution';
+import { acquireUpdate, makePoolWorkflowId, poolStateQuery, releaseSignal, type AcquireRequest } from '../../domain/execution';
 import { poolSettingsFrom } from '../../platform/executionSettings';
 import type { executionPoolWorkflow } from '../../workflows/executionPool';
 import { removeExecutionPools } from '../helpers/executionPools';
@@ -52,5 +52,44 @@ describe('executionPoolWorkflow', () => {
     const refused = await acquire({ leaseId: 'lease-2', waitMs: 200 }).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
     expect((refused as WorkflowUpdateFailedError).cause).toMatchObject({ type: 'PoolExhausted' });
+  });
+});
+
+describe('executionPoolWorkflow across a worker restart and continue-as-new', () => {
+  const queue = uniqueTaskQueue('execution-pool-restart');
+  const id = makePoolWorkflowId(queue, 'python');
+  afterAll(() => removeExecutionPools(env.client, infra, queue));
+  const lease = (leaseId: string) => env.client.workflow.executeUpdateWithStart(acquireUpdate, {
+    args: [{ leaseId }],
+    startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+      workflowId: id, taskQueue: queue, workflowIdConflictPolicy: 'USE_EXISTING',
+      // Two leases per run, so the third hand-out happens in a run continued as new.
+      args: [{ settings: { ...settings(), maxContainers: 2, leasesPerRun: 2 }, containers: [], leasesHandedOut: 0 }],
+    }),
+  });
+  const release = (leaseId: string) => env.client.workflow.getHandle(id).signal(releaseSignal, { leaseId, retire: false });
+
+  it('keeps its containers and leases, and hands the same containers out again', async () => {
+    const first = await createTestWorker(env, queue, infra.activities);
+    const a = await first.runUntil(async () => {
+      const leased = await lease('a');
+      await release('a');
+      return leased;
+    });
+    const { runId: firstRun } = await env.client.workflow.getHandle(id).describe();
+
+    // A new worker process, as after a restart: the pool's state comes back from its history.
+    const second = await createTestWorker(env, queue, infra.activities);
+    await second.runUntil(async () => {
+      const b = await lease('b');
+      expect(b).toMatchObject({ containerId: a.containerId, cold: false });
+      await release('b');
+      const c = await lease('c');
+      expect(c).toMatchObject({ containerId: a.containerId, cold: false });
+      const described = await env.client.workflow.getHandle(id).describe();
+      expect(described.runId).not.toBe(firstRun);
+      const state = await env.client.workflow.getHandle(id).query(poolStateQuery);
+      expect(state.containers).toEqual([expect.objectContaining({ containerId: a.containerId, state: 'leased', leaseId: 'c' })]);
+    });
   });
 });
