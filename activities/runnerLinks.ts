@@ -59,12 +59,6 @@ export class RunnerLinks {
     });
   }
 
-  /** Drops every link (their containers keep running). */
-  close(): void {
-    for (const link of this.links.values()) void link.then((l) => l.stream.destroy(), () => undefined);
-    this.links.clear();
-  }
-
   private link(containerId: string): Promise<Link> {
     let link = this.links.get(containerId);
     if (!link) {

@@ -1,15 +1,12 @@
 import { Client } from '@temporalio/client';
-import { NativeConnection, Runtime, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
+import { Runtime, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
 import { once } from 'node:events';
-import { createExecutionActivities } from '../activities/execution';
 import { loadConfig, type Config } from '../platform/config';
 import { createPool } from '../platform/database';
 import { createDocker } from '../platform/docker';
-import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { createLogger } from '../platform/logger';
 import { connectTemporal } from '../platform/temporal';
-import { activityDepsFrom } from '../workers/activityDeps';
-import { createExecutionWorker, workflowBundleFrom } from '../workers/createWorker';
+import { connectExecutionWorker } from '../workers/createWorker';
 import { TemporalPinoLogger } from '../workers/temporalLogger';
 import { createApp } from './app';
 import { attachTerminalBridge, type TerminalBridge } from './terminal/bridge';
@@ -48,18 +45,10 @@ async function main(): Promise<void> {
  * The api's own execution worker: executions started through its connection begin on this
  * process at once (eager start), and their runs and releases are local activities here.
  */
-async function startExecutionWorker(config: Config, log: ReturnType<typeof createLogger>, deps: Parameters<typeof activityDepsFrom>[1]): Promise<{ client: Client; worker: Worker; running: Promise<void> }> {
+async function startExecutionWorker(config: Config, log: ReturnType<typeof createLogger>, deps: Parameters<typeof connectExecutionWorker>[1]): Promise<{ client: Client; worker: Worker; running: Promise<void> }> {
   // The api's handlers stop it; the SDK's own signal handling would drain it before them.
   Runtime.install({ logger: new TemporalPinoLogger(log), shutdownSignals: [], telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const worker = await createExecutionWorker({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createExecutionActivities(activityDepsFrom(config, deps)),
-    workflowBundlePath: workflowBundleFrom(config),
-    maxConcurrentExecutions: maxConcurrentExecutions(config),
-  });
+  const { connection, worker } = await connectExecutionWorker(config, deps);
   const running = worker.run().finally(() => connection.close());
   return { client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), worker, running };
 }

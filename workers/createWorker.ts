@@ -2,7 +2,11 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { existsSync } from 'node:fs';
 import type { Config } from '../platform/config';
 import type { createActivities } from '../activities';
-import type { createExecutionActivities } from '../activities/execution';
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import { createExecutionActivities } from '../activities/execution';
+import { maxConcurrentExecutions } from '../platform/executionSettings';
+import { activityDepsFrom } from './activityDeps';
 import { executionTaskQueue } from '../domain/taskQueues';
 
 export interface SessionflowWorkerOptions {
@@ -60,4 +64,21 @@ export function createExecutionWorker(options: ExecutionWorkerOptions): Promise<
     maxConcurrentLocalActivityExecutions: Math.max(100, options.maxConcurrentExecutions * 2 + 8),
     ...workflowSource(options.workflowBundlePath),
   });
+}
+
+/**
+ * A process's own execution worker, from its config: a NativeConnection of its own (a client
+ * on it starts executions eagerly) and the execution activities only.
+ */
+export async function connectExecutionWorker(config: Config, deps: { docker: Docker; pool: Pool }): Promise<{ connection: NativeConnection; worker: Worker }> {
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await createExecutionWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activities: createExecutionActivities(activityDepsFrom(config, deps)),
+    workflowBundlePath: workflowBundleFrom(config),
+    maxConcurrentExecutions: maxConcurrentExecutions(config),
+  });
+  return { connection, worker };
 }

@@ -25,7 +25,7 @@ export async function spawnExecutionWorker(taskQueue: string): Promise<ChildProc
     }).outputText, file);
     require(process.argv[1]);`;
   const child = spawn(process.execPath, ['-e', compileOnLoad, require.resolve('./executionWorkerProcess.ts')], {
-    env: { ...process.env, SF_TEST_TASK_QUEUE: taskQueue },
+    env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: process.env.SF_TEST_WORKFLOW_BUNDLE },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
