@@ -74,11 +74,17 @@ export class TerminalBridge {
     await this.listen();
 
     const ws = await new Promise<WebSocket>((resolve) => this.wss.handleUpgrade(req, socket, head, resolve));
+    // A client may send (a resize, keystrokes) as soon as it is open: hold its messages until
+    // the bridge below listens, instead of losing them to the checks in between.
+    ws.pause();
     const size = { cols: clampSize(query.get('cols'), 80), rows: clampSize(query.get('rows'), 24) };
     this.track(sessionId, ws);
     // It may have ended between the read above and LISTEN: check once more now that we listen.
     const now = await this.deps.sessions.row(sessionId);
-    if (now?.status !== 'active') return closeSocket(ws, (now?.reason_closed as CloseReason | null) ?? 'user_close');
+    if (now?.status !== 'active') {
+      ws.resume(); // the closing handshake reads the client's close frame
+      return closeSocket(ws, (now?.reason_closed as CloseReason | null) ?? 'user_close');
+    }
     this.bridge(ws, sessionId, host, size);
   }
 
@@ -156,6 +162,7 @@ export class TerminalBridge {
       clearInterval(ping);
       ssh.end();
     });
+    ws.resume();
   }
 
   private track(sessionId: string, ws: WebSocket): void {
