@@ -1,13 +1,13 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { createDatabaseActivities } from './database';
-import { createDockerActivities } from './docker';
-import { createExecutionActivities, type SandboxLimits } from './execution';
-import { createRegistryActivities } from './registry';
-import { createSandboxActivities } from './sandbox';
-import { createPxeActivities } from './pxe';
-import { SshPool } from './ssh';
-import { createTerminalActivities } from './terminal';
+import { createDatabaseActivities } from './selfCheck/database';
+import { createDockerActivities } from './shared/docker';
+import { createExecutionActivities, type SandboxLimits } from './execution/execution';
+import { createRegistryActivities } from './shared/registry';
+import { createSandboxActivities } from './sandbox/sandbox';
+import { createPxeActivities } from './pxe/pxe';
+import { SshPool } from './shared/ssh';
+import { createTerminalActivities } from './terminal/terminal';
 
 export interface ActivityDeps {
   docker: Docker;

@@ -1,4 +1,4 @@
-import type { CheckOutcome } from '../domain/selfCheck';
+import type { CheckOutcome } from '../domain/selfCheck/selfCheck';
 
 /** The self-check probes, one per piece of infrastructure. */
 export interface SelfCheckActivities {

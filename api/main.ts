@@ -8,7 +8,7 @@ import { createLogger } from '../platform/logger';
 import { connectTemporal } from '../platform/temporal';
 import { connectExecutionWorker } from '../workers/createWorker';
 import { TemporalPinoLogger } from '../workers/temporalLogger';
-import { createApp } from './app';
+import { createApp } from './platform/app';
 import { attachTerminalBridge, type TerminalBridge } from './terminal/bridge';
 
 async function main(): Promise<void> {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defaultTaskQueue } from '../domain/taskQueues';
+import { defaultTaskQueue } from '../domain/shared/taskQueues';
 
 /**
  * Configuration comes from the environment only, validated once at start: a typo fails the

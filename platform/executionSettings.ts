@@ -1,5 +1,5 @@
-import type { SandboxLimits } from '../activities/execution';
-import { runtimes, type PoolSettings } from '../domain/execution';
+import type { SandboxLimits } from '../activities/execution/execution';
+import { runtimes, type PoolSettings } from '../domain/execution/execution';
 import type { Config } from './config';
 
 /** The limits every execution container gets, from config. */

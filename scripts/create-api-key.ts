@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createUserKey, type Role } from '../api/auth';
+import { createUserKey, type Role } from '../api/platform/auth';
 import { loadConfig } from '../platform/config';
 import { createPool } from '../platform/database';
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { openRecorder, saveHistory } from './recorder';
-import { createUserKey } from '../api/auth';
-import { createTemporalExecutor } from '../api/executors';
-import { makeExecutionWorkflowId, makePoolWorkflowId, poolStateQuery, type ExecutionJob } from '../domain/execution';
+import { createUserKey } from '../api/platform/auth';
+import { createTemporalExecutor } from '../api/execution/executors';
+import { makeExecutionWorkflowId, makePoolWorkflowId, poolStateQuery, type ExecutionJob } from '../domain/execution/execution';
 import { poolSettingsFrom } from '../platform/executionSettings';
 import { createExecutionWorker, createSessionflowWorker } from '../workers/createWorker';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { openRecorder, saveHistory } from './recorder';
-import { domainFailure } from '../domain/errors';
-import { makeSelfCheckWorkflowId } from '../domain/selfCheck';
+import { domainFailure } from '../domain/shared/errors';
+import { makeSelfCheckWorkflowId } from '../domain/selfCheck/selfCheck';
 import { createSessionflowWorker } from '../workers/createWorker';
 
 /**

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { openRecorder, saveHistory } from './recorder';
-import { createUserKey } from '../api/auth';
-import { domainFailure } from '../domain/errors';
-import { makePxeWorkflowId, pxeSessionStateQuery, stopPxeSessionUpdate } from '../domain/pxe';
+import { createUserKey } from '../api/platform/auth';
+import { domainFailure } from '../domain/shared/errors';
+import { makePxeWorkflowId, pxeSessionStateQuery, stopPxeSessionUpdate } from '../domain/pxe/pxe';
 import { type Pool } from '../platform/database';
 import { createSessionflowWorker } from '../workers/createWorker';
 

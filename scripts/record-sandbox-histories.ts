@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openRecorder, saveHistory } from './recorder';
-import { createUserKey } from '../api/auth';
-import { ensureSandbox } from '../api/routes/sandbox';
-import { currentSandboxQuery, execInSandboxUpdate, makeSandboxWorkflowId, stopSandboxUpdate, type SandboxRecord } from '../domain/sandbox';
+import { createUserKey } from '../api/platform/auth';
+import { ensureSandbox } from '../api/sandbox/routes';
+import { currentSandboxQuery, execInSandboxUpdate, makeSandboxWorkflowId, stopSandboxUpdate, type SandboxRecord } from '../domain/sandbox/sandbox';
 import { createSessionflowWorker } from '../workers/createWorker';
 
 /**

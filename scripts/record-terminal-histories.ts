@@ -1,8 +1,8 @@
 import { type WorkflowHandle } from '@temporalio/client';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { openRecorder, saveHistory } from './recorder';
-import { createUserKey } from '../api/auth';
-import { closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate, type TerminalSessionInput } from '../domain/terminal';
+import { createUserKey } from '../api/platform/auth';
+import { closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate, type TerminalSessionInput } from '../domain/terminal/terminal';
 import { createSessionflowWorker } from '../workers/createWorker';
 
 /**

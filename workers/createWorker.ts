@@ -4,10 +4,10 @@ import type { Config } from '../platform/config';
 import type { createActivities } from '../activities';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { createExecutionActivities } from '../activities/execution';
+import { createExecutionActivities } from '../activities/execution/execution';
 import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { activityDepsFrom } from './activityDeps';
-import { executionTaskQueue } from '../domain/taskQueues';
+import { executionTaskQueue } from '../domain/shared/taskQueues';
 
 export interface SessionflowWorkerOptions {
   connection: NativeConnection;

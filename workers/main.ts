@@ -7,7 +7,7 @@ import { createDocker } from '../platform/docker';
 import { createLogger } from '../platform/logger';
 import { connectTemporal } from '../platform/temporal';
 import { createExecutionWorker, createSessionflowWorker, workflowBundleFrom } from './createWorker';
-import { executionTaskQueue } from '../domain/taskQueues';
+import { executionTaskQueue } from '../domain/shared/taskQueues';
 import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { ensureSandboxSweepSchedule } from './sandboxSchedule';
 import { TemporalPinoLogger } from './temporalLogger';

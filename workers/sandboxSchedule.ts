@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, type Client } from '@temporalio/client';
-import { makeSandboxSweepScheduleId } from '../domain/sandbox';
-import type { sandboxSweepWorkflow } from '../workflows/sandboxSweep';
+import { makeSandboxSweepScheduleId } from '../domain/sandbox/sandbox';
+import type { sandboxSweepWorkflow } from '../workflows/sandbox/sandboxSweep';
 
 export interface SandboxSweepScheduleOptions {
   instance: string;

@@ -1,9 +1,9 @@
 // Everything the worker bundles. Workflow code only: no activities, no Node built-ins.
-export { selfCheckWorkflow } from './selfCheck';
-export { sandboxWorkflow } from './sandbox';
-export { sandboxSweepWorkflow } from './sandboxSweep';
-export { pxeSessionWorkflow } from './pxeSession';
-export { pxeImageWorkflow, pxeBootServerStatusWorkflow } from './pxeImage';
-export { codeExecutionWorkflow } from './codeExecution';
-export { executionPoolWorkflow } from './executionPool';
-export { terminalSessionWorkflow } from './terminal';
+export { selfCheckWorkflow } from './selfCheck/selfCheck';
+export { sandboxWorkflow } from './sandbox/sandbox';
+export { sandboxSweepWorkflow } from './sandbox/sandboxSweep';
+export { pxeSessionWorkflow } from './pxe/pxeSession';
+export { pxeImageWorkflow, pxeBootServerStatusWorkflow } from './pxe/pxeImage';
+export { codeExecutionWorkflow } from './execution/codeExecution';
+export { executionPoolWorkflow } from './execution/executionPool';
+export { terminalSessionWorkflow } from './terminal/terminal';

@@ -6,7 +6,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   shellExitedCloseCode, sshFailedCloseCode, terminalCloseCodes, terminalEndedChannel,
   type CloseReason, type TerminalClientMessage, type TerminalEndedNotice,
-} from '../../domain/terminal';
+} from '../../domain/terminal/terminal';
 import type { Logger } from '../../platform/logger';
 import type { ConnectableHost, TerminalHosts } from './hosts';
 import type { TerminalMetrics } from './metrics';

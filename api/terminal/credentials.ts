@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { ApiError } from '../problems';
+import { ApiError } from '../platform/problems';
 
 /**
  * Host credentials at rest: AES-256-GCM under a key from the environment, stored as

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { z } from 'zod';
-import { ApiError } from '../problems';
-import type { ApiRoutes } from '../routes';
+import { ApiError } from '../platform/problems';
+import type { ApiRoutes } from '../platform/routes';
 import type { CredentialSealer } from './credentials';
 
 /** How to log in: the secret half is sealed at rest and never leaves the api again. */

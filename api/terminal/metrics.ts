@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import type { ApiMetrics } from '../metrics';
+import type { ApiMetrics } from '../platform/metrics';
 
 /**
  * The seed's terminal counters, kept by the api process (it decides reuse and limits, and owns

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import type { ApiRoutes } from '../routes';
+import type { ApiRoutes } from '../platform/routes';
 
 /**
  * The terminal page: xterm.js from our own node_modules (no CDN), fitted to the window. The

@@ -1,12 +1,12 @@
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { z } from 'zod';
-import { closeReasons, terminalModes, terminalSessionIdPattern, terminalStatuses } from '../../domain/terminal';
+import { closeReasons, terminalModes, terminalSessionIdPattern, terminalStatuses } from '../../domain/terminal/terminal';
 import type { Config } from '../../platform/config';
 import type { Logger } from '../../platform/logger';
-import type { ApiMetrics } from '../metrics';
-import { ApiError } from '../problems';
-import type { ApiRoutes } from '../routes';
+import type { ApiMetrics } from '../platform/metrics';
+import { ApiError } from '../platform/problems';
+import type { ApiRoutes } from '../platform/routes';
 import { TerminalBridge } from './bridge';
 import { CredentialSealer } from './credentials';
 import { registerTerminalHostRoutes, TerminalHosts } from './hosts';

@@ -1,13 +1,13 @@
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { OwnerId, SessionKind, SessionStatus } from '../../domain/searchAttributes';
+import { OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import {
   closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate,
   type ClientCloseReason, type TerminalMode, type TerminalStatus,
-} from '../../domain/terminal';
-import type { terminalSessionWorkflow } from '../../workflows/terminal';
-import type { Principal } from '../auth';
-import { ApiError } from '../problems';
+} from '../../domain/terminal/terminal';
+import type { terminalSessionWorkflow } from '../../workflows/terminal/terminal';
+import type { Principal } from '../platform/auth';
+import { ApiError } from '../platform/problems';
 import type { TerminalHosts } from './hosts';
 import { sessionLimitBody } from './sessionLimit';
 import type { TerminalMetrics } from './metrics';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createUserKey } from '../../api/auth';
+import { createUserKey } from '../../api/platform/auth';
 import { listenWithBridge, startApiHarness } from '../helpers/api';
 import { openInfra } from '../helpers/infra';
 import { startSshServer } from '../helpers/sshd';

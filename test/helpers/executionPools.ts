@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
-import { runtimes, makePoolWorkflowId } from '../../domain/execution';
+import { runtimes, makePoolWorkflowId } from '../../domain/execution/execution';
 import type { Infra } from './infra';
 
 /** Ends the pool workflows of a test's task queue and removes every container they made. */

@@ -2,10 +2,10 @@ import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
-import { instanceLabel } from '../../activities/docker';
-import { chatIdLabel } from '../../activities/sandbox';
-import { findPrincipal } from '../../api/auth';
-import { makeSandboxWorkflowId } from '../../domain/sandbox';
+import { instanceLabel } from '../../activities/shared/docker';
+import { chatIdLabel } from '../../activities/sandbox/sandbox';
+import { findPrincipal } from '../../api/platform/auth';
+import { makeSandboxWorkflowId } from '../../domain/sandbox/sandbox';
 
 export const newChatId = (): string => randomUUID();
 

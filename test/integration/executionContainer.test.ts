@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { createUserKey } from '../../api/auth';
-import { readExecutionResult } from '../../activities/executionRecords';
-import { findRuntime, runtimes, type ExecutionJob, type RuntimeSpec } from '../../domain/execution';
+import { createUserKey } from '../../api/platform/auth';
+import { readExecutionResult } from '../../activities/execution/executionRecords';
+import { findRuntime, runtimes, type ExecutionJob, type RuntimeSpec } from '../../domain/execution/execution';
 import { openInfra, type Infra } from '../helpers/infra';
 
 let infra: Infra;

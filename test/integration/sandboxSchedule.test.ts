@@ -1,6 +1,6 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
-import { makeSandboxSweepScheduleId } from '../../domain/sandbox';
+import { makeSandboxSweepScheduleId } from '../../domain/sandbox/sandbox';
 import { ensureSandboxSweepSchedule } from '../../workers/sandboxSchedule';
 import { eventually } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
-import { createDockerActivities, kindLabel } from '../../activities/docker';
-import { createRegistryActivities } from '../../activities/registry';
+import { createDockerActivities, kindLabel } from '../../activities/shared/docker';
+import { createRegistryActivities } from '../../activities/shared/registry';
 import { openInfra, type Infra } from '../helpers/infra';
 
 let infra: Infra;

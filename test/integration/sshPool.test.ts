@@ -1,4 +1,4 @@
-import { SshPool, SshTimeoutError, type SshTarget } from '../../activities/ssh';
+import { SshPool, SshTimeoutError, type SshTarget } from '../../activities/shared/ssh';
 import { startSshServer, type SshServer } from '../helpers/sshd';
 
 let sshd: SshServer;

@@ -1,4 +1,4 @@
-import { credentialFrom, generateApiKey, hashApiKey } from '../../api/auth';
+import { credentialFrom, generateApiKey, hashApiKey } from '../../api/platform/auth';
 
 describe('API keys', () => {
   it('are stored as the SHA-256 hex of the key', () => {

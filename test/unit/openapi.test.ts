@@ -2,8 +2,8 @@ import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import request from 'supertest';
-import { createApp } from '../../api/app';
-import { openApiPath } from '../../api/openapi';
+import { createApp } from '../../api/platform/app';
+import { openApiPath } from '../../api/platform/openapi';
 import { loadConfig } from '../../platform/config';
 import { createLogger } from '../../platform/logger';
 

@@ -1,7 +1,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
-import { domainFailure, errorCatalogue } from '../../domain/errors';
-import { ApiError, toProblem } from '../../api/problems';
+import { domainFailure, errorCatalogue } from '../../domain/shared/errors';
+import { ApiError, toProblem } from '../../api/platform/problems';
 
 describe('the error catalogue', () => {
   it('keeps the seed documents\u2019 names', () => {

@@ -1,4 +1,4 @@
-import { canonicalChatId, isExpired, makeSandboxWorkflowId, sandboxContainerName } from '../../domain/sandbox';
+import { canonicalChatId, isExpired, makeSandboxWorkflowId, sandboxContainerName } from '../../domain/sandbox/sandbox';
 
 describe('canonicalChatId', () => {
   it('maps the 32-hex form and any letter case to one lowercase hyphenated UUID', () => {

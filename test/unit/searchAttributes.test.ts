@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { customSearchAttributes } from '../../domain/searchAttributes';
+import { customSearchAttributes } from '../../domain/shared/searchAttributes';
 
 const names = customSearchAttributes.map((key) => key.name).sort();
 

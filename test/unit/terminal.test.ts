@@ -3,7 +3,7 @@ import { CredentialSealer } from '../../api/terminal/credentials';
 import { sessionLimitBody } from '../../api/terminal/sessionLimit';
 import { parseUtcTimestamp } from '../../api/terminal/sessions';
 import { generateSessionId, generateSessionToken, hashSessionToken, verifySessionToken } from '../../api/terminal/tokens';
-import { closeReasons, makeTerminalWorkflowId, terminalModes, terminalStatuses } from '../../domain/terminal';
+import { closeReasons, makeTerminalWorkflowId, terminalModes, terminalStatuses } from '../../domain/terminal/terminal';
 
 describe('terminal constants', () => {
   it('keep the seed\'s statuses, close reasons and modes verbatim', () => {

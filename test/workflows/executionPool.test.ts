@@ -1,9 +1,9 @@
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { acquireUpdate, makePoolWorkflowId, poolStateQuery, releaseSignal, type AcquireRequest } from '../../domain/execution';
+import { acquireUpdate, makePoolWorkflowId, poolStateQuery, releaseSignal, type AcquireRequest } from '../../domain/execution/execution';
 import { poolSettingsFrom } from '../../platform/executionSettings';
-import type { executionPoolWorkflow } from '../../workflows/executionPool';
+import type { executionPoolWorkflow } from '../../workflows/execution/executionPool';
 import { removeExecutionPools } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';

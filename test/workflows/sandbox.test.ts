@@ -2,8 +2,8 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
-import { createUserKey } from '../../api/auth';
-import { ensureSandbox, sandboxStartOperation } from '../../api/routes/sandbox';
+import { createUserKey } from '../../api/platform/auth';
+import { ensureSandbox, sandboxStartOperation } from '../../api/sandbox/routes';
 import {
   currentSandboxQuery,
   ensureSandboxUpdate,
@@ -12,9 +12,9 @@ import {
   sandboxContainerName,
   type SandboxRecord,
   type SandboxSweepReport,
-} from '../../domain/sandbox';
-import { ChatId, OwnerId, SessionKind, SessionStatus } from '../../domain/searchAttributes';
-import type { sandboxSweepWorkflow } from '../../workflows/sandboxSweep';
+} from '../../domain/sandbox/sandbox';
+import { ChatId, OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import type { sandboxSweepWorkflow } from '../../workflows/sandbox/sandboxSweep';
 import { eventually } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';
 import { containersOfChat, discardChats, eventsOfChat, newChatId } from '../helpers/sandbox';

@@ -1,9 +1,9 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
-import { domainFailure } from '../../domain/errors';
-import { OwnerId, SessionKind, SessionStatus } from '../../domain/searchAttributes';
-import { makeSelfCheckWorkflowId, type SelfCheckReport } from '../../domain/selfCheck';
-import type { selfCheckWorkflow } from '../../workflows/selfCheck';
+import { domainFailure } from '../../domain/shared/errors';
+import { OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { makeSelfCheckWorkflowId, type SelfCheckReport } from '../../domain/selfCheck/selfCheck';
+import type { selfCheckWorkflow } from '../../workflows/selfCheck/selfCheck';
 import { openInfra, type Infra } from '../helpers/infra';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 

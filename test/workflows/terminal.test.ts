@@ -2,8 +2,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { Worker } from '@temporalio/worker';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createUserKey } from '../../api/auth';
-import { closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, type TerminalSessionInput } from '../../domain/terminal';
+import { createUserKey } from '../../api/platform/auth';
+import { closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, type TerminalSessionInput } from '../../domain/terminal/terminal';
 import { openInfra, type Infra } from '../helpers/infra';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 

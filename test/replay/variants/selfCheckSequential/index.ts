@@ -3,7 +3,7 @@
 // history against it must fail with a determinism error, proving the replay check bites.
 import { proxyActivities } from '@temporalio/workflow';
 import type { SelfCheckActivities } from '../../../../activities/types';
-import type { CheckResult, SelfCheckInput, SelfCheckReport } from '../../../../domain/selfCheck';
+import type { CheckResult, SelfCheckInput, SelfCheckReport } from '../../../../domain/selfCheck/selfCheck';
 
 const probes = proxyActivities<SelfCheckActivities>({ startToCloseTimeout: '60s' });
 

@@ -1,0 +1,159 @@
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../../domain/execution/execution';
+import { ensureImage, instanceLabel, kindLabel, managedLabel, sessionflowLabels, statusOf } from '../shared/docker';
+import { recordExecution } from './executionRecords';
+import { runnerSource, toRunnerJob } from './executionRunner';
+import { RunnerLinks } from './runnerLinks';
+
+/** Resource limits of every execution container (config). */
+export interface SandboxLimits {
+  memoryBytes: number;
+  nanoCpus: number;
+  pids: number;
+  fileSizeBytes: number;
+  workDirBytes: number;
+}
+
+export interface ExecutionActivityDeps {
+  docker: Docker;
+  pool: Pool;
+  instance: string;
+  sandbox: SandboxLimits;
+}
+
+export const runtimeLabel = 'org.sessionflow.runtime';
+/** The pool workflow that owns a container: orphan sweeps are scoped to it. */
+export const poolLabel = 'org.sessionflow.pool';
+/** Stateless runs get /work/<requestId>; a session keeps /work/session across executions. */
+const sessionWorkDir = '/work/session';
+
+export function createExecutionActivities({ docker, pool, instance, sandbox }: ExecutionActivityDeps) {
+  const runners = new RunnerLinks(docker);
+  return {
+    /**
+     * A warm container: no network, read-only root, tmpfs work dirs, memory/CPU/pids/file-size
+     * limits, every capability dropped but the three the runner needs. Its main process is the
+     * runner, serving executions over the attached stdin/stdout as nobody. Named by the pool's
+     * id for it, so a retried create finds the first one.
+     */
+    async createExecutionContainer({ name, image, runtime, pool: poolId }: { name: string; image: string; runtime: string; pool: string }): Promise<string> {
+      try {
+        const existing = await docker.getContainer(name).inspect();
+        if (existing.State.Running) return existing.Id;
+        await docker.getContainer(name).remove({ force: true });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+      await ensureImage(docker, image);
+      const tmpfs = `rw,exec,nosuid,nodev,mode=1777,size=${sandbox.workDirBytes}`;
+      const container = await docker.createContainer({
+        name,
+        Image: image,
+        // The runner serves every execution of the container's life over its stdin/stdout.
+        Cmd: ['python3', '-c', runnerSource, 'serve'],
+        OpenStdin: true,
+        StdinOnce: false,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Labels: sessionflowLabels(instance, 'execution', { [runtimeLabel]: runtime, [poolLabel]: poolId }),
+        NetworkDisabled: true,
+        HostConfig: {
+          NetworkMode: 'none',
+          ReadonlyRootfs: true,
+          Tmpfs: { '/work': tmpfs, '/tmp': tmpfs },
+          Memory: sandbox.memoryBytes,
+          MemorySwap: sandbox.memoryBytes,
+          NanoCpus: sandbox.nanoCpus,
+          PidsLimit: sandbox.pids,
+          Ulimits: [{ Name: 'fsize', Soft: sandbox.fileSizeBytes, Hard: sandbox.fileSizeBytes }],
+          // The runner drops each job to nobody (SETUID, SETGID) and can always end what it started (KILL).
+          CapDrop: ['ALL'],
+          CapAdd: ['SETUID', 'SETGID', 'KILL'],
+          // Results travel over the attached stdout; a log driver would keep every one on disk.
+          LogConfig: { Type: 'none', Config: {} },
+          SecurityOpt: ['no-new-privileges'],
+          // docker-init reaps what user programs orphan, so zombies never eat the pids limit.
+          Init: true,
+          // A restarted Docker engine brings the pool's containers back instead of leaving it dead ones.
+          RestartPolicy: { Name: 'unless-stopped' },
+        },
+      });
+      await container.start();
+      return container.id;
+    },
+
+    async removeExecutionContainer({ containerId }: { containerId: string }): Promise<void> {
+      try {
+        await docker.getContainer(containerId).remove({ force: true });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+    },
+
+    /**
+     * Runs one job in a leased container through the runner, as the sandbox user; records the
+     * full result for the api and returns it cut to `historyOutputCap` for the workflow history.
+     */
+    async runInContainer(input: RunInContainerInput): Promise<{ result: ExecutionResult; truncated: boolean }> {
+      const { containerId, job } = input;
+      const runnerJob = toRunnerJob(job, {
+        workDir: job.sessionKey ? sessionWorkDir : `/work/${job.requestId}`,
+        keepWorkDir: Boolean(job.sessionKey),
+        killAll: true,
+        fileSizeLimit: sandbox.fileSizeBytes,
+        // The container's pids limit bounds processes; RLIMIT_NPROC would count the host's nobody too.
+        processLimit: 0,
+      });
+      const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 20_000;
+      const stages = await runners.run(containerId, job.requestId, runnerJob, guardMs);
+      const result = { language: job.language, version: job.version, ...stages };
+      await recordExecution(pool, { id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
+      return capForHistory(result, input.historyOutputCap);
+    },
+
+    /**
+     * Leases another container from an existing pool (the `acquire` update, sent with the
+     * worker's own client), for an execution whose first container was found dead.
+     */
+    async acquireReplacementContainer({ poolWorkflowId, request }: { poolWorkflowId: string; request: AcquireRequest }): Promise<Lease> {
+      return Context.current().client.workflow.getHandle(poolWorkflowId).executeUpdate(acquireUpdate, { args: [request] });
+    },
+
+    /**
+     * Gives a leased container back to its pool (the pool's `release` signal, sent with the
+     * worker's own client). Idempotent: the pool ignores a lease it no longer has out, and a
+     * pool that is gone has nothing to take back.
+     */
+    async releaseExecutionContainer({ poolWorkflowId, leaseId, retire }: { poolWorkflowId: string; leaseId: string; retire: boolean }): Promise<void> {
+      try {
+        await Context.current().client.workflow.getHandle(poolWorkflowId).signal(releaseSignal, { leaseId, retire });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    },
+
+    /** Removes this instance's execution containers that no pool knows (a crashed worker's). */
+    async removeOrphanExecutionContainers({ pool: poolId, keep }: { pool: string; keep: string[] }): Promise<string[]> {
+      const listed = await docker.listContainers({
+        all: true,
+        filters: { label: [`${managedLabel}=true`, `${instanceLabel}=${instance}`, `${kindLabel}=execution`, `${poolLabel}=${poolId}`] },
+      });
+      const known = new Set(keep);
+      const orphans = listed.filter((c) => !known.has(c.Id) && !c.Names.some((n) => known.has(n.replace(/^\//, ''))));
+      await Promise.all(orphans.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+      return orphans.map((c) => c.Id);
+    },
+  };
+}
+
+export interface RunInContainerInput {
+  containerId: string;
+  job: ExecutionJob;
+  ownerId: string;
+  sessionId?: string;
+  historyOutputCap: number;
+}

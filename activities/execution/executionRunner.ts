@@ -1,0 +1,296 @@
+import type { ExecutionJob, StageSpec } from '../../domain/execution/execution';
+
+/**
+ * The program that carries out one execution job, wherever it runs. It writes the job's files
+ * into a work directory, runs the compile and run stages with rlimits, a SIGKILL deadline and
+ * per-stream output caps, and reports the Piston result as JSON. Python because every runtime
+ * image has it.
+ *
+ * Two modes:
+ * - `serve` — the main process of an execution container, for the container's whole life (no
+ *   Python start-up, no `docker exec` per execution). It reads jobs as JSON lines on stdin
+ *   (the api or worker attaches to the container) and answers each with a JSON line on stdout.
+ *   It runs as root with only SETUID, SETGID and KILL, and forks each job into a child that
+ *   becomes the sandbox user (nobody) before touching the job: user code can neither signal
+ *   the runner nor read its streams. A job is acknowledged (`accepted`) before any user code
+ *   runs, then answered. Replies are kept by job id, so a job sent twice (a retried execution)
+ *   runs once.
+ * - one-shot (no argument) — the local executor's subprocess: one job on stdin, the result on
+ *   stdout.
+ *
+ * `kill_all` (containers only): after each stage, SIGKILL every process of the sandbox user
+ * (kill(-1) spares the caller), so nothing a program left running survives into the next job.
+ */
+export const runnerSource = String.raw`
+import base64, collections, json, os, resource, select, selectors, shutil, signal, subprocess, sys, threading, time, traceback
+
+SANDBOX_UID = SANDBOX_GID = 65534
+
+def run_job(job):
+    work = job["work_dir"]
+    os.makedirs(work, exist_ok=True)
+    for f in job["files"]:
+        path = os.path.join(work, f["name"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(f["content"]))
+
+    def limits(memory, fsize, nproc):
+        def apply():
+            os.setsid()
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if memory > 0:
+                resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            if fsize > 0:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+            if nproc > 0:
+                resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        return apply
+
+    def kill_leftovers(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if job.get("kill_all"):
+            # Repeat: a fork bomb can create processes while one pass of signals goes out.
+            for _ in range(200):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    break
+                if not others_alive():
+                    break
+                time.sleep(0.005)
+
+    def others_alive():
+        me, uid = os.getpid(), os.getuid()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == me:
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                if os.stat("/proc/" + pid).st_uid == uid and state != "Z":
+                    return True
+            except (OSError, IndexError):
+                pass
+        return False
+
+    def stage(spec, stdin):
+        cap = job["output_limit"]
+        started = time.monotonic()
+        proc = subprocess.Popen(spec["command"], cwd=work, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=limits(spec["memory_limit"], job.get("file_size_limit", 0), job.get("process_limit", 0)))
+        def feed():
+            try:
+                proc.stdin.write(stdin)
+            except Exception:
+                pass
+            try:
+                proc.stdin.close()
+            except Exception:
+                pass
+        threading.Thread(target=feed, daemon=True).start()
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+        streams = {"stdout": bytearray(), "stderr": bytearray()}
+        output = bytearray()
+        status, message, rusage, waited = None, None, None, None
+        deadline = started + spec["timeout_ms"] / 1000.0
+        while sel.get_map():
+            if waited is None:
+                pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    waited, rusage = st, ru
+                    # The program is done; anything it left behind must not hold our pipes open.
+                    kill_leftovers(proc.pid)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and waited is None:
+                status, message = "TO", "Timeout"
+                kill_leftovers(proc.pid)
+                deadline = float("inf")
+            for key, _ in sel.select(timeout=min(max(remaining, 0), 0.05) if waited is None else 0.05):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buf = streams[key.data]
+                room = cap - len(buf)
+                buf += chunk[:max(room, 0)]
+                output += chunk[:max(room, 0)]
+                if len(chunk) > room and status is None:
+                    status = "OL" if key.data == "stdout" else "EL"
+                    message = key.data + " length exceeded"
+                    kill_leftovers(proc.pid)
+        if waited is None:
+            _, waited, rusage = os.wait4(proc.pid, 0)
+        wall = int((time.monotonic() - started) * 1000)
+        code, sig = None, None
+        if os.WIFSIGNALED(waited):
+            sig = signal.Signals(os.WTERMSIG(waited)).name
+            if status is None:
+                status, message = "SG", "Killed by " + sig
+        else:
+            code = os.WEXITSTATUS(waited)
+            if code != 0 and status is None:
+                status, message = "RE", "Exited with error status " + str(code)
+        return {
+            "stdout": streams["stdout"].decode("utf-8", "replace"),
+            "stderr": streams["stderr"].decode("utf-8", "replace"),
+            "output": output.decode("utf-8", "replace"),
+            "code": code, "signal": sig, "message": message, "status": status,
+            "cpu_time": int((rusage.ru_utime + rusage.ru_stime) * 1000),
+            "wall_time": wall,
+            "memory": rusage.ru_maxrss * 1024,
+        }
+
+    result = {}
+    try:
+        if job.get("compile"):
+            result["compile"] = stage(job["compile"], b"")
+        if "compile" not in result or result["compile"]["code"] == 0:
+            result["run"] = stage(job["run"], job["stdin"].encode("utf-8"))
+    finally:
+        if not job.get("keep_work_dir"):
+            shutil.rmtree(work, ignore_errors=True)
+        if job.get("kill_all"):
+            for name in os.listdir("/tmp"):
+                target = os.path.join("/tmp", name)
+                try:
+                    if os.path.isdir(target) and not os.path.islink(target):
+                        shutil.rmtree(target, ignore_errors=True)
+                    else:
+                        os.unlink(target)
+                except OSError:
+                    pass
+    return result
+
+def run_as_sandbox_user(job):
+    """Forks a child that drops to the sandbox user for good, runs the job, and hands back its
+    result through a pipe. The child's descriptors 0-2 are /dev/null: user code never sees the
+    daemon's streams, where other jobs arrive."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(reader)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.setgroups([])
+            os.setgid(SANDBOX_GID)
+            os.setuid(SANDBOX_UID)
+            os.environ["HOME"] = job["work_dir"]
+            os.environ["USER"] = "nobody"
+            try:
+                reply = {"result": run_job(job)}
+            except Exception:
+                reply = {"error": traceback.format_exc(limit=4)[-2000:]}
+            payload = memoryview(json.dumps(reply).encode("utf-8"))
+            while payload:
+                payload = payload[os.write(writer, payload):]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    # The job bounds itself; this guard only catches a child that hangs in the runner's own code.
+    guard = time.monotonic() + (job["run"]["timeout_ms"] + (job.get("compile") or {}).get("timeout_ms", 0)) / 1000.0 + 30
+    chunks = []
+    while True:
+        ready, _, _ = select.select([reader], [], [], max(guard - time.monotonic(), 0))
+        if not ready:
+            os.kill(-1, signal.SIGKILL)  # root with CAP_KILL: every process of the container but init and us
+            break
+        chunk = os.read(reader, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(reader)
+    os.waitpid(pid, 0)
+    try:
+        # Parsed, not passed through: only a well-formed reply leaves the container, as one line.
+        reply = json.loads(b"".join(chunks))
+        if isinstance(reply, dict) and ("result" in reply or "error" in reply):
+            return {key: reply[key] for key in ("result", "error") if key in reply}
+    except ValueError:
+        pass
+    return {"error": "the job ended without a result"}
+
+def serve():
+    """The long-lived runner of an execution container: one JSON job per line on stdin, one JSON
+    reply per line on stdout, jobs one at a time. A job id seen before gets the same reply again
+    without running twice, so a retried execution never re-runs user code."""
+    replies = collections.OrderedDict()
+    for line in sys.stdin.buffer:
+        try:
+            request = json.loads(line)
+            job_id = request["id"]
+        except (ValueError, KeyError, TypeError):
+            sys.stderr.write("runner: unreadable request\n")
+            sys.stderr.flush()
+            continue
+        if job_id not in replies:
+            # Said before any user code starts: a job lost without this line can go elsewhere.
+            sys.stdout.write(json.dumps({"id": job_id, "accepted": True}) + "\n")
+            sys.stdout.flush()
+            replies[job_id] = run_as_sandbox_user(request["job"])
+            while len(replies) > 16:
+                replies.popitem(last=False)
+        sys.stdout.write(json.dumps(dict(replies[job_id], id=job_id)) + "\n")
+        sys.stdout.flush()
+
+if sys.argv[1:] == ["serve"]:
+    serve()
+else:
+    sys.stdout.write(json.dumps(run_job(json.loads(sys.stdin.buffer.read()))))
+`;
+
+/** The job as the runner reads it (snake_case: it is Python's side of the contract). */
+export interface RunnerJob {
+  work_dir: string;
+  keep_work_dir: boolean;
+  kill_all: boolean;
+  files: { name: string; content: string }[];
+  stdin: string;
+  output_limit: number;
+  file_size_limit: number;
+  process_limit: number;
+  compile?: RunnerStage;
+  run: RunnerStage;
+}
+
+interface RunnerStage {
+  command: string[];
+  timeout_ms: number;
+  memory_limit: number;
+}
+
+export interface RunnerPlacement {
+  workDir: string;
+  keepWorkDir: boolean;
+  killAll: boolean;
+  fileSizeLimit: number;
+  processLimit: number;
+}
+
+/** The runner's job for an execution job: commands expanded, snake_case, args appended to run. */
+export function toRunnerJob(job: ExecutionJob, placement: RunnerPlacement): RunnerJob {
+  const entry = job.files[0]?.name ?? '';
+  const expand = (command: string[]) => command.flatMap((part) => (part === '{file}' ? [entry] : part === '{files}' ? job.files.map((f) => f.name) : [part]));
+  const stage = (spec: StageSpec, extraArgs: string[] = []): RunnerStage => ({ command: [...expand(spec.command), ...extraArgs], timeout_ms: spec.timeoutMs, memory_limit: spec.memoryLimit });
+  return {
+    work_dir: placement.workDir,
+    keep_work_dir: placement.keepWorkDir,
+    kill_all: placement.killAll,
+    files: job.files,
+    stdin: job.stdin,
+    output_limit: job.outputLimit,
+    file_size_limit: placement.fileSizeLimit,
+    process_limit: placement.processLimit,
+    compile: job.compile && stage(job.compile),
+    run: stage(job.run, job.args),
+  };
+}

@@ -1,0 +1,158 @@
+import { WithStartWorkflowOperation, WorkflowFailedError, type Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import { readExecutionResult } from '../../activities/execution/executionRecords';
+import { runLocally } from '../../activities/execution/localExecutor';
+import { acquireUpdate, releaseSignal, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
+import { OwnerId, Runtime, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { executionTaskQueue } from '../../domain/shared/taskQueues';
+import { InFlightGate } from './inFlightGate';
+import { ApiError, toProblem } from '../platform/problems';
+import type { codeExecutionWorkflow } from '../../workflows/execution/codeExecution';
+import type { executionPoolWorkflow } from '../../workflows/execution/executionPool';
+
+export type ExecutorName = 'docker' | 'local';
+
+export interface ExecutionOutcome {
+  result: ExecutionResult;
+  /** The container was created for this request (docker only). */
+  cold: boolean;
+}
+
+/** The two ways to serve the same contract: the pool of containers, or a local subprocess. */
+export interface Executor {
+  name: ExecutorName;
+  execute(job: ExecutionJob, ownerId: string): Promise<ExecutionOutcome>;
+}
+
+export interface TemporalExecutorDeps {
+  temporal: Client;
+  pool: Pool;
+  taskQueue: string;
+  poolSettings: (runtime: string) => PoolSettings;
+  historyOutputCap: number;
+  /** Only when the client shares a NativeConnection with a worker polling the execution queue. */
+  eagerStart: boolean;
+}
+
+/**
+ * The docker path: lease a container from the runtime's pool workflow (update-with-start, so
+ * the first request creates the pool), then run a short `exec/<requestId>` workflow and await it.
+ */
+export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
+  const gates = new Map<string, InFlightGate>();
+  return {
+    name: 'docker',
+    async execute(job, ownerId) {
+      const poolWorkflowId = makePoolWorkflowId(deps.taskQueue, job.language);
+      const settings = deps.poolSettings(job.language);
+      let gate = gates.get(poolWorkflowId);
+      if (!gate) gates.set(poolWorkflowId, (gate = new InFlightGate(maxAcquiresInFlight)));
+      const deadline = Date.now() + settings.acquireWaitMs;
+      const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, poolWorkflowId, settings, { leaseId: job.requestId, sessionKey: job.sessionKey }, deadline));
+      const started = deps.temporal.workflow.start<typeof codeExecutionWorkflow>('codeExecutionWorkflow', {
+        workflowId: makeExecutionWorkflowId(job.requestId),
+        taskQueue: executionTaskQueue(deps.taskQueue),
+        args: [{ job, ownerId, poolWorkflowId, lease, historyOutputCap: deps.historyOutputCap }],
+        requestEagerStart: deps.eagerStart,
+        // Bounded by the runner's deadlines plus Docker's slack; never an endless wait.
+        workflowExecutionTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 60_000,
+        typedSearchAttributes: [
+          { key: SessionKind, value: 'execution' },
+          { key: OwnerId, value: ownerId },
+          { key: SessionStatus, value: 'RUNNING' },
+          { key: Runtime, value: job.language },
+        ],
+        staticSummary: `${job.language} ${job.version} execution${job.sessionKey ? ' in a session' : ''}`,
+      });
+      const execution = await started.catch(async (err: unknown) => {
+        // Nothing will run in the container: give it back now rather than after the lease's TTL.
+        await deps.temporal.workflow.getHandle(poolWorkflowId).signal(releaseSignal, { leaseId: lease.leaseId, retire: false }).catch(() => undefined);
+        throw err;
+      });
+      const outcome = await execution.result().catch((err: unknown) => {
+        throw toExecutionFailure(err);
+      });
+      const result = outcome.truncated ? ((await readExecutionResult(deps.pool, job.requestId, ownerId)) ?? outcome.result) : outcome.result;
+      return { result, cold: lease.cold };
+    },
+  };
+}
+
+/**
+ * Temporal admits only a few in-flight updates per workflow (10 on a default server): one api
+ * process keeps its acquires on a pool below that, and queues the rest itself.
+ */
+const maxAcquiresInFlight = 8;
+
+/**
+ * Leases a container: update-with-start on the pool. Past Temporal's in-flight limit (several
+ * api processes on one pool) the server refuses at once, so a refused request tries again with
+ * jitter until the acquire wait is spent, then gets 429 like a request the pool turned away.
+ */
+async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId: string, settings: PoolSettings, request: AcquireRequest, deadline: number): Promise<Lease> {
+  for (;;) {
+    try {
+      return await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
+        args: [{ ...request, waitMs: Math.max(0, deadline - Date.now()) }],
+        // One operation per attempt: the SDK allows each to be used once.
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+          workflowId: poolWorkflowId,
+          taskQueue,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [{ settings, containers: [], leasesHandedOut: 0 }],
+          typedSearchAttributes: [{ key: SessionKind, value: 'execution-pool' }, { key: SessionStatus, value: 'RUNNING' }, { key: Runtime, value: settings.runtime }],
+          staticSummary: `Warm ${settings.runtime} execution containers`,
+        }),
+      });
+    } catch (err) {
+      if (!tooManyUpdates(err)) throw err;
+      if (Date.now() >= deadline) throw poolExhausted(settings);
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80));
+    }
+  }
+}
+
+function poolExhausted(settings: PoolSettings): ApiError {
+  return new ApiError('PoolExhausted', `too many ${settings.runtime} requests are waiting for a container`, { runtime: settings.runtime, retryAfterSeconds: Math.max(1, Math.ceil(settings.acquireWaitMs / 1000)) });
+}
+
+/** gRPC status RESOURCE_EXHAUSTED, as the server answers an update past its in-flight limit. */
+const grpcResourceExhausted = 8;
+
+function tooManyUpdates(err: unknown): boolean {
+  for (let cause: unknown = err, depth = 0; cause && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
+    const { code, message } = cause as { code?: unknown; message?: unknown };
+    if (code === grpcResourceExhausted || (typeof message === 'string' && /in-flight updates|RESOURCE_EXHAUSTED|resource exhausted/i.test(message))) return true;
+  }
+  return false;
+}
+
+/**
+ * A named failure keeps its name; anything else (a lost worker's heartbeat timeout, a timed-out
+ * workflow) becomes ExecutionFailed with Temporal's reason, never a bare 500.
+ */
+function toExecutionFailure(err: unknown): unknown {
+  if (!(err instanceof WorkflowFailedError) || toProblem(err)) return err;
+  const inner: unknown = err.cause?.cause;
+  const reason = inner instanceof Error ? inner.message : (err.cause?.message ?? err.message);
+  return new ApiError('ExecutionFailed', `the execution did not complete: ${reason}; its container was retired`);
+}
+
+export function createLocalExecutor(pool: Pool): Executor {
+  return {
+    name: 'local',
+    async execute(job, ownerId) {
+      return { result: await runLocally(job, ownerId, pool), cold: false };
+    },
+  };
+}
+
+/**
+ * Docker unless told otherwise or unreachable at start (asked once, on first use): then the
+ * local executor, which the response header names.
+ */
+export function chooseExecutor(useLocal: boolean, docker: Docker, dockerExecutor: () => Executor, localExecutor: () => Executor): () => Promise<Executor> {
+  let chosen: Promise<Executor> | undefined;
+  return () => (chosen ??= useLocal ? Promise.resolve(localExecutor()) : docker.ping().then(dockerExecutor, localExecutor));
+}

@@ -1,0 +1,78 @@
+import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import express from 'express';
+import type { Pool } from 'pg';
+import type { Config } from '../../platform/config';
+import type { Logger } from '../../platform/logger';
+import { createApiMetrics, type ApiMetrics } from './metrics';
+import { buildOpenApi } from './openapi';
+import { errorHandler, problem, sendProblem } from './problems';
+import { registerHealthRoutes } from './health';
+import { registerSandboxRoutes } from '../sandbox/routes';
+import { registerSelfCheckRoutes } from '../selfCheck/routes';
+import { registerPxeResourceRoutes } from '../pxe/resources';
+import { registerPxeSessionRoutes } from '../pxe/sessions';
+import { createExecutionService, type ExecutionServiceConfig } from '../execution/executionService';
+import { pistonProblems, registerExecuteRoutes } from '../execution/routes';
+import { registerTerminalRoutes, type TerminalConfig } from '../terminal/routes';
+import { ApiRoutes } from './routes';
+
+export interface AppDeps {
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'> & ExecutionServiceConfig & TerminalConfig;
+  temporal: Client;
+  /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
+  executionClient?: Client;
+  pool: Pool;
+  docker: Docker;
+  log: Logger;
+  metrics?: ApiMetrics;
+}
+
+const version = '0.1.0';
+
+export function createApp(deps: AppDeps): express.Express {
+  const metrics = deps.metrics ?? createApiMetrics();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(metrics.observeRequests);
+  app.use(requestLog(deps.log));
+  // text/plain too: navigator.sendBeacon and the Piston client send JSON under that type.
+  app.use(express.json({ limit: deps.config.REQUEST_BODY_LIMIT, type: ['application/json', 'application/*+json', 'text/plain'] }));
+  // A close beacon may also come as a form (navigator.sendBeacon with URLSearchParams).
+  app.use('/api/v1/terminals', express.urlencoded({ extended: false, limit: '4kb' }));
+
+  const router = express.Router();
+  const api = new ApiRoutes(router, deps.pool);
+  let openApi: unknown;
+  registerHealthRoutes(api, {
+    temporal: deps.temporal, pool: deps.pool, docker: deps.docker, registryAddress: deps.config.REGISTRY_ADDRESS, metrics,
+    openApi: () => (openApi ??= buildOpenApi(api.specs, version)),
+  });
+  registerSelfCheckRoutes(api, {
+    temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
+  });
+  registerSandboxRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.SANDBOX_TTL_SECONDS, metrics });
+  registerPxeResourceRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
+  registerPxeSessionRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
+  registerExecuteRoutes(api, { config: deps.config, executor: createExecutionService(deps), metrics });
+  // The WebSocket bridge is attached to the listening server by api/main.ts (and the tests).
+  app.locals.terminalBridge = registerTerminalRoutes(api, { config: deps.config, temporal: deps.temporal, pool: deps.pool, log: deps.log, metrics });
+  app.use(router);
+
+  app.use((req, res) => sendProblem(res, problem('RouteNotFound', `no route ${req.method} ${req.path}`)));
+  app.use('/api/v2', pistonProblems);
+  app.use(errorHandler(deps.log));
+  return app;
+}
+
+function requestLog(log: Logger): express.RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10, user: (res.locals.principal as { userId?: string } | undefined)?.userId }, 'request');
+    });
+    next();
+  };
+}

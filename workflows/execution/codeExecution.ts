@@ -1,0 +1,90 @@
+import { ApplicationFailure, getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import type { createExecutionActivities } from '../../activities/execution/execution';
+import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../../domain/execution/execution';
+import { SessionStatus } from '../../domain/shared/searchAttributes';
+
+type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
+type ExecutionOutcome = { result: ExecutionResult; truncated: boolean };
+
+/** Executions started before the runner link keep the steps their histories recorded. */
+export const runnerLinkPatch = 'execution-runner-link';
+
+/**
+ * One execution: run the job in the container the pool leased, then give the container back.
+ * The result in history has its output cut short (the full result is in PostgreSQL).
+ *
+ * Both steps are local activities, so the whole execution is one workflow task: no activity
+ * or signal round trip through the server. A worker lost mid-run makes Temporal retry that
+ * task elsewhere; the retry sends the same job again, and the container's runner answers it
+ * from its record of finished jobs instead of running user code twice.
+ */
+export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<ExecutionOutcome> {
+  if (!patched(runnerLinkPatch)) return executeWithActivityAndSignal(input);
+  const { job } = input;
+  const run = proxyLocalActivities<ExecutionActivities>({
+    // The runner's own SIGKILL deadlines end user code; 30 s more covers Docker.
+    startToCloseTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 30_000,
+    // A second attempt only repeats the request: the runner answers a known job id from memory.
+    retry: { maximumAttempts: 2, initialInterval: '100ms' },
+  });
+  // Releases and replacement leases are messages to the pool: retried until they land.
+  const pool = proxyLocalActivities<ExecutionActivities>({ startToCloseTimeout: '30s', retry: { maximumAttempts: 10, initialInterval: '100ms' } });
+
+  let lease = input.lease;
+  for (let replacements = 0; ; replacements++) {
+    try {
+      const outcome = await run.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
+      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: false });
+      upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
+      return outcome;
+    } catch (err) {
+      // A container the run failed in (vanished, runner silent) is not trusted again.
+      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: true });
+      // One found dead before the job reached it (say, after a Docker restart) costs the
+      // client nothing: the job goes to another container.
+      if (!lostBeforeRun(err) || replacements >= maxReplacements) {
+        upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
+        throw err;
+      }
+      lease = await pool.acquireReplacementContainer({ poolWorkflowId: input.poolWorkflowId, request: { leaseId: `${input.lease.leaseId}/${replacements + 1}`, sessionKey: job.sessionKey } });
+    }
+  }
+}
+
+/** Dead containers one execution may pass over (as many as a default pool holds) before it gives up with ContainerLost. */
+const maxReplacements = 8;
+
+function lostBeforeRun(err: unknown): boolean {
+  for (let failure: unknown = err; failure instanceof Error; failure = failure.cause) {
+    if (failure instanceof ApplicationFailure && failure.type === 'ContainerLost') {
+      return (failure.details?.[0] as { duringRun?: boolean } | undefined)?.duringRun === false;
+    }
+  }
+  return false;
+}
+
+/**
+ * The steps before the runner link (an activity, then an awaited release signal), for
+ * executions that were running when it was deployed. Executions last at most the longest run
+ * plus a minute: remove with the patch one release later.
+ */
+async function executeWithActivityAndSignal(input: CodeExecutionInput): Promise<ExecutionOutcome> {
+  const { job, lease } = input;
+  const runner = proxyActivities<ExecutionActivities>({
+    startToCloseTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 30_000,
+    heartbeatTimeout: '5s',
+    retry: { maximumAttempts: 1 },
+  });
+  const pool = getExternalWorkflowHandle(input.poolWorkflowId);
+  let outcome: ExecutionOutcome;
+  try {
+    outcome = await runner.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
+  } catch (err) {
+    await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: true });
+    upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
+    throw err;
+  }
+  upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
+  await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: false });
+  return outcome;
+}

@@ -1,0 +1,37 @@
+import { ActivityFailure, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import type { AdapterStatus, PxeActivities } from '../../activities/pxe/pxe';
+
+// Converting a large image takes long but heartbeats every progress line: a worker that died
+// is noticed within the heartbeat timeout and the conversion starts over on another attempt.
+const converter = proxyActivities<PxeActivities>({
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '2s', maximumAttempts: 3, nonRetryableErrorTypes: ['NotFound', 'ImageNotFound', 'BootServerCommandFailed'] },
+});
+// A status row update or a status probe is quick; the answer is wanted now, not after retries.
+const quick = proxyActivities<PxeActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes: ['NotFound', 'BootServerCommandFailed'] },
+});
+
+/**
+ * Registering an image: check the file on its boot server and convert it to raw when it is
+ * not raw already. The image row ends READY or ERROR with the cause.
+ */
+export async function pxeImageWorkflow({ imageId }: { imageId: string }): Promise<{ status: 'READY' | 'ERROR'; error?: string }> {
+  try {
+    const result = await converter.prepareImage({ imageId });
+    setCurrentDetails(result.status === 'READY' ? 'Image READY' : `Image ERROR: ${result.error}`);
+    return result;
+  } catch (err) {
+    const error = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+    await quick.markImageFailed({ imageId, error });
+    setCurrentDetails(`Image ERROR: ${error}`);
+    return { status: 'ERROR', error };
+  }
+}
+
+/** The DHCP and TFTP adapters of one boot server, probed over SSH (the api never dials a boot server). */
+export async function pxeBootServerStatusWorkflow({ bootServerId }: { bootServerId: string }): Promise<AdapterStatus> {
+  return quick.checkBootServerAdapters({ bootServerId });
+}

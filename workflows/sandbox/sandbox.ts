@@ -1,0 +1,208 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createSandboxActivities, StopReason } from '../../activities/sandbox/sandbox';
+import { domainFailure } from '../../domain/shared/errors';
+import {
+  cleanupExpiredSignal,
+  currentSandboxQuery,
+  ensureSandboxUpdate,
+  execInSandboxUpdate,
+  isExpired,
+  sandboxContainerName,
+  stopSandboxUpdate,
+  type SandboxEventName,
+  type SandboxRecord,
+  type SandboxRequester,
+  type SandboxWorkflowInput,
+} from '../../domain/sandbox/sandbox';
+import { SessionStatus } from '../../domain/shared/searchAttributes';
+
+type SandboxActivities = ReturnType<typeof createSandboxActivities>;
+
+// Creating and starting a container takes about a second (several under a burst of creates);
+// after 30 s a dead worker's attempt times out and the retry finds that attempt's container
+// by name. A missing image will not appear by retrying.
+const containers = proxyActivities<SandboxActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound'] },
+});
+// A stop is retried a little, then reported: the sweep logs the failure and tries again on
+// its next run rather than blocking on one stuck container.
+const stopper = proxyActivities<SandboxActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumAttempts: 3 },
+});
+// The command's own timeout (at most 120 s) bounds an exec; never retried, because running
+// user code twice is not idempotent.
+const executor = proxyActivities<SandboxActivities>({ startToCloseTimeout: '150s', retry: { maximumAttempts: 1 } });
+// Read-model writes are single quick statements: local activities spare a server round trip.
+const readModel = proxyLocalActivities<SandboxActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 5 } });
+
+/** Past this many events a long-lived chat continues as new, carrying only its sandbox. */
+const defaultHistoryLimit = 2000;
+
+/**
+ * One chat's sandbox, for the chat's whole life. Ensures arrive as updates (update-with-start
+ * from the api) and run one at a time, so concurrent ensures create exactly one container.
+ * A TTL timer marks the sandbox EXPIRED; the cleanup sweep (or the next ensure, which replaces
+ * it) stops its container. With no live sandbox and nothing in flight, the workflow ends; the
+ * next ensure starts a new one under the same id.
+ */
+export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<SandboxRecord | null> {
+  const { chatId, ownerId, ttlMs } = input;
+  const historyLimit = input.historyLimit ?? defaultHistoryLimit;
+  let current: SandboxRecord | null = input.current ?? null;
+  const serially = serialQueue();
+
+  const setCurrent = (sandbox: SandboxRecord) => {
+    current = sandbox;
+    upsertSearchAttributes([{ key: SessionStatus, value: sandbox.status }]);
+    setCurrentDetails(`Sandbox ${sandbox.sessionId}: **${sandbox.status}**, container ${sandbox.containerName}, expires ${sandbox.expiresAt}`);
+  };
+  const record = (event: SandboxEventName, sandbox: SandboxRecord, error?: string) =>
+    readModel.recordSandboxEvent({ event, chatId, sessionId: sandbox.sessionId, containerId: sandbox.containerId, error });
+  const stop = async (sandbox: SandboxRecord, reason: StopReason) => {
+    await stopper.stopSandboxContainer({ sessionId: sandbox.sessionId, containerName: sandbox.containerName, reason });
+    setCurrent({ ...sandbox, status: 'STOPPED' });
+  };
+  // Only the chat's owner (or an admin the api vouched for) reaches this sandbox; rejected
+  // in the validator, so a stranger's request leaves no trace in history.
+  const ownerOnly = (request: SandboxRequester) => {
+    if (request.ownerId !== ownerId) throw domainFailure('NotFound', `no sandbox for chat ${chatId}`);
+  };
+
+  setHandler(currentSandboxQuery, () => current);
+
+  setHandler(
+    ensureSandboxUpdate,
+    (request) =>
+      serially(async () => {
+        const now = Date.now(); // workflow time: deterministic on replay
+        const previous = current;
+        if (previous?.status === 'RUNNING' && !isExpired(previous, now)) {
+          await record('sandbox_reused', previous);
+          return { sandbox: previous, reused: true };
+        }
+        if (previous && previous.status !== 'STOPPED') {
+          await stop(previous, 'replaced');
+          await record('sandbox_replaced', previous);
+        }
+        // The api's current configuration decides a new sandbox's lifetime.
+        const sandbox = await create(now, request.ttlMs ?? ttlMs);
+        return { sandbox, reused: false };
+      }),
+    { validator: ownerOnly },
+  );
+
+  setHandler(
+    stopSandboxUpdate,
+    () =>
+      serially(async () => {
+        const previous = current;
+        if (!previous || previous.status === 'STOPPED') return null;
+        await stop(previous, 'stopped');
+        await record('sandbox_stopped', previous);
+        return current;
+      }),
+    { validator: ownerOnly },
+  );
+
+  setHandler(
+    execInSandboxUpdate,
+    async ({ command, stdin, timeoutMs }) => {
+      const sandbox = current;
+      if (!sandbox || sandbox.status !== 'RUNNING' || isExpired(sandbox, Date.now())) {
+        throw domainFailure('InvalidSessionState', `chat ${chatId} has no active sandbox; ensure one first`, { state: sandbox?.status ?? 'NONE' });
+      }
+      return executor.execInSandbox({ containerName: sandbox.containerName, command, stdin, timeoutMs });
+    },
+    { validator: ownerOnly },
+  );
+
+  setHandler(cleanupExpiredSignal, ({ sessionId }) =>
+    serially(async () => {
+      const sandbox = current;
+      // The sweep's snapshot may be stale: a sandbox replaced (or stopped) since is not the one it saw.
+      if (!sandbox || sandbox.sessionId !== sessionId || sandbox.status === 'STOPPED' || !isExpired(sandbox, Date.now())) return;
+      try {
+        await stop(sandbox, 'expired');
+        await record('sandbox_cleaned', sandbox);
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        // Keep the record live: the next sweep tries again.
+        await record('sandbox_clean_failed', sandbox, failureType(err));
+      }
+    }),
+  );
+
+  async function create(now: number, lifetimeMs: number): Promise<SandboxRecord> {
+    // uuid4() is seeded by the workflow: the same id on replay, so the container name is too.
+    const sessionId = uuid4();
+    const planned = {
+      sessionId, chatId, ownerId,
+      containerName: sandboxContainerName(sessionId),
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + lifetimeMs).toISOString(),
+    };
+    const { containerId } = await containers.createSandboxContainer(planned);
+    const sandbox: SandboxRecord = { ...planned, containerId, status: 'RUNNING' };
+    setCurrent(sandbox);
+    await record('sandbox_created', sandbox);
+    return sandbox;
+  }
+
+  // Determinism: every wait below is a workflow condition or timer derived from the record.
+  const historyTooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
+  for (;;) {
+    if (historyTooLong()) {
+      await condition(allHandlersFinished);
+      // Plain data only crosses continue-as-new: the sandbox record, not the queue or handlers.
+      await continueAsNew<typeof sandboxWorkflow>({ chatId, ownerId, ttlMs, historyLimit: input.historyLimit, current });
+    }
+    const watched = current;
+    if (watched?.status === 'RUNNING') {
+      const untilExpiry = Date.parse(watched.expiresAt) - Date.now();
+      const changed = await condition(() => current !== watched || historyTooLong(), Math.max(untilExpiry, 1));
+      if (!changed) {
+        await serially(async () => {
+          if (current !== watched) return;
+          await readModel.markSandboxExpired({ sessionId: watched.sessionId });
+          setCurrent({ ...watched, status: 'EXPIRED' });
+        });
+      }
+    } else if (watched?.status === 'EXPIRED') {
+      await condition(() => current !== watched || historyTooLong());
+    } else {
+      // No live sandbox: once nothing is in flight the chat's workflow has nothing left to do.
+      await condition(allHandlersFinished);
+      if (current === watched) return watched;
+    }
+  }
+}
+
+/** Runs tasks one after another, in arrival order: ensures, stops and cleanups never interleave. */
+function serialQueue() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(task: () => Promise<T>): Promise<T> => {
+    const run = tail.then(task);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+function failureType(err: ActivityFailure): string {
+  const cause = err.cause;
+  return cause instanceof ApplicationFailure ? (cause.type ?? 'Error') : (cause?.name ?? 'ActivityFailure');
+}
