@@ -4,8 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 "$SF_ROOT/scripts/install-temporal.sh"
 
-# Keep in step with domain/searchAttributes.ts (a unit test compares them).
-SEARCH_ATTRIBUTES=(SessionKind SessionStatus OwnerId SessionName ChatId MachineMac Runtime)
+# Keep in step with domain/shared/searchAttributes.ts (a unit test compares them).
+SEARCH_ATTRIBUTES=(SessionKind SessionStatus SessionDetail OwnerId SessionName ChatId MachineMac Runtime)
 
 temporal_up() { "$TEMPORAL_BIN" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" --command-timeout 2s; }
 

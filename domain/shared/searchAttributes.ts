@@ -7,7 +7,10 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
  * keeps the two lists equal).
  */
 export const SessionKind = defineSearchAttributeKey('SessionKind', SearchAttributeType.KEYWORD);
+/** One lifecycle word for every kind (domain/shared/lifecycle.ts), so one query finds what runs. */
 export const SessionStatus = defineSearchAttributeKey('SessionStatus', SearchAttributeType.KEYWORD);
+/** The kind's own, richer status (`ACTIVE`, `expired`, `TO`, …) behind the lifecycle word. */
+export const SessionDetail = defineSearchAttributeKey('SessionDetail', SearchAttributeType.KEYWORD);
 export const OwnerId = defineSearchAttributeKey('OwnerId', SearchAttributeType.KEYWORD);
 export const SessionName = defineSearchAttributeKey('SessionName', SearchAttributeType.KEYWORD);
 export const ChatId = defineSearchAttributeKey('ChatId', SearchAttributeType.KEYWORD);
@@ -15,6 +18,6 @@ export const MachineMac = defineSearchAttributeKey('MachineMac', SearchAttribute
 /** The language of a code execution and of its pool (`Runtime = 'python'`). */
 export const Runtime = defineSearchAttributeKey('Runtime', SearchAttributeType.KEYWORD);
 
-export const customSearchAttributes = [SessionKind, SessionStatus, OwnerId, SessionName, ChatId, MachineMac, Runtime];
+export const customSearchAttributes = [SessionKind, SessionStatus, SessionDetail, OwnerId, SessionName, ChatId, MachineMac, Runtime];
 
 export type SessionKindValue = 'self-check' | 'compute' | 'execution' | 'sandbox' | 'terminal' | 'pxe';
