@@ -1,5 +1,7 @@
 import { ScheduleAlreadyRunning, type Client } from '@temporalio/client';
 import { makeSandboxSweepScheduleId } from '../domain/sandbox/sandbox';
+import { sandboxSweepKind } from '../domain/sandbox/kind';
+import { sessionStartOptions } from '../domain/shared/kind';
 import type { sandboxSweepWorkflow } from '../workflows/sandbox/sandboxSweep';
 
 export interface SandboxSweepScheduleOptions {
@@ -18,11 +20,9 @@ export async function ensureSandboxSweepSchedule(client: Client, options: Sandbo
   const spec = { intervals: [{ every: `${options.intervalSeconds}s` }] };
   const action = {
     type: 'startWorkflow' as const,
-    workflowType: 'sandboxSweepWorkflow',
-    taskQueue: options.taskQueue,
+    workflowType: sandboxSweepKind.workflowType,
+    ...sessionStartOptions(sandboxSweepKind, { key: [options.instance], taskQueue: options.taskQueue, status: 'RUNNING', summary: `Sandbox cleanup sweep (${options.instance})` }),
     args: [{}] as Parameters<typeof sandboxSweepWorkflow>,
-    workflowId: `${scheduleId}/run`,
-    staticSummary: `Sandbox cleanup sweep (${options.instance})`,
   };
   try {
     await client.schedule.create({ scheduleId, spec, action, policies: { overlap: 'SKIP' } });

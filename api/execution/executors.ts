@@ -3,13 +3,15 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { readExecutionResult } from '../../activities/execution/executionRecords';
 import { runLocally } from '../../activities/execution/localExecutor';
-import { acquireUpdate, releaseSignal, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
-import { OwnerId, Runtime, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { acquireUpdate, releaseSignal, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
+import { Runtime } from '../../domain/shared/searchAttributes';
 import { executionTaskQueue } from '../../domain/shared/taskQueues';
 import { InFlightGate } from './inFlightGate';
 import { ApiError, toProblem } from '../platform/problems';
 import type { codeExecutionWorkflow } from '../../workflows/execution/codeExecution';
 import type { executionPoolWorkflow } from '../../workflows/execution/executionPool';
+import { executionKind, executionPoolKind } from '../../domain/execution/kind';
+import { sessionStartOptions } from '../../domain/shared/kind';
 
 export type ExecutorName = 'docker' | 'local';
 
@@ -50,20 +52,16 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
       if (!gate) gates.set(poolWorkflowId, (gate = new InFlightGate(maxAcquiresInFlight)));
       const deadline = Date.now() + settings.acquireWaitMs;
       const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, poolWorkflowId, settings, { leaseId: job.requestId, sessionKey: job.sessionKey }, deadline));
-      const started = deps.temporal.workflow.start<typeof codeExecutionWorkflow>('codeExecutionWorkflow', {
-        workflowId: makeExecutionWorkflowId(job.requestId),
-        taskQueue: executionTaskQueue(deps.taskQueue),
+      const started = deps.temporal.workflow.start<typeof codeExecutionWorkflow>(executionKind.workflowType, {
+        ...sessionStartOptions(executionKind, {
+          key: [job.requestId], taskQueue: executionTaskQueue(deps.taskQueue), status: 'RUNNING', ownerId,
+          attributes: [{ key: Runtime, value: job.language }],
+          summary: `${job.language} ${job.version} execution${job.sessionKey ? ' in a session' : ''}`,
+        }),
         args: [{ job, ownerId, poolWorkflowId, lease, historyOutputCap: deps.historyOutputCap }],
         requestEagerStart: deps.eagerStart,
         // Bounded by the runner's deadlines plus Docker's slack; never an endless wait.
         workflowExecutionTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 60_000,
-        typedSearchAttributes: [
-          { key: SessionKind, value: 'execution' },
-          { key: OwnerId, value: ownerId },
-          { key: SessionStatus, value: 'RUNNING' },
-          { key: Runtime, value: job.language },
-        ],
-        staticSummary: `${job.language} ${job.version} execution${job.sessionKey ? ' in a session' : ''}`,
       });
       const execution = await started.catch(async (err: unknown) => {
         // Nothing will run in the container: give it back now rather than after the lease's TTL.
@@ -96,13 +94,14 @@ async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId:
       return await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
         args: [{ ...request, waitMs: Math.max(0, deadline - Date.now()) }],
         // One operation per attempt: the SDK allows each to be used once.
-        startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
-          workflowId: poolWorkflowId,
-          taskQueue,
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>(executionPoolKind.workflowType, {
+          ...sessionStartOptions(executionPoolKind, {
+            key: [taskQueue, settings.runtime], taskQueue, status: 'RUNNING',
+            attributes: [{ key: Runtime, value: settings.runtime }],
+            summary: `Warm ${settings.runtime} execution containers`,
+          }),
           workflowIdConflictPolicy: 'USE_EXISTING',
           args: [{ settings, containers: [], leasesHandedOut: 0 }],
-          typedSearchAttributes: [{ key: SessionKind, value: 'execution-pool' }, { key: SessionStatus, value: 'RUNNING' }, { key: Runtime, value: settings.runtime }],
-          staticSummary: `Warm ${settings.runtime} execution containers`,
         }),
       });
     } catch (err) {

@@ -3,12 +3,13 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import { isIpv4, normaliseMac } from '../../domain/pxe/mac';
-import { makePxeImageWorkflowId, pxeImageFormats, pxeImageStatuses } from '../../domain/pxe/pxe';
-import { OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { pxeImageFormats, pxeImageStatuses } from '../../domain/pxe/pxe';
 import type { pxeBootServerStatusWorkflow, pxeImageWorkflow } from '../../workflows/pxe/pxeImage';
 import type { Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
+import { pxeBootServerStatusKind, pxeImageKind } from '../../domain/pxe/kind';
+import { sessionStartOptions } from '../../domain/shared/kind';
 
 export interface PxeRouteDeps {
   temporal: Client;
@@ -141,11 +142,15 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
       method: 'get', path: `${pxeBase}/boot-servers/:id/status`, summary: 'DHCP and TFTP adapter status of a boot server, probed over SSH', tag: 'pxe', access: 'admin', params: idParams,
       responses: { 200: { description: 'DHCP: service running, config valid, host entries; TFTP: service running, root present, scripts', schema: adapterStatusView } },
     },
-    async ({ params, res }) => {
+    async ({ params, principal, res }) => {
       const { rowCount } = await pool.query('SELECT 1 FROM pxe_boot_servers WHERE id = $1', [params.id]);
       if (!rowCount) throw new ApiError('NotFound', `no boot server ${params.id}`);
-      const status = await temporal.workflow.execute<typeof pxeBootServerStatusWorkflow>('pxeBootServerStatusWorkflow', {
-        workflowId: `pxe-boot-server-status/${params.id}/${randomUUID()}`, taskQueue: deps.taskQueue, args: [{ bootServerId: params.id }],
+      const status = await temporal.workflow.execute<typeof pxeBootServerStatusWorkflow>(pxeBootServerStatusKind.workflowType, {
+        ...sessionStartOptions(pxeBootServerStatusKind, {
+          key: [params.id, randomUUID()], taskQueue: deps.taskQueue, status: 'RUNNING', ownerId: principal.userId,
+          summary: `Probe the DHCP and TFTP adapters of boot server ${params.id}`,
+        }),
+        args: [{ bootServerId: params.id }],
         // A status probe that takes a minute has its answer: the boot server does not respond.
         workflowExecutionTimeout: '1m',
       });
@@ -204,11 +209,12 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
         `INSERT INTO pxe_images (owner_id, boot_server_id, name, filename, format, status) VALUES ($1, $2, $3, $4, $5, 'PENDING') RETURNING ${imageColumns}`,
         [principal.userId, body.boot_server_id, body.name, body.filename, body.format],
       );
-      const workflowId = makePxeImageWorkflowId(row.id);
-      await temporal.workflow.start<typeof pxeImageWorkflow>('pxeImageWorkflow', {
-        workflowId, taskQueue: deps.taskQueue, args: [{ imageId: row.id }],
-        typedSearchAttributes: [{ key: SessionKind, value: 'pxe' }, { key: OwnerId, value: principal.userId }, { key: SessionStatus, value: 'RUNNING' }],
-        staticSummary: `Prepare PXE image ${body.name} (${body.format} → raw)`,
+      await temporal.workflow.start<typeof pxeImageWorkflow>(pxeImageKind.workflowType, {
+        ...sessionStartOptions(pxeImageKind, {
+          key: [row.id], taskQueue: deps.taskQueue, status: 'CONVERTING', ownerId: principal.userId,
+          summary: `Prepare PXE image ${body.name} (${body.format} → raw)`,
+        }),
+        args: [{ imageId: row.id }],
       });
       res.status(202).location(`${pxeBase}/images/${row.id}`).json(presentRow(row));
     },

@@ -1,11 +1,13 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import { z } from 'zod';
 import { makePxeWorkflowId, planPxeSession, pxeBusyStatuses, pxeSessionStatuses, pxeSessionTypes, stopPxeSessionUpdate, type PxeSessionStatus } from '../../domain/pxe/pxe';
-import { MachineMac, OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { MachineMac } from '../../domain/shared/searchAttributes';
 import type { pxeSessionWorkflow } from '../../workflows/pxe/pxeSession';
 import { problem, sendProblem, ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import { macField, ownerFilter, pxeBase, type PxeRouteDeps } from './resources';
+import { pxeSessionKind } from '../../domain/pxe/kind';
+import { sessionStartOptions } from '../../domain/shared/kind';
 
 const idParams = z.object({ id: z.uuid() });
 
@@ -89,16 +91,16 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
         throw err;
       }
       try {
-        await temporal.workflow.start<typeof pxeSessionWorkflow>('pxeSessionWorkflow', {
-          workflowId, taskQueue: deps.taskQueue,
+        await temporal.workflow.start<typeof pxeSessionWorkflow>(pxeSessionKind.workflowType, {
+          ...sessionStartOptions(pxeSessionKind, {
+            key: [machine.id], taskQueue: deps.taskQueue, status: 'STARTING', ownerId: principal.userId,
+            attributes: [{ key: MachineMac, value: machine.mac }],
+            summary: `PXE session ${row.id} on ${machine.name} (${machine.mac})`,
+            details: `Requested by ${principal.name}${body.description ? `: ${body.description}` : ''}`,
+          }),
           args: [{ sessionId: row.id, machineId: machine.id, ownerId: principal.userId }],
           // One session per machine at a time; a finished one leaves the id free for the next.
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-          typedSearchAttributes: [
-            { key: SessionKind, value: 'pxe' }, { key: OwnerId, value: principal.userId }, { key: SessionStatus, value: 'STARTING' }, { key: MachineMac, value: machine.mac },
-          ],
-          staticSummary: `PXE session ${row.id} on ${machine.name} (${machine.mac})`,
-          staticDetails: `Requested by ${principal.name}${body.description ? `: ${body.description}` : ''}`,
         });
       } catch (err) {
         await pool.query('DELETE FROM pxe_sessions WHERE id = $1', [row.id]);

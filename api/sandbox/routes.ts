@@ -14,12 +14,14 @@ import {
   type SandboxRecord,
   type SandboxWorkflowInput,
 } from '../../domain/sandbox/sandbox';
-import { ChatId, OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { ChatId } from '../../domain/shared/searchAttributes';
 import type { sandboxWorkflow } from '../../workflows/sandbox/sandbox';
 import type { Principal } from '../platform/auth';
 import type { ApiMetrics } from '../platform/metrics';
 import { ApiError, toProblem } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
+import { sandboxKind } from '../../domain/sandbox/kind';
+import { sessionStartOptions } from '../../domain/shared/kind';
 
 export interface SandboxRouteDeps {
   temporal: Client;
@@ -179,19 +181,15 @@ export function registerSandboxRoutes(api: ApiRoutes, deps: SandboxRouteDeps): v
 /** Starts the chat's workflow unless one runs already (then the update goes to that one). */
 export function sandboxStartOperation(options: { taskQueue: string } & SandboxWorkflowInput): WithStartWorkflowOperation<typeof sandboxWorkflow> {
   const { taskQueue, ...input } = options;
-  return new WithStartWorkflowOperation<typeof sandboxWorkflow>('sandboxWorkflow', {
-    workflowId: makeSandboxWorkflowId(input.chatId),
-    taskQueue,
+  return new WithStartWorkflowOperation<typeof sandboxWorkflow>(sandboxKind.workflowType, {
+    ...sessionStartOptions(sandboxKind, {
+      key: [input.chatId], taskQueue, status: 'CREATING', ownerId: input.ownerId,
+      attributes: [{ key: ChatId, value: input.chatId }],
+      summary: `Sandbox of chat ${input.chatId}`,
+      details: `Owner ${input.ownerId}; each sandbox lives ${input.ttlMs / 1000} s from its creation`,
+    }),
     args: [input],
     workflowIdConflictPolicy: 'USE_EXISTING',
-    typedSearchAttributes: [
-      { key: SessionKind, value: 'sandbox' },
-      { key: ChatId, value: input.chatId },
-      { key: OwnerId, value: input.ownerId },
-      { key: SessionStatus, value: 'CREATING' },
-    ],
-    staticSummary: `Sandbox of chat ${input.chatId}`,
-    staticDetails: `Owner ${input.ownerId}; each sandbox lives ${input.ttlMs / 1000} s from its creation`,
   });
 }
 

@@ -2,7 +2,8 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { sessionStartOptions } from '../../domain/shared/kind';
+import { selfCheckKind } from '../../domain/selfCheck/kind';
 import { checkNames, makeSelfCheckWorkflowId, selfCheckReportQuery, type SelfCheckReport } from '../../domain/selfCheck/selfCheck';
 import type { selfCheckWorkflow } from '../../workflows/selfCheck/selfCheck';
 import type { ApiMetrics } from '../platform/metrics';
@@ -50,20 +51,17 @@ export function registerSelfCheckRoutes(api: ApiRoutes, deps: SelfCheckRouteDeps
     },
     async ({ body, principal, res }) => {
       const id = randomUUID();
-      const workflowId = makeSelfCheckWorkflowId(id);
-      await deps.temporal.workflow.start<typeof selfCheckWorkflow>('selfCheckWorkflow', {
-        workflowId,
-        taskQueue: deps.taskQueue,
+      const start = sessionStartOptions(selfCheckKind, {
+        key: [id], taskQueue: deps.taskQueue, status: 'RUNNING', ownerId: principal.userId,
+        summary: `Platform self-check requested by ${principal.name}`,
+        details: `Checks: ${(body?.checks ?? checkNames).join(', ')}`,
+      });
+      const { workflowId } = start;
+      await deps.temporal.workflow.start<typeof selfCheckWorkflow>(selfCheckKind.workflowType, {
+        ...start,
         args: [{ ownerId: principal.userId, checks: body?.checks }],
         // A self-check that cannot finish in five minutes has found its answer.
         workflowExecutionTimeout: '5m',
-        typedSearchAttributes: [
-          { key: SessionKind, value: 'self-check' },
-          { key: OwnerId, value: principal.userId },
-          { key: SessionStatus, value: 'RUNNING' },
-        ],
-        staticSummary: `Platform self-check requested by ${principal.name}`,
-        staticDetails: `Checks: ${(body?.checks ?? checkNames).join(', ')}`,
       });
       deps.metrics.workflowsStarted.inc({ workflow: 'selfCheckWorkflow' });
       res.status(202).location(`/api/v1/admin/self-check/${id}`).json({ id, workflow_id: workflowId, status: 'RUNNING', checks: [], web_ui: webUiLink(workflowId) });

@@ -1,6 +1,5 @@
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import {
   closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate,
   type ClientCloseReason, type TerminalMode, type TerminalStatus,
@@ -12,6 +11,8 @@ import type { TerminalHosts } from './hosts';
 import { sessionLimitBody } from './sessionLimit';
 import type { TerminalMetrics } from './metrics';
 import { generateSessionId, generateSessionToken } from './tokens';
+import { terminalKind } from '../../domain/terminal/kind';
+import { sessionStartOptions } from '../../domain/shared/kind';
 
 export interface TerminalSettings {
   taskQueue: string;
@@ -117,21 +118,16 @@ export class TerminalSessions {
 
     const sessionId = generateSessionId();
     const { token, tokenHash } = generateSessionToken();
-    const workflowId = makeTerminalWorkflowId(sessionId);
     await this.temporal.workflow.executeUpdateWithStart(openedUpdate, {
-      startWorkflowOperation: new WithStartWorkflowOperation<typeof terminalSessionWorkflow>('terminalSessionWorkflow', {
-        workflowId,
-        taskQueue: this.settings.taskQueue,
+      startWorkflowOperation: new WithStartWorkflowOperation<typeof terminalSessionWorkflow>(terminalKind.workflowType, {
+        ...sessionStartOptions(terminalKind, {
+          key: [sessionId], taskQueue: this.settings.taskQueue, status: 'active', ownerId: principal.userId,
+          summary: `Terminal on ${host.name} (${mode}) for ${principal.name}`,
+          details: `${host.username}@${host.address}:${host.port}`,
+        }),
         // The id is fresh and random: a conflict would be a bug, not a retry.
         workflowIdConflictPolicy: 'FAIL',
         args: [{ sessionId, ownerId: principal.userId, hostId, hostName: host.name, mode, tokenHash, ttlSeconds: this.settings.ttlSeconds, idleTimeoutSeconds: this.settings.idleTimeoutSeconds }],
-        typedSearchAttributes: [
-          { key: SessionKind, value: 'terminal' },
-          { key: OwnerId, value: principal.userId },
-          { key: SessionStatus, value: 'active' },
-        ],
-        staticSummary: `Terminal on ${host.name} (${mode}) for ${principal.name}`,
-        staticDetails: `${host.username}@${host.address}:${host.port}`,
       }),
     });
     this.metrics.sessionsCreated.inc();

@@ -182,7 +182,10 @@ export function capForHistory(result: ExecutionResult, cap: number): { result: E
   return { result: capped, truncated };
 }
 
+/** An execution's own status: OK, a failed compile (CE), or the failing stage's Piston status. */
+export type ExecutionStatus = 'OK' | 'CE' | StageStatus;
+
 /** One word for the read model and the Web UI: the failing stage's status, or OK. */
-export function executionStatus(result: ExecutionResult): string {
+export function executionStatus(result: ExecutionResult): ExecutionStatus {
   return result.compile?.status ?? (result.compile && result.compile.code !== 0 ? 'CE' : undefined) ?? result.run?.status ?? 'OK';
 }

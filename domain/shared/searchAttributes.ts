@@ -20,4 +20,3 @@ export const Runtime = defineSearchAttributeKey('Runtime', SearchAttributeType.K
 
 export const customSearchAttributes = [SessionKind, SessionStatus, SessionDetail, OwnerId, SessionName, ChatId, MachineMac, Runtime];
 
-export type SessionKindValue = 'self-check' | 'compute' | 'execution' | 'sandbox' | 'terminal' | 'pxe';

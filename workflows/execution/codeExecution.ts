@@ -1,7 +1,8 @@
-import { ApplicationFailure, getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { createExecutionActivities } from '../../activities/execution/execution';
 import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../../domain/execution/execution';
-import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { executionKind } from '../../domain/execution/kind';
+import { upsertStatus } from '../shared/status';
 
 type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 type ExecutionOutcome = { result: ExecutionResult; truncated: boolean };
@@ -35,7 +36,7 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
     try {
       const outcome = await run.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
       await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: false });
-      upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
+      upsertStatus(executionKind, executionStatus(outcome.result));
       return outcome;
     } catch (err) {
       // A container the run failed in (vanished, runner silent) is not trusted again.
@@ -43,7 +44,7 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
       // One found dead before the job reached it (say, after a Docker restart) costs the
       // client nothing: the job goes to another container.
       if (!lostBeforeRun(err) || replacements >= maxReplacements) {
-        upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
+        upsertStatus(executionKind, 'XX');
         throw err;
       }
       lease = await pool.acquireReplacementContainer({ poolWorkflowId: input.poolWorkflowId, request: { leaseId: `${input.lease.leaseId}/${replacements + 1}`, sessionKey: job.sessionKey } });
@@ -81,10 +82,10 @@ async function executeWithActivityAndSignal(input: CodeExecutionInput): Promise<
     outcome = await runner.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
   } catch (err) {
     await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: true });
-    upsertSearchAttributes([{ key: SessionStatus, value: 'XX' }]);
+    upsertStatus(executionKind, 'XX');
     throw err;
   }
-  upsertSearchAttributes([{ key: SessionStatus, value: executionStatus(outcome.result) }]);
+  upsertStatus(executionKind, executionStatus(outcome.result));
   await pool.signal(releaseSignal, { leaseId: lease.leaseId, retire: false });
   return outcome;
 }

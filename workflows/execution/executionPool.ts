@@ -1,8 +1,9 @@
-import { ActivityFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createExecutionActivities } from '../../activities/execution/execution';
 import { acquireUpdate, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolState } from '../../domain/execution/execution';
 import { domainFailure } from '../../domain/shared/errors';
-import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { executionPoolKind } from '../../domain/execution/kind';
+import { upsertStatus } from '../shared/status';
 
 type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 
@@ -100,7 +101,7 @@ export async function executionPoolWorkflow(initial: PoolState): Promise<void> {
     }
   }
 
-  upsertSearchAttributes([{ key: SessionStatus, value: 'RUNNING' }]);
+  upsertStatus(executionPoolKind, 'RUNNING');
   // Containers a crashed run (or a lost worker) left behind, and nobody here knows, go first.
   await docker.removeOrphanExecutionContainers({ pool: workflowInfo().workflowId, keep: containers.map((c) => c.containerId) });
 

@@ -1,4 +1,6 @@
 import { ActivityFailure, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import { pxeBootServerStatusKind, pxeImageKind } from '../../domain/pxe/kind';
+import { upsertFinalStatus } from '../shared/status';
 import type { AdapterStatus, PxeActivities } from '../../activities/pxe/pxe';
 
 // Converting a large image takes long but heartbeats every progress line: a worker that died
@@ -22,16 +24,25 @@ export async function pxeImageWorkflow({ imageId }: { imageId: string }): Promis
   try {
     const result = await converter.prepareImage({ imageId });
     setCurrentDetails(result.status === 'READY' ? 'Image READY' : `Image ERROR: ${result.error}`);
+    upsertFinalStatus(pxeImageKind, result.status);
     return result;
   } catch (err) {
     const error = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
     await quick.markImageFailed({ imageId, error });
     setCurrentDetails(`Image ERROR: ${error}`);
+    upsertFinalStatus(pxeImageKind, 'ERROR');
     return { status: 'ERROR', error };
   }
 }
 
 /** The DHCP and TFTP adapters of one boot server, probed over SSH (the api never dials a boot server). */
 export async function pxeBootServerStatusWorkflow({ bootServerId }: { bootServerId: string }): Promise<AdapterStatus> {
-  return quick.checkBootServerAdapters({ bootServerId });
+  try {
+    const status = await quick.checkBootServerAdapters({ bootServerId });
+    upsertFinalStatus(pxeBootServerStatusKind, 'PROBED');
+    return status;
+  } catch (err) {
+    upsertFinalStatus(pxeBootServerStatusKind, 'UNREACHABLE');
+    throw err;
+  }
 }

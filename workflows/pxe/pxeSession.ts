@@ -1,10 +1,11 @@
 import {
-  ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes,
+  ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, proxyActivities, setCurrentDetails, setHandler,
 } from '@temporalio/workflow';
 import type { PxeActivities } from '../../activities/pxe/pxe';
 import { renderMachineScript } from '../../domain/pxe/ipxe';
 import { pxeSessionStateQuery, stopPxeSessionUpdate, type PxeSessionInput, type PxeSessionPlan, type PxeSessionState, type PxeSessionStatus, type PxeStep } from '../../domain/pxe/pxe';
-import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { pxeSessionKind } from '../../domain/pxe/kind';
+import { upsertStatus } from '../shared/status';
 
 const userErrors = ['MachineNotFound', 'ImageNotReady', 'NotFound', 'BootServerCommandFailed', 'DhcpConfigInvalid'];
 
@@ -103,7 +104,7 @@ export async function pxeSessionWorkflow(input: PxeSessionInput): Promise<PxeSes
     // The read model first: whoever sees the new status (a stop's caller) finds the row in step.
     await db.recordPxeSessionStatus({ sessionId: input.sessionId, status, ...extra });
     state.status = status;
-    upsertSearchAttributes([{ key: SessionStatus, value: status }]);
+    upsertStatus(pxeSessionKind, status);
   }
 }
 

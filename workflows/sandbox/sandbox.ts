@@ -8,7 +8,6 @@ import {
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
-  upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -27,7 +26,8 @@ import {
   type SandboxRequester,
   type SandboxWorkflowInput,
 } from '../../domain/sandbox/sandbox';
-import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { sandboxKind } from '../../domain/sandbox/kind';
+import { upsertStatus } from '../shared/status';
 
 type SandboxActivities = ReturnType<typeof createSandboxActivities>;
 
@@ -68,7 +68,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
 
   const setCurrent = (sandbox: SandboxRecord) => {
     current = sandbox;
-    upsertSearchAttributes([{ key: SessionStatus, value: sandbox.status }]);
+    upsertStatus(sandboxKind, sandbox.status);
     setCurrentDetails(`Sandbox ${sandbox.sessionId}: **${sandbox.status}**, container ${sandbox.containerName}, expires ${sandbox.expiresAt}`);
   };
   const record = (event: SandboxEventName, sandbox: SandboxRecord, error?: string) =>

@@ -1,4 +1,6 @@
 import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
+import { sandboxSweepKind } from '../../domain/sandbox/kind';
+import { upsertFinalStatus } from '../shared/status';
 import type { createSandboxActivities } from '../../activities/sandbox/sandbox';
 import { cleanupExpiredSignal, makeSandboxWorkflowId, sandboxContainerName, type SandboxSweepInput, type SandboxSweepReport } from '../../domain/sandbox/sandbox';
 
@@ -30,5 +32,6 @@ export async function sandboxSweepWorkflow(input: SandboxSweepInput = {}): Promi
     }),
   );
   const orphansRemoved = await sweep.removeOrphanSandboxContainers();
+  upsertFinalStatus(sandboxSweepKind, 'SWEPT');
   return { signalled: outcomes.filter(Boolean).length, orphansRemoved };
 }

@@ -1,6 +1,7 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { SelfCheckActivities } from '../../activities/types';
-import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { selfCheckKind } from '../../domain/selfCheck/kind';
+import { upsertStatus } from '../shared/status';
 import { checkNames, selfCheckReportQuery, type CheckName, type CheckOutcome, type CheckResult, type SelfCheckInput, type SelfCheckReport } from '../../domain/selfCheck/selfCheck';
 
 // Each probe is quick; a stalled daemon is what a self-check exists to reveal, so fail it
@@ -35,7 +36,7 @@ export async function selfCheckWorkflow(input: SelfCheckInput): Promise<SelfChec
   report.status = report.checks.every((c) => c.ok) ? 'PASSED' : 'FAILED';
   report.finishedAt = new Date().toISOString();
   // The api sets SessionKind, OwnerId and SessionStatus=RUNNING at start; the outcome is ours.
-  upsertSearchAttributes([{ key: SessionStatus, value: report.status }]);
+  upsertStatus(selfCheckKind, report.status);
   setCurrentDetails(describe(report));
   return report;
 }

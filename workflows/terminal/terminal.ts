@@ -1,9 +1,10 @@
 import {
-  allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo,
+  allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setCurrentDetails, setHandler, workflowInfo,
 } from '@temporalio/workflow';
 import type { TerminalActivities } from '../../activities/types';
 import { domainFailure } from '../../domain/shared/errors';
-import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { terminalKind } from '../../domain/terminal/kind';
+import { upsertStatus } from '../shared/status';
 import {
   closeUpdate, heartbeatUpdate, openedUpdate, rotateTokenUpdate,
   type CloseReason, type TerminalSessionInput, type TerminalSessionState,
@@ -102,7 +103,7 @@ export async function terminalSessionWorkflow(input: TerminalSessionInput): Prom
   await readModel.recordTerminalSessionEnded({ sessionId: input.sessionId, status: outcome.status, reason: outcome.reason, endedAt: new Date(closedAtMs).toISOString() });
   Object.assign(state, { status: outcome.status, reasonClosed: outcome.reason, closedAtMs });
   ended = true;
-  upsertSearchAttributes([{ key: SessionStatus, value: outcome.status }]);
+  upsertStatus(terminalKind, outcome.status);
   setCurrentDetails(`Terminal on **${input.hostName}** ${outcome.status}: ${outcome.reason}`);
   await condition(allHandlersFinished);
   return state;

@@ -1,0 +1,75 @@
+import * as workflows from '../../workflows';
+import { executionKind, executionPoolKind } from '../../domain/execution/kind';
+import { pxeBootServerStatusKind, pxeImageKind, pxeSessionKind } from '../../domain/pxe/kind';
+import { sandboxKind, sandboxSweepKind } from '../../domain/sandbox/kind';
+import { selfCheckKind } from '../../domain/selfCheck/kind';
+import { terminalKind } from '../../domain/terminal/kind';
+import { sessionStartOptions, statusAttributes } from '../../domain/shared/kind';
+import { lifecycleStatuses } from '../../domain/shared/lifecycle';
+import { ChatId, OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { pxeImageStatuses, pxeSessionStatuses } from '../../domain/pxe/pxe';
+import { terminalStatuses } from '../../domain/terminal/terminal';
+
+const manifests = [selfCheckKind, executionKind, executionPoolKind, sandboxKind, sandboxSweepKind, terminalKind, pxeSessionKind, pxeImageKind, pxeBootServerStatusKind];
+
+describe('session kind manifests', () => {
+  it('name every workflow the worker runs, each once', () => {
+    expect(manifests.map((m) => m.workflowType).sort()).toEqual(Object.keys(workflows).sort());
+    expect(new Set(manifests.map((m) => m.kind)).size).toBe(manifests.length);
+  });
+
+  it('map every status onto a lifecycle word', () => {
+    for (const manifest of manifests) {
+      for (const word of Object.values(manifest.lifecycle)) expect(lifecycleStatuses).toContain(word);
+    }
+    expect(Object.keys(pxeSessionKind.lifecycle).sort()).toEqual([...pxeSessionStatuses].sort());
+    expect(Object.keys(pxeImageKind.lifecycle).sort()).toEqual([...pxeImageStatuses].sort());
+    expect(Object.keys(terminalKind.lifecycle).sort()).toEqual([...terminalStatuses].sort());
+  });
+
+  it('call a session in use RUNNING whatever the kind', () => {
+    expect([terminalKind.lifecycle.active, pxeSessionKind.lifecycle.ACTIVE, sandboxKind.lifecycle.RUNNING, executionKind.lifecycle.RUNNING]).toEqual(['RUNNING', 'RUNNING', 'RUNNING', 'RUNNING']);
+  });
+
+  it('end an execution whose program failed, and fail one that could not run', () => {
+    expect(executionKind.lifecycle.RE).toBe('ENDED');
+    expect(executionKind.lifecycle.TO).toBe('ENDED');
+    expect(executionKind.lifecycle.XX).toBe('FAILED');
+  });
+});
+
+describe('statusAttributes', () => {
+  it('puts the lifecycle word in SessionStatus and the kind\'s own status in SessionDetail', () => {
+    expect(statusAttributes(pxeSessionKind, 'ACTIVE')).toEqual([{ key: SessionStatus, value: 'RUNNING' }, { key: SessionDetail, value: 'ACTIVE' }]);
+    expect(statusAttributes(terminalKind, 'expired')).toEqual([{ key: SessionStatus, value: 'ENDED' }, { key: SessionDetail, value: 'expired' }]);
+  });
+});
+
+describe('sessionStartOptions', () => {
+  it('builds the id, queue, search attributes and summary from the manifest', () => {
+    const options = sessionStartOptions(sandboxKind, {
+      key: ['c0ffee00-0000-4000-8000-000000000000'], taskQueue: 'q', status: 'CREATING', ownerId: 'u1',
+      attributes: [{ key: ChatId, value: 'c0ffee00-0000-4000-8000-000000000000' }], summary: 'Sandbox of chat c0ffee00', details: 'owner u1',
+    });
+    expect(options).toEqual({
+      workflowId: 'sandbox/c0ffee00-0000-4000-8000-000000000000',
+      taskQueue: 'q',
+      typedSearchAttributes: [
+        { key: SessionKind, value: 'sandbox' },
+        { key: SessionStatus, value: 'STARTING' },
+        { key: SessionDetail, value: 'CREATING' },
+        { key: OwnerId, value: 'u1' },
+        { key: ChatId, value: 'c0ffee00-0000-4000-8000-000000000000' },
+      ],
+      staticSummary: 'Sandbox of chat c0ffee00',
+      staticDetails: 'owner u1',
+    });
+  });
+
+  it('leaves OwnerId out for the platform\'s own workflows', () => {
+    const options = sessionStartOptions(executionPoolKind, { key: ['q', 'python'], taskQueue: 'q', status: 'RUNNING', summary: 'pool' });
+    expect(options.workflowId).toBe('execution-pool/q/python');
+    expect(options.typedSearchAttributes.map((pair) => pair.key.name)).toEqual(['SessionKind', 'SessionStatus', 'SessionDetail']);
+    expect(options).not.toHaveProperty('staticDetails');
+  });
+});
