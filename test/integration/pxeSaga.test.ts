@@ -5,8 +5,10 @@ import { createUserKey } from '../../api/platform/auth';
 import { countDhcpHostEntries } from '../../domain/pxe/dhcpHosts';
 import { domainFailure } from '../../domain/shared/errors';
 import { macHyphenated } from '../../domain/pxe/mac';
-import { makePxeWorkflowId, pxeSessionStateQuery, stopPxeSessionUpdate, type PxeSessionState } from '../../domain/pxe/pxe';
-import { MachineMac, SessionStatus } from '../../domain/shared/searchAttributes';
+import { pxeSessionStateQuery, stopPxeSessionUpdate, type PxeSessionState } from '../../domain/pxe/pxe';
+import { pxeSessionKind } from '../../domain/pxe/kind';
+import { sessionStartOptions } from '../../domain/shared/kind';
+import { MachineMac, SessionDetail, SessionStatus } from '../../domain/shared/searchAttributes';
 import type { pxeSessionWorkflow } from '../../workflows/pxe/pxeSession';
 import { eventually } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';
@@ -41,9 +43,9 @@ async function runSession(activities: Activities, machines = 1) {
   const worker = await createTestWorker(env, taskQueue, activities);
   const start = async (machine: (typeof created)[number]) => {
     const sessionId = await insertSessionRow(infra.pool, ownerId, machine.id, imageId);
-    const handle = await env.client.workflow.start<typeof pxeSessionWorkflow>('pxeSessionWorkflow', {
-      workflowId: makePxeWorkflowId(machine.id), taskQueue, args: [{ sessionId, machineId: machine.id, ownerId }],
-      typedSearchAttributes: [{ key: MachineMac, value: machine.mac }, { key: SessionStatus, value: 'STARTING' }],
+    const handle = await env.client.workflow.start<typeof pxeSessionWorkflow>(pxeSessionKind.workflowType, {
+      ...sessionStartOptions(pxeSessionKind, { key: [machine.id], taskQueue, status: 'STARTING', ownerId, attributes: [{ key: MachineMac, value: machine.mac }], summary: `saga test on ${machine.mac}` }),
+      args: [{ sessionId, machineId: machine.id, ownerId }],
     });
     return { sessionId, handle, machine };
   };
@@ -97,7 +99,8 @@ describe('pxeSessionWorkflow on real tgtd, dhcpd -t and in.tftpd over SSH', () =
       expect(await row(sessionId)).toMatchObject({ status: 'STOPPED', dhcp_entry: false, boot_script: null });
       expect(traces(machine, sessionId)).toEqual(nothing);
       expect(lab.tftpGet(`machines/${macHyphenated(machine.mac)}.ipxe`)).toBeUndefined();
-      expect((await handle.describe()).typedSearchAttributes.get(SessionStatus)).toBe('STOPPED');
+      const attributes = (await handle.describe()).typedSearchAttributes;
+      expect([attributes.get(SessionStatus), attributes.get(SessionDetail)]).toEqual(['ENDED', 'STOPPED']);
     });
   });
 

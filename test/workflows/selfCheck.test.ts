@@ -1,8 +1,10 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
 import { domainFailure } from '../../domain/shared/errors';
-import { OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
-import { makeSelfCheckWorkflowId, type SelfCheckReport } from '../../domain/selfCheck/selfCheck';
+import { selfCheckKind } from '../../domain/selfCheck/kind';
+import { sessionStartOptions } from '../../domain/shared/kind';
+import { OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import type { SelfCheckReport } from '../../domain/selfCheck/selfCheck';
 import type { selfCheckWorkflow } from '../../workflows/selfCheck/selfCheck';
 import { openInfra, type Infra } from '../helpers/infra';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
@@ -21,14 +23,11 @@ afterAll(async () => {
 async function runSelfCheck(activities: Infra['activities'], checks?: SelfCheckReport['checks'][number]['name'][]) {
   const taskQueue = uniqueTaskQueue('self-check');
   const worker = await createTestWorker(env, taskQueue, activities);
-  const workflowId = makeSelfCheckWorkflowId(randomUUID());
   const ownerId = randomUUID();
   return worker.runUntil(async () => {
-    const handle = await env.client.workflow.start<typeof selfCheckWorkflow>('selfCheckWorkflow', {
-      workflowId,
-      taskQueue,
+    const handle = await env.client.workflow.start<typeof selfCheckWorkflow>(selfCheckKind.workflowType, {
+      ...sessionStartOptions(selfCheckKind, { key: [randomUUID()], taskQueue, status: 'RUNNING', ownerId, summary: 'self-check test' }),
       args: [{ ownerId, checks }],
-      typedSearchAttributes: [{ key: SessionKind, value: 'self-check' }, { key: OwnerId, value: ownerId }, { key: SessionStatus, value: 'RUNNING' }],
     });
     const report = await handle.result();
     const description = await handle.describe();
@@ -42,7 +41,7 @@ describe('selfCheckWorkflow', () => {
     expect(report.status).toBe('PASSED');
     expect(report.checks.map((c) => c.name)).toEqual(['docker', 'container', 'database', 'registry']);
     expect(report.checks.every((c) => c.ok && c.durationMs >= 0 && c.detail.length > 0)).toBe(true);
-    expect(description.typedSearchAttributes.get(SessionStatus)).toBe('PASSED');
+    expect([description.typedSearchAttributes.get(SessionStatus), description.typedSearchAttributes.get(SessionDetail)]).toEqual(['ENDED', 'PASSED']);
     expect(description.typedSearchAttributes.get(SessionKind)).toBe('self-check');
     expect(description.typedSearchAttributes.get(OwnerId)).toBe(ownerId);
   });
@@ -62,7 +61,7 @@ describe('selfCheckWorkflow', () => {
     expect(registry).toMatchObject({ ok: false, error: { type: 'RegistryPushError', message: expect.stringContaining('denied') } });
     expect(pushAttempts).toBe(1);
     expect(report.checks.filter((c) => c.name !== 'registry').every((c) => c.ok)).toBe(true);
-    expect(description.typedSearchAttributes.get(SessionStatus)).toBe('FAILED');
+    expect([description.typedSearchAttributes.get(SessionStatus), description.typedSearchAttributes.get(SessionDetail)]).toEqual(['FAILED', 'FAILED']);
   });
 
   it('retries an infrastructure error before giving up on a check', async () => {

@@ -2,7 +2,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import request from 'supertest';
-import { MachineMac, SessionKind, SessionStatus } from '../../../domain/shared/searchAttributes';
+import { MachineMac, SessionDetail, SessionKind, SessionStatus } from '../../../domain/shared/searchAttributes';
 import { eventually, startApiHarness, type ApiHarness } from '../../helpers/api';
 import { openInfra, type Infra } from '../../helpers/infra';
 import { randomMac, startPxeLab, writeRawImage, type PxeLab } from '../../helpers/pxeLab';
@@ -147,10 +147,10 @@ describe('sessions', () => {
 
     expect((await settle(started.body.id)).body.status).toBe('ACTIVE');
     // The row turns ACTIVE first; the workflow upserts its search attribute right after.
-    const described = await eventually(() => env.client.workflow.getHandle(`pxe/${m.id}`).describe(), (d) => d.typedSearchAttributes.get(SessionStatus) === 'ACTIVE');
+    const described = await eventually(() => env.client.workflow.getHandle(`pxe/${m.id}`).describe(), (d) => d.typedSearchAttributes.get(SessionDetail) === 'ACTIVE');
     expect(described.typedSearchAttributes.get(SessionKind)).toBe('pxe');
     expect(described.typedSearchAttributes.get(MachineMac)).toBe(m.mac);
-    expect(described.typedSearchAttributes.get(SessionStatus)).toBe('ACTIVE');
+    expect(described.typedSearchAttributes.get(SessionStatus)).toBe('RUNNING');
     const script = await request(api.app).get(`${base}/machines/${m.id}/boot-script`).set(user()).expect(200);
     expect(script.body).toMatchObject({ session_id: started.body.id, filename: `machines/${m.mac.replace(/:/g, '-')}.ipxe`, iscsi: { portal: '127.0.0.1', lun: 1 } });
     expect(script.body.script).toContain(`sanboot iscsi:127.0.0.1:::1:${script.body.iscsi.target_iqn}`);

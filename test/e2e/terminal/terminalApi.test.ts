@@ -2,7 +2,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { createUserKey } from '../../../api/platform/auth';
-import { OwnerId, SessionKind, SessionStatus } from '../../../domain/shared/searchAttributes';
+import { OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../../domain/shared/searchAttributes';
 import { eventually, startApiHarness, type ApiHarness } from '../../helpers/api';
 import { openInfra, type Infra } from '../../helpers/infra';
 import { startSshServer, type SshServer } from '../../helpers/sshd';
@@ -254,13 +254,14 @@ describe('reading sessions', () => {
     const handle = env.client.workflow.getHandle(body.workflow_id);
     const running = await handle.describe();
     expect(running.typedSearchAttributes.get(SessionKind)).toBe('terminal');
-    expect(running.typedSearchAttributes.get(SessionStatus)).toBe('active');
+    expect([running.typedSearchAttributes.get(SessionStatus), running.typedSearchAttributes.get(SessionDetail)]).toEqual(['RUNNING', 'active']);
     const ownerId = running.typedSearchAttributes.get(OwnerId);
     const { rows: [row] } = await infra.pool.query<{ user_id: string }>('SELECT user_id FROM terminal_sessions WHERE id = $1', [body.session_id]);
     expect(ownerId).toBe(row!.user_id);
     await request(api.app).delete(`/api/v1/terminals/${body.session_id}`).set(bearer(key)).expect(200);
     await handle.result();
-    expect((await handle.describe()).typedSearchAttributes.get(SessionStatus)).toBe('closed');
+    const ended = (await handle.describe()).typedSearchAttributes;
+    expect([ended.get(SessionStatus), ended.get(SessionDetail)]).toEqual(['ENDED', 'closed']);
   });
 });
 
