@@ -20,6 +20,13 @@ describe('the determinism lint', () => {
     expect(lint('domain/probe.ts', "import crypto from 'crypto';\nexport const x = crypto;\n")).toMatch(/no Node built-ins here/);
   });
 
+  it('holds in every kind\'s folder and the shared ones', () => {
+    expect(lint('workflows/pxe/probe.ts', "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n")).toMatch(/no Node built-ins here/);
+    expect(lint('workflows/shared/probe.ts', 'setInterval(() => undefined, 10);\n')).toMatch(/workflow timer loop/);
+    expect(lint('domain/shared/probe.ts', "import { randomUUID } from 'node:crypto';\nexport const x = randomUUID;\n")).toMatch(/no Node built-ins here/);
+    expect(lint('workflows/sandbox/probe.ts', "import { createSandboxActivities } from '../../activities/sandbox/sandbox';\nexport const x = createSandboxActivities;\n")).toMatch(/as types only/);
+  });
+
   it('refuses timers and activity implementations in workflow code', () => {
     expect(lint('workflows/probe.ts', 'setTimeout(() => undefined, 10);\n')).toMatch(/Use sleep\(\)/);
     expect(lint('workflows/probe.ts', "import { createActivities } from '../activities';\nexport const x = createActivities;\n")).toMatch(/as types only/);
