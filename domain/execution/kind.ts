@@ -1,4 +1,5 @@
 import { defineSessionWorkflow } from '../shared/kind';
+import { Runtime } from '../shared/searchAttributes';
 import type { Lifecycle } from '../shared/lifecycle';
 import { makeExecutionWorkflowId, makePoolWorkflowId, type ExecutionStatus } from './execution';
 
@@ -17,6 +18,7 @@ export const executionKind = defineSessionWorkflow({
     OK: 'ENDED', CE: 'ENDED', RE: 'ENDED', SG: 'ENDED', TO: 'ENDED', OL: 'ENDED', EL: 'ENDED',
     XX: 'FAILED',
   } satisfies Record<'RUNNING' | ExecutionStatus, Lifecycle>,
+  searchAttributes: [Runtime],
 });
 
 /** A runtime's pool of warm containers: RUNNING for its whole life (it continues as new). Extra attribute: Runtime. */
@@ -25,4 +27,5 @@ export const executionPoolKind = defineSessionWorkflow({
   workflowType: 'executionPoolWorkflow',
   workflowId: makePoolWorkflowId,
   lifecycle: { RUNNING: 'RUNNING' },
+  searchAttributes: [Runtime],
 });

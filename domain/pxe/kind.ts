@@ -1,4 +1,5 @@
 import { defineSessionWorkflow } from '../shared/kind';
+import { MachineMac } from '../shared/searchAttributes';
 import type { Lifecycle } from '../shared/lifecycle';
 import { makePxeImageWorkflowId, makePxeWorkflowId, type PxeImageStatus, type PxeSessionStatus } from './pxe';
 
@@ -8,6 +9,7 @@ export const pxeSessionKind = defineSessionWorkflow({
   workflowType: 'pxeSessionWorkflow',
   workflowId: makePxeWorkflowId,
   lifecycle: { STARTING: 'STARTING', ACTIVE: 'RUNNING', STOPPING: 'STOPPING', STOPPED: 'ENDED', FAILED: 'FAILED' } satisfies Record<PxeSessionStatus, Lifecycle>,
+  searchAttributes: [MachineMac],
 });
 
 /** Preparing an image (check, convert to raw): its row is PENDING, CONVERTING meanwhile, then READY or ERROR. */

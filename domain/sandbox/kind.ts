@@ -1,4 +1,5 @@
 import { defineSessionWorkflow } from '../shared/kind';
+import { ChatId } from '../shared/searchAttributes';
 import type { Lifecycle } from '../shared/lifecycle';
 import { makeSandboxSweepScheduleId, makeSandboxWorkflowId, type SandboxStatus } from './sandbox';
 
@@ -11,6 +12,7 @@ export const sandboxKind = defineSessionWorkflow({
   workflowType: 'sandboxWorkflow',
   workflowId: makeSandboxWorkflowId,
   lifecycle: { CREATING: 'STARTING', RUNNING: 'RUNNING', EXPIRED: 'STOPPING', STOPPED: 'ENDED' } satisfies Record<SandboxStatus, Lifecycle>,
+  searchAttributes: [ChatId],
 });
 
 /** One run of the scheduled cleanup (its id is the schedule's plus the run's time, made by Temporal). */

@@ -28,6 +28,8 @@ export interface SessionWorkflowManifest<Status extends string, Key extends unkn
   workflowId: (...key: Key) => string;
   /** Every status of the kind, each with its lifecycle word. */
   lifecycle: Readonly<Record<Status, Lifecycle>>;
+  /** The kind's own search attributes besides SessionKind, SessionStatus, SessionDetail and OwnerId; every start gives each. */
+  searchAttributes?: readonly SearchAttributePair['key'][];
 }
 
 export function defineSessionWorkflow<const Status extends string, Key extends unknown[]>(
@@ -67,6 +69,9 @@ export interface SessionStartRequest<S extends string, Key extends unknown[]> {
  * schedule's action.
  */
 export function sessionStartOptions<S extends string, Key extends unknown[]>(manifest: SessionWorkflowManifest<S, Key>, request: SessionStartRequest<S, Key>) {
+  const declared = (manifest.searchAttributes ?? []).map((key) => key.name).sort().join(',');
+  const given = (request.attributes ?? []).map((pair) => pair.key.name).sort().join(',');
+  if (declared !== given) throw new Error(`a ${manifest.kind} workflow starts with the search attributes [${declared}], not [${given}]`);
   const typedSearchAttributes: SearchAttributePair[] = [
     { key: SessionKind, value: manifest.kind },
     ...(statusAttributes(manifest, request.status) as SearchAttributePair[]),

@@ -6,7 +6,7 @@ import { selfCheckKind } from '../../domain/selfCheck/kind';
 import { terminalKind } from '../../domain/terminal/kind';
 import { sessionStartOptions, statusAttributes } from '../../domain/shared/kind';
 import { lifecycleStatuses } from '../../domain/shared/lifecycle';
-import { ChatId, OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { ChatId, OwnerId, Runtime, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import { pxeImageStatuses, pxeSessionStatuses } from '../../domain/pxe/pxe';
 import { terminalStatuses } from '../../domain/terminal/terminal';
 
@@ -66,10 +66,15 @@ describe('sessionStartOptions', () => {
     });
   });
 
+  it('refuses a start that leaves out, or adds, a search attribute of the kind', () => {
+    expect(() => sessionStartOptions(sandboxKind, { key: ['c'], taskQueue: 'q', status: 'CREATING', ownerId: 'u', summary: 's' })).toThrow(/\[ChatId\], not \[\]/);
+    expect(() => sessionStartOptions(terminalKind, { key: ['t'], taskQueue: 'q', status: 'active', ownerId: 'u', attributes: [{ key: ChatId, value: 'c' }], summary: 's' })).toThrow(/not \[ChatId\]/);
+  });
+
   it('leaves OwnerId out for the platform\'s own workflows', () => {
-    const options = sessionStartOptions(executionPoolKind, { key: ['q', 'python'], taskQueue: 'q', status: 'RUNNING', summary: 'pool' });
+    const options = sessionStartOptions(executionPoolKind, { key: ['q', 'python'], taskQueue: 'q', status: 'RUNNING', attributes: [{ key: Runtime, value: 'python' }], summary: 'pool' });
     expect(options.workflowId).toBe('execution-pool/q/python');
-    expect(options.typedSearchAttributes.map((pair) => pair.key.name)).toEqual(['SessionKind', 'SessionStatus', 'SessionDetail']);
+    expect(options.typedSearchAttributes.map((pair) => pair.key.name)).toEqual(['SessionKind', 'SessionStatus', 'SessionDetail', 'Runtime']);
     expect(options).not.toHaveProperty('staticDetails');
   });
 });
