@@ -16,8 +16,20 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: 'eighty', DATABASE_URL: 'not a url' })).toThrow(/PORT.*DATABASE_URL|DATABASE_URL.*PORT/);
   });
 
-  it('documents every variable in the README', () => {
-    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
-    for (const key of configKeys) expect(readme).toContain(`\`${key}\``);
+  describe('docs/configuration.md', () => {
+    const page = readFileSync(join(__dirname, '../../docs/configuration.md'), 'utf8');
+    // Rows of the variables table: | `NAME` | default | meaning |
+    const rows = [...page.matchAll(/^\| `([A-Z][A-Z0-9_]*)` \| (.*?) \| .* \|$/gm)].map(([, key = '', defaultCell = '']) => ({ key, defaultCell }));
+
+    it('has one row for every variable of the schema, and no other', () => {
+      expect(rows.map((row) => row.key).sort()).toEqual([...configKeys].sort());
+    });
+
+    it('states the schema\'s default where it writes one as a plain value', () => {
+      const defaults = loadConfig({}) as Record<string, unknown>;
+      const plain = rows.filter((row) => /^`[^`]*`$/.test(row.defaultCell));
+      expect(plain.length).toBeGreaterThan(configKeys.length / 2);
+      for (const { key, defaultCell } of plain) expect([key, defaultCell.slice(1, -1)]).toEqual([key, String(defaults[key])]);
+    });
   });
 });
