@@ -4,8 +4,8 @@ import { defaultTaskQueue } from '../domain/shared/taskQueues';
 /**
  * Configuration comes from the environment only, validated once at start: a typo fails the
  * process with the variable's name instead of surfacing as a strange error later. Every
- * default here is the embedded single-machine setup that scripts/up.sh brings up; the
- * README's configuration table lists the same variables (a unit test keeps them in step).
+ * default here is the embedded single-machine setup that scripts/up.sh brings up;
+ * the configuration table in docs/configuration.md lists the same variables (a unit test keeps them in step).
  */
 const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
