@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
 "$SF_ROOT/scripts/ensure-infra.sh" --for-tests "${PGDATABASE}_test"
+export TEMPORAL_NAMESPACE="$TEMPORAL_TEST_NAMESPACE"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 && npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
 # BENCH picks the benchmark (test/bench/<name>.ts): platform by default, execute for bench:execute.
 # Containers a benchmark makes carry an instance label of their own.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything the system runs on, installed and started when missing: npm dependencies, Docker
 # and the session images, the Temporal dev server, the registry, and the database with its
-# migrations. With --for-tests also what only tests and benchmarks use: the sshd binaries, the
-# PXE lab's packages and Chromium.
+# migrations. With --for-tests also what only tests and benchmarks use: their own Temporal
+# namespace, the sshd binaries, the PXE lab's packages and Chromium.
 # Usage: ensure-infra.sh [--for-tests] DATABASE
 source "$(dirname "$0")/lib.sh"
 for_tests=false
@@ -12,7 +12,7 @@ database="${1:?usage: ensure-infra.sh [--for-tests] DATABASE}"
 "$SF_ROOT/scripts/ensure-node-modules.sh"
 "$SF_ROOT/scripts/ensure-docker.sh"
 "$SF_ROOT/scripts/build-images.sh"
-"$SF_ROOT/scripts/start-temporal.sh"
+if $for_tests; then "$SF_ROOT/scripts/start-temporal.sh" "$TEMPORAL_TEST_NAMESPACE"; else "$SF_ROOT/scripts/start-temporal.sh"; fi
 "$SF_ROOT/scripts/ensure-registry.sh"
 if $for_tests; then
   "$SF_ROOT/scripts/ensure-sshd.sh"

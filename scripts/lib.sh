@@ -12,6 +12,9 @@ TEMPORAL_VERSION="v1.5.1"
 TEMPORAL_BIN="$SF_BIN/temporal"
 TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+# Tests, history recorders and benchmarks run here, so the default namespace the user watches
+# in the Web UI shows only their own sessions (test/helpers/testRun.ts has the same default).
+TEMPORAL_TEST_NAMESPACE="${TEMPORAL_TEST_NAMESPACE:-sessionflow-test}"
 REGISTRY_PORT="${REGISTRY_PORT:-5000}"
 BASE_IMAGE="${BASE_IMAGE:-sessionflow/base:bookworm}"
 PGHOST="${PGHOST:-127.0.0.1}"

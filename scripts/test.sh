@@ -15,6 +15,8 @@ npx --no-install tsc -p tsconfig.json
 
 export DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$test_db"
 export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
+# The tests' own namespace (made by ensure-infra.sh): the default one stays the user's.
+export TEMPORAL_NAMESPACE="$TEMPORAL_TEST_NAMESPACE"
 export REGISTRY_ADDRESS="127.0.0.1:$REGISTRY_PORT"
 export TEMPORAL_BIN BASE_IMAGE LOG_LEVEL="${LOG_LEVEL:-silent}"
 # Containers made by this run are labelled with it; reconcilers under test touch only these.

@@ -48,7 +48,7 @@ describe('POST /api/v1/admin/self-check', () => {
     const query = `SessionKind='self-check' AND WorkflowId='${body.workflow_id}'`;
     // Visibility is eventually consistent: wait until the list shows it.
     const listed = await eventually(
-      async () => execFileSync(temporal, ['workflow', 'list', '--address', process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', '--query', query, '--output', 'json'], { encoding: 'utf8' }),
+      async () => execFileSync(temporal, ['workflow', 'list', '--address', process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', '--namespace', env.namespace!, '--query', query, '--output', 'json'], { encoding: 'utf8' }),
       (out) => out.includes(body.workflow_id),
     );
     expect(listed).toContain(body.workflow_id);

@@ -9,6 +9,7 @@ import { attachTerminalBridge, type TerminalBridge } from '../../api/terminal/br
 import { createLogger } from '../../platform/logger';
 import type { Infra } from './infra';
 import { createTestExecutionWorker, createTestWorker, uniqueTaskQueue } from './temporal';
+import { testNamespace } from './testRun';
 
 export interface HarnessOptions {
   /** Start executions eagerly (a client sharing the execution worker's NativeConnection), as the api process does. */
@@ -30,9 +31,10 @@ export interface ApiHarness {
 /** The real api wired to the real infrastructure, with a worker on a queue of its own. */
 export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra, overrides: Partial<Infra['config']> = {}, options: HarnessOptions = {}): Promise<ApiHarness> {
   const taskQueue = uniqueTaskQueue('api');
-  const config = { ...infra.config, TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
+  const namespace = env.namespace ?? testNamespace();
+  const config = { ...infra.config, TEMPORAL_TASK_QUEUE: taskQueue, TEMPORAL_NAMESPACE: namespace, ...overrides };
   // Eager workflow start needs the client on the NativeConnection the execution worker polls with.
-  const executionClient = options.eagerStart ? new Client({ connection: env.nativeConnection, namespace: env.namespace ?? 'default' }) : undefined;
+  const executionClient = options.eagerStart ? new Client({ connection: env.nativeConnection, namespace }) : undefined;
   const app = createApp({ config, temporal: env.client, executionClient, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test') });
   const worker = await createTestWorker(env, taskQueue, infra.activities);
   const executionWorker = options.executionWorker === false ? undefined : await createTestExecutionWorker(env, taskQueue, infra.activities);

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { runtimes, makePoolWorkflowId } from '../../domain/execution/execution';
 import type { Infra } from './infra';
+import { testNamespace } from './testRun';
 
 /** Ends the pool workflows of a test's task queue and removes every container they made. */
 export async function removeExecutionPools(client: Client, infra: Infra, taskQueue: string): Promise<void> {
@@ -25,7 +26,7 @@ export async function spawnExecutionWorker(taskQueue: string): Promise<ChildProc
     }).outputText, file);
     require(process.argv[1]);`;
   const child = spawn(process.execPath, ['-e', compileOnLoad, require.resolve('./executionWorkerProcess.ts')], {
-    env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: process.env.SF_TEST_WORKFLOW_BUNDLE },
+    env: { ...process.env, TEMPORAL_NAMESPACE: testNamespace(), TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: process.env.SF_TEST_WORKFLOW_BUNDLE },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {

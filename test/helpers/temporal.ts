@@ -3,6 +3,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
 import { createExecutionWorker, createSessionflowWorker } from '../../workers/createWorker';
 import type { createActivities } from '../../activities';
+import { runTaskQueuePrefix, testNamespace } from './testRun';
 
 let runtimeInstalled = false;
 function installQuietRuntime(): void {
@@ -15,17 +16,17 @@ function installQuietRuntime(): void {
   }
 }
 
-/** The run's one dev server (started by globalSetup), as a test environment. */
+/** The run's one dev server (started by globalSetup) in the tests' namespace, as a test environment. */
 export async function connectTestEnv(): Promise<TestWorkflowEnvironment> {
   installQuietRuntime();
   return TestWorkflowEnvironment.createFromExistingServer({
     address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
-    namespace: 'default',
+    namespace: testNamespace(),
   });
 }
 
 export function uniqueTaskQueue(name: string): string {
-  return `test-${name}-${randomUUID()}`;
+  return `${runTaskQueuePrefix()}${name}-${randomUUID()}`;
 }
 
 export function workflowBundlePath(): string {
@@ -35,10 +36,10 @@ export function workflowBundlePath(): string {
 }
 
 export function createTestWorker(env: TestWorkflowEnvironment, taskQueue: string, activities: ReturnType<typeof createActivities>): Promise<Worker> {
-  return createSessionflowWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, activities, workflowBundlePath: workflowBundlePath() });
+  return createSessionflowWorker({ connection: env.nativeConnection, namespace: env.namespace ?? testNamespace(), taskQueue, activities, workflowBundlePath: workflowBundlePath() });
 }
 
 /** The execution queue's worker of a test's task queue (the api process and the worker process each run one). */
 export function createTestExecutionWorker(env: TestWorkflowEnvironment, taskQueue: string, activities: ReturnType<typeof createActivities>): Promise<Worker> {
-  return createExecutionWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, activities, workflowBundlePath: workflowBundlePath(), maxConcurrentExecutions: 64 });
+  return createExecutionWorker({ connection: env.nativeConnection, namespace: env.namespace ?? testNamespace(), taskQueue, activities, workflowBundlePath: workflowBundlePath(), maxConcurrentExecutions: 64 });
 }

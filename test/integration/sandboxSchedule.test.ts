@@ -21,7 +21,7 @@ afterAll(async () => {
 
 describe('ensureSandboxSweepSchedule', () => {
   it('creates the sweep schedule once, and brings it in line with the configuration on the next start', async () => {
-    const taskQueue = `test-unpolled-${randomUUID()}`;
+    const taskQueue = uniqueTaskQueue('unpolled');
     const scheduleId = await ensureSandboxSweepSchedule(env.client, { instance, taskQueue, intervalSeconds: 3600 });
     expect(scheduleId).toBe(`sandbox-sweep/${instance}`);
     const first = await env.client.schedule.getHandle(scheduleId).describe();
