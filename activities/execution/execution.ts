@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../../domain/execution/execution';
 import { ensureImage, instanceLabel, kindLabel, managedLabel, sessionflowLabels, statusOf } from '../shared/docker';
-import { recordExecution } from './executionRecords';
+import { createExecutionStore } from './store';
 import { runnerSource, toRunnerJob } from './executionRunner';
 import { RunnerLinks } from './runnerLinks';
 
@@ -32,6 +32,7 @@ const sessionWorkDir = '/work/session';
 
 export function createExecutionActivities({ docker, pool, instance, sandbox }: ExecutionActivityDeps) {
   const runners = new RunnerLinks(docker);
+  const store = createExecutionStore(pool);
   return {
     /**
      * A warm container: no network, read-only root, tmpfs work dirs, memory/CPU/pids/file-size
@@ -111,7 +112,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
       const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 20_000;
       const stages = await runners.run(containerId, job.requestId, runnerJob, guardMs);
       const result = { language: job.language, version: job.version, ...stages };
-      await recordExecution(pool, { id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
+      await store.record({ id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
       return capForHistory(result, input.historyOutputCap);
     },
 

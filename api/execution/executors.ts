@@ -1,7 +1,7 @@
 import { WithStartWorkflowOperation, WorkflowFailedError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { readExecutionResult } from '../../activities/execution/executionRecords';
+import { createExecutionStore } from '../../activities/execution/store';
 import { runLocally } from '../../activities/execution/localExecutor';
 import { acquireUpdate, releaseSignal, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
 import { OwnerId, Runtime, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
@@ -41,6 +41,7 @@ export interface TemporalExecutorDeps {
  */
 export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
   const gates = new Map<string, InFlightGate>();
+  const store = createExecutionStore(deps.pool);
   return {
     name: 'docker',
     async execute(job, ownerId) {
@@ -73,7 +74,7 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
       const outcome = await execution.result().catch((err: unknown) => {
         throw toExecutionFailure(err);
       });
-      const result = outcome.truncated ? ((await readExecutionResult(deps.pool, job.requestId, ownerId)) ?? outcome.result) : outcome.result;
+      const result = outcome.truncated ? ((await store.result(job.requestId, ownerId)) ?? outcome.result) : outcome.result;
       return { result, cold: lease.cold };
     },
   };
@@ -140,10 +141,11 @@ function toExecutionFailure(err: unknown): unknown {
 }
 
 export function createLocalExecutor(pool: Pool): Executor {
+  const store = createExecutionStore(pool);
   return {
     name: 'local',
     async execute(job, ownerId) {
-      return { result: await runLocally(job, ownerId, pool), cold: false };
+      return { result: await runLocally(job, ownerId, store), cold: false };
     },
   };
 }

@@ -45,6 +45,9 @@ export function sandboxContainerName(sessionId: string): string {
  */
 export type SandboxStatus = 'CREATING' | 'RUNNING' | 'EXPIRED' | 'STOPPED';
 
+/** Why a sandbox was stopped: the read model keeps the first reason. */
+export type StopReason = 'replaced' | 'expired' | 'stopped';
+
 /** A sandbox session; plain data (ISO strings) so it crosses continue-as-new unchanged. */
 export interface SandboxRecord {
   sessionId: string;

@@ -12,7 +12,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createSandboxActivities, StopReason } from '../../activities/sandbox/sandbox';
+import type { createSandboxActivities } from '../../activities/sandbox/sandbox';
 import { domainFailure } from '../../domain/shared/errors';
 import {
   cleanupExpiredSignal,
@@ -26,6 +26,7 @@ import {
   type SandboxRecord,
   type SandboxRequester,
   type SandboxWorkflowInput,
+  type StopReason,
 } from '../../domain/sandbox/sandbox';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 
