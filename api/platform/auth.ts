@@ -67,6 +67,21 @@ export function requireRole(role: Role): RequestHandler {
   };
 }
 
+/**
+ * The one owner check. A principal sees its own resources, an admin everyone's; a resource it
+ * may not see is answered as if it did not exist (404), so an id reveals nothing about others.
+ * `ownerScope` is that rule for a store's query (undefined: no owner filter), `visibleTo` for
+ * a row in hand.
+ */
+export function ownerScope(principal: Principal): string | undefined {
+  return principal.role === 'admin' ? undefined : principal.userId;
+}
+
+export function visibleTo(principal: Principal, ownerId: string): boolean {
+  const scope = ownerScope(principal);
+  return scope === undefined || scope === ownerId;
+}
+
 export function principalOf(res: Response): Principal {
   const principal = res.locals.principal as Principal | undefined;
   if (!principal) throw new ApiError('Unauthenticated', 'send Authorization: Bearer <api key>');

@@ -7,7 +7,7 @@ import { isIpv4, normaliseMac } from '../../domain/pxe/mac';
 import { makePxeImageWorkflowId, pxeImageFormats, pxeImageStatuses } from '../../domain/pxe/pxe';
 import { OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import type { pxeBootServerStatusWorkflow, pxeImageWorkflow } from '../../workflows/pxe/pxeImage';
-import type { Principal } from '../platform/auth';
+import { ownerScope } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 
@@ -27,11 +27,6 @@ export const macField = z.string().transform((value, ctx) => {
 const ipField = z.string().refine(isIpv4, 'not an IPv4 address');
 const absolutePath = z.string().regex(/^\/[^\0\n]*$/, 'an absolute path');
 const idParams = z.object({ id: z.uuid() });
-
-/** Owners see their own rows; admins see all. */
-export function ownerScope(principal: Principal): string | undefined {
-  return principal.role === 'admin' ? undefined : principal.userId;
-}
 
 const bootServerBody = z.strictObject({
   name: z.string().min(1).max(64),

@@ -6,7 +6,8 @@ import { MachineMac, OwnerId, SessionKind, SessionStatus } from '../../domain/sh
 import type { pxeSessionWorkflow } from '../../workflows/pxe/pxeSession';
 import { problem, sendProblem, ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
-import { macField, ownerScope, pxeBase, type PxeRouteDeps } from './resources';
+import { ownerScope } from '../platform/auth';
+import { macField, pxeBase, type PxeRouteDeps } from './resources';
 
 const idParams = z.object({ id: z.uuid() });
 

@@ -17,7 +17,7 @@ import {
 import { ChatId, OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import { createSandboxStore, type SandboxStore } from '../../activities/sandbox/store';
 import type { sandboxWorkflow } from '../../workflows/sandbox/sandbox';
-import type { Principal } from '../platform/auth';
+import { visibleTo, type Principal } from '../platform/auth';
 import type { ApiMetrics } from '../platform/metrics';
 import { ApiError, toProblem } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
@@ -82,9 +82,7 @@ export function registerSandboxRoutes(api: ApiRoutes, deps: SandboxRouteDeps): v
   /** The chat's owner; another user's chat is a 404, an admin may act for the owner. */
   async function ownerOf(chatId: string, principal: Principal, mustExist: boolean): Promise<string> {
     const owner = await store.chatOwner(chatId);
-    if ((owner && owner !== principal.userId && principal.role !== 'admin') || (!owner && mustExist)) {
-      throw new ApiError('NotFound', `no chat ${chatId}`);
-    }
+    if (owner ? !visibleTo(principal, owner) : mustExist) throw new ApiError('NotFound', `no chat ${chatId}`);
     return owner ?? principal.userId;
   }
 

@@ -6,7 +6,7 @@ import {
   type ClientCloseReason, type TerminalMode, type TerminalStatus,
 } from '../../domain/terminal/terminal';
 import type { terminalSessionWorkflow } from '../../workflows/terminal/terminal';
-import type { Principal } from '../platform/auth';
+import { visibleTo, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { TerminalHosts } from './hosts';
 import { sessionLimitBody } from './sessionLimit';
@@ -70,7 +70,7 @@ export class TerminalSessions {
   /** The session if this principal may see it: its owner or an admin; anyone else gets 404. */
   async visibleTo(principal: Principal, id: string): Promise<SessionRow> {
     const row = await this.row(id);
-    if (!row || (row.user_id !== principal.userId && principal.role !== 'admin')) throw new ApiError('SessionNotFound', `no terminal session ${id}`);
+    if (!row || !visibleTo(principal, row.user_id)) throw new ApiError('SessionNotFound', `no terminal session ${id}`);
     return row;
   }
 
