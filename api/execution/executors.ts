@@ -5,6 +5,7 @@ import { createExecutionStore } from '../../activities/execution/store';
 import { runLocally } from '../../activities/execution/localExecutor';
 import { acquireUpdate, releaseSignal, makeExecutionWorkflowId, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
 import { OwnerId, Runtime, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { causeChain, describeFailure } from '../../domain/shared/failures';
 import { executionTaskQueue } from '../../domain/shared/taskQueues';
 import { InFlightGate } from './inFlightGate';
 import { ApiError, toProblem } from '../platform/problems';
@@ -122,11 +123,10 @@ function poolExhausted(settings: PoolSettings): ApiError {
 const grpcResourceExhausted = 8;
 
 function tooManyUpdates(err: unknown): boolean {
-  for (let cause: unknown = err, depth = 0; cause && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
+  return causeChain(err).some((cause) => {
     const { code, message } = cause as { code?: unknown; message?: unknown };
-    if (code === grpcResourceExhausted || (typeof message === 'string' && /in-flight updates|RESOURCE_EXHAUSTED|resource exhausted/i.test(message))) return true;
-  }
-  return false;
+    return code === grpcResourceExhausted || (typeof message === 'string' && /in-flight updates|RESOURCE_EXHAUSTED|resource exhausted/i.test(message));
+  });
 }
 
 /**
@@ -135,8 +135,7 @@ function tooManyUpdates(err: unknown): boolean {
  */
 function toExecutionFailure(err: unknown): unknown {
   if (!(err instanceof WorkflowFailedError) || toProblem(err)) return err;
-  const inner: unknown = err.cause?.cause;
-  const reason = inner instanceof Error ? inner.message : (err.cause?.message ?? err.message);
+  const reason = err.cause ? describeFailure(err.cause).message : err.message;
   return new ApiError('ExecutionFailed', `the execution did not complete: ${reason}; its container was retired`);
 }
 

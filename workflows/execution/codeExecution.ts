@@ -1,6 +1,7 @@
-import { ApplicationFailure, getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { createExecutionActivities } from '../../activities/execution/execution';
 import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../../domain/execution/execution';
+import { namedFailure } from '../../domain/shared/failures';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 
 type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
@@ -55,12 +56,8 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
 const maxReplacements = 8;
 
 function lostBeforeRun(err: unknown): boolean {
-  for (let failure: unknown = err; failure instanceof Error; failure = failure.cause) {
-    if (failure instanceof ApplicationFailure && failure.type === 'ContainerLost') {
-      return (failure.details?.[0] as { duringRun?: boolean } | undefined)?.duringRun === false;
-    }
-  }
-  return false;
+  const failure = namedFailure(err);
+  return failure?.type === 'ContainerLost' && (failure.details?.[0] as { duringRun?: boolean } | undefined)?.duringRun === false;
 }
 
 /**

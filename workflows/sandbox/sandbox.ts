@@ -1,6 +1,5 @@
 import {
   ActivityFailure,
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -28,6 +27,7 @@ import {
   type SandboxWorkflowInput,
   type StopReason,
 } from '../../domain/sandbox/sandbox';
+import { describeFailure } from '../../domain/shared/failures';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 
 type SandboxActivities = ReturnType<typeof createSandboxActivities>;
@@ -143,7 +143,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       } catch (err) {
         if (!(err instanceof ActivityFailure)) throw err;
         // Keep the record live: the next sweep tries again.
-        await record('sandbox_clean_failed', sandbox, failureType(err));
+        await record('sandbox_clean_failed', sandbox, describeFailure(err).type);
       }
     }),
   );
@@ -201,9 +201,4 @@ function serialQueue() {
     tail = run.catch(() => undefined);
     return run;
   };
-}
-
-function failureType(err: ActivityFailure): string {
-  const cause = err.cause;
-  return cause instanceof ApplicationFailure ? (cause.type ?? 'Error') : (cause?.name ?? 'ActivityFailure');
 }

@@ -1,5 +1,6 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SelfCheckActivities } from '../../activities/types';
+import { describeFailure } from '../../domain/shared/failures';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 import { checkNames, selfCheckReportQuery, type CheckName, type CheckOutcome, type CheckResult, type SelfCheckInput, type SelfCheckReport } from '../../domain/selfCheck/selfCheck';
 
@@ -47,9 +48,7 @@ async function check(name: CheckName, probe: () => Promise<CheckOutcome>): Promi
     return { name, ok: true, durationMs, detail };
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
-    const cause = err.cause;
-    const type = cause instanceof ApplicationFailure ? (cause.type ?? 'Error') : (cause?.name ?? 'ActivityFailure');
-    return { name, ok: false, durationMs: Date.now() - started, detail: 'probe failed', error: { type, message: cause?.message ?? err.message } };
+    return { name, ok: false, durationMs: Date.now() - started, detail: 'probe failed', error: describeFailure(err) };
   }
 }
 
