@@ -3,7 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../../domain/execution/execution';
-import { ensureImage, instanceLabel, kindLabel, managedLabel, sessionflowLabels, statusOf } from '../shared/docker';
+import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, managedLabel, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
 import { createExecutionStore } from './store';
 import { runnerSource, toRunnerJob } from './executionRunner';
 import { RunnerLinks } from './runnerLinks';
@@ -41,13 +41,9 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
      * id for it, so a retried create finds the first one.
      */
     async createExecutionContainer({ name, image, runtime, pool: poolId }: { name: string; image: string; runtime: string; pool: string }): Promise<string> {
-      try {
-        const existing = await docker.getContainer(name).inspect();
-        if (existing.State.Running) return existing.Id;
-        await docker.getContainer(name).remove({ force: true });
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
+      const existing = await ignoreNotFound(docker.getContainer(name).inspect());
+      if (existing?.State.Running) return existing.Id;
+      if (existing) await removeContainerIfPresent(docker, name);
       await ensureImage(docker, image);
       const tmpfs = `rw,exec,nosuid,nodev,mode=1777,size=${sandbox.workDirBytes}`;
       const container = await docker.createContainer({
@@ -88,11 +84,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
     },
 
     async removeExecutionContainer({ containerId }: { containerId: string }): Promise<void> {
-      try {
-        await docker.getContainer(containerId).remove({ force: true });
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
+      await removeContainerIfPresent(docker, containerId);
     },
 
     /**
@@ -145,7 +137,8 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
       });
       const known = new Set(keep);
       const orphans = listed.filter((c) => !known.has(c.Id) && !c.Names.some((n) => known.has(n.replace(/^\//, ''))));
-      await Promise.all(orphans.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+      // One that will not go now is found again by the pool's next sweep.
+      await Promise.all(orphans.map((c) => removeContainerIfPresent(docker, c.Id).catch(() => undefined)));
       return orphans.map((c) => c.Id);
     },
   };

@@ -12,7 +12,7 @@ import {
   type SandboxRecord,
   type StopReason,
 } from '../../domain/sandbox/sandbox';
-import { ensureImage, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
+import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
 import { createSandboxStore } from './store';
 
 export interface SandboxActivityDeps {
@@ -99,12 +99,10 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: S
   async function findOrCreateContainer(sandbox: Omit<SandboxRecord, 'containerId' | 'status'>): Promise<string> {
     const name = sandboxContainerName(sandbox.sessionId);
     let container = docker.getContainer(name);
-    try {
-      const found = await container.inspect();
+    const found = await ignoreNotFound(container.inspect());
+    if (found) {
       if (!found.State.Running) await container.start();
       return found.Id;
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
     }
     await ensureImage(docker, baseImage);
     try {
@@ -154,12 +152,7 @@ class CappedSink extends PassThrough {
 }
 
 async function runExec(container: Docker.Container, command: string[], stdin: string, timeoutMs: number): Promise<SandboxExecResult> {
-  try {
-    await container.inspect();
-  } catch (err) {
-    if (statusOf(err) === 404) throw domainFailure('InvalidSessionState', 'the sandbox container is gone', { state: 'STOPPED' });
-    throw err;
-  }
+  if (!(await ignoreNotFound(container.inspect()))) throw domainFailure('InvalidSessionState', 'the sandbox container is gone', { state: 'STOPPED' });
   // coreutils' timeout kills the command inside the container; the timer below is a backstop
   // for a daemon that stops answering.
   const exec = await container.exec({

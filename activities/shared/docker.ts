@@ -55,7 +55,8 @@ export function createDockerActivities({ docker, baseImage, instance }: DockerAc
           }
           return `${baseImage} ran python ${output.slice(probeMarker.length).trim()}`;
         } finally {
-          await container.remove({ force: true }).catch(() => undefined);
+          // The probe's verdict stands even when the cleanup fails; the next attempt replaces the container.
+          await removeContainerIfPresent(docker, name).catch(() => undefined);
         }
       });
     },
@@ -63,20 +64,25 @@ export function createDockerActivities({ docker, baseImage, instance }: DockerAc
 }
 
 export async function ensureImage(docker: Docker, image: string): Promise<void> {
+  if (!(await ignoreNotFound(docker.getImage(image).inspect()))) throw domainFailure('ImageNotFound', `image ${image} is not on this Docker engine`, { image });
+}
+
+/**
+ * Docker answers 404 for a container or image that is not there. To a caller removing it, or
+ * looking whether it exists, that is an answer (undefined), not a failure; anything else is.
+ */
+export async function ignoreNotFound<T>(call: Promise<T>): Promise<T | undefined> {
   try {
-    await docker.getImage(image).inspect();
+    return await call;
   } catch (err) {
-    if (statusOf(err) === 404) throw domainFailure('ImageNotFound', `image ${image} is not on this Docker engine`, { image });
-    throw err;
+    if (statusOf(err) !== 404) throw err;
+    return undefined;
   }
 }
 
-export async function removeContainerIfPresent(docker: Docker, name: string): Promise<void> {
-  try {
-    await docker.getContainer(name).remove({ force: true });
-  } catch (err) {
-    if (statusOf(err) !== 404) throw err;
-  }
+/** Removes a container, running or not, by name or id; one already gone is fine. */
+export async function removeContainerIfPresent(docker: Docker, nameOrId: string): Promise<void> {
+  await ignoreNotFound(docker.getContainer(nameOrId).remove({ force: true }));
 }
 
 export function statusOf(err: unknown): number | undefined {

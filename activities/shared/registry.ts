@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { domainFailure } from '../../domain/shared/errors';
-import { statusOf } from './docker';
+import { ignoreNotFound } from './docker';
 import { timed } from '../selfCheck/timing';
 
 export interface RegistryActivityDeps {
@@ -47,9 +47,7 @@ export function createRegistryActivities({ docker, registryAddress }: RegistryAc
           if (await manifestDigest(probeId)) throw new Error(`registry still lists ${reference} after deleting it`);
           return `pushed and deleted ${reference} (${digest.slice(0, 19)}…)`;
         } finally {
-          await docker.getImage(reference).remove({ force: true }).catch((err: unknown) => {
-            if (statusOf(err) !== 404) throw err;
-          });
+          await ignoreNotFound(docker.getImage(reference).remove({ force: true }));
         }
       });
     },
