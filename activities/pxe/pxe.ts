@@ -5,7 +5,8 @@ import { domainFailure } from '../../domain/shared/errors';
 import { ensureTargetSteps, judgeStep, removeTargetSteps, shellCommand, shellQuote as q, type CommandStep } from '../../domain/pxe/iscsiTarget';
 import { planPxeSession, type PxeSessionPlan, type PxeSessionStatus } from '../../domain/pxe/pxe';
 import { createPxeStore, type BootServer } from './store';
-import { KeyedMutex, Coalescer } from '../shared/serialise';
+import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
+import { Coalescer } from '../shared/coalescer';
 import type { ExecOptions, ExecResult, SshPool } from '../shared/ssh';
 
 export interface PxeActivityDeps {
@@ -37,7 +38,8 @@ const exitDhcpInvalid = 65;
  */
 export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActivityDeps) {
   const store = createPxeStore(pool);
-  const perServer = new KeyedMutex();
+  // Per boot server, in this worker: targetcli commands one at a time, DHCP rewrites one at a time.
+  const perServer = new KeyedSerialQueue();
   // Concurrent starts arrive staggered by their earlier steps; a short window lets one dhcpd
   // restart serve all of them for the price of a fraction of a second per start.
   const dhcpSync = new Coalescer<DhcpSyncResult>((bootServerId) => perServer.run(`dhcp:${bootServerId}`, () => syncDhcpHosts(bootServerId)), dhcpCoalesceWindowMs ?? 200);

@@ -28,6 +28,7 @@ import {
   type StopReason,
 } from '../../domain/sandbox/sandbox';
 import { describeFailure } from '../../domain/shared/failures';
+import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 
 type SandboxActivities = ReturnType<typeof createSandboxActivities>;
@@ -65,7 +66,9 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   const { chatId, ownerId, ttlMs } = input;
   const historyLimit = input.historyLimit ?? defaultHistoryLimit;
   let current: SandboxRecord | null = input.current ?? null;
-  const serially = serialQueue();
+  // Ensures, stops and cleanups run one at a time, in arrival order: they never interleave.
+  const queue = new KeyedSerialQueue();
+  const serially = <T>(task: () => Promise<T>): Promise<T> => queue.run(chatId, task);
 
   const setCurrent = (sandbox: SandboxRecord) => {
     current = sandbox;
@@ -191,14 +194,4 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       if (current === watched) return watched;
     }
   }
-}
-
-/** Runs tasks one after another, in arrival order: ensures, stops and cleanups never interleave. */
-function serialQueue() {
-  let tail: Promise<unknown> = Promise.resolve();
-  return <T>(task: () => Promise<T>): Promise<T> => {
-    const run = tail.then(task);
-    tail = run.catch(() => undefined);
-    return run;
-  };
 }
