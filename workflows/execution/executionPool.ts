@@ -3,6 +3,7 @@ import type { createExecutionActivities } from '../../activities/execution/execu
 import { acquireUpdate, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolState } from '../../domain/execution/execution';
 import { domainFailure } from '../../domain/shared/errors';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { shouldContinueAsNew } from '../shared/continueAsNew';
 
 type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 
@@ -128,7 +129,7 @@ export async function executionPoolWorkflow(initial: PoolState): Promise<void> {
     }
 
     // Determinism: continue-as-new only between requests, with every handler done.
-    if ((leasesHandedOut >= settings.leasesPerRun || workflowInfo().continueAsNewSuggested) && waiting === 0) {
+    if ((leasesHandedOut >= settings.leasesPerRun || shouldContinueAsNew()) && waiting === 0) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof executionPoolWorkflow>({ settings, containers, leasesHandedOut: 0 });
     }

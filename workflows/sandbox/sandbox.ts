@@ -9,7 +9,6 @@ import {
   setHandler,
   upsertSearchAttributes,
   uuid4,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { createSandboxActivities } from '../../activities/sandbox/sandbox';
 import { domainFailure } from '../../domain/shared/errors';
@@ -30,6 +29,7 @@ import {
 import { describeFailure } from '../../domain/shared/failures';
 import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
+import { shouldContinueAsNew } from '../shared/continueAsNew';
 
 type SandboxActivities = ReturnType<typeof createSandboxActivities>;
 
@@ -168,7 +168,8 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   }
 
   // Determinism: every wait below is a workflow condition or timer derived from the record.
-  const historyTooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
+  // Once past historyLimit, not at it: running sandboxes decided so, and replay must agree.
+  const historyTooLong = () => shouldContinueAsNew(historyLimit + 1);
   for (;;) {
     if (historyTooLong()) {
       await condition(allHandlersFinished);
