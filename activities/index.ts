@@ -1,10 +1,8 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { createDatabaseActivities } from './selfCheck/database';
-import { createDockerActivities } from './shared/docker';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
-import { createRegistryActivities } from './shared/registry';
 import { createSandboxActivities } from './sandbox/sandbox';
+import { createSelfCheckActivities } from './selfCheck/probes';
 import { createPxeActivities } from './pxe/pxe';
 import { SshPool } from './shared/ssh';
 import { createTerminalActivities } from './terminal/terminal';
@@ -21,17 +19,18 @@ export interface ActivityDeps {
 }
 
 /**
- * Every activity the worker registers, built from its real dependencies. Workflows proxy
- * `ReturnType<typeof createActivities>` (or a family's own interface) through a type-only import.
+ * Every activity the worker registers, built from its real dependencies. A workflow proxies its
+ * kind's own `XActivities` type (`ReturnType<typeof createXActivities>`, exported beside the
+ * factory) through a type-only import.
  */
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createDockerActivities(deps),
-    ...createDatabaseActivities(deps),
-    ...createRegistryActivities(deps),
+    ...createSelfCheckActivities(deps),
     ...createSandboxActivities(deps),
     ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
     ...createExecutionActivities(deps),
     ...createTerminalActivities(deps),
   };
 }
+
+export type Activities = ReturnType<typeof createActivities>;

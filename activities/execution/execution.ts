@@ -144,6 +144,8 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
   };
 }
 
+export type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
+
 export interface RunInContainerInput {
   containerId: string;
   job: ExecutionJob;

@@ -128,6 +128,8 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: S
   }
 }
 
+export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
+
 /** Keeps at most `limit` bytes of a stream and says whether it had to cut. */
 class CappedSink extends PassThrough {
   private readonly chunks: Buffer[] = [];

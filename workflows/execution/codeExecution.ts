@@ -1,10 +1,9 @@
 import { getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { createExecutionActivities } from '../../activities/execution/execution';
+import type { ExecutionActivities } from '../../activities/execution/execution';
 import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../../domain/execution/execution';
 import { namedFailure } from '../../domain/shared/failures';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 
-type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 type ExecutionOutcome = { result: ExecutionResult; truncated: boolean };
 
 /** Executions started before the runner link keep the steps their histories recorded. */

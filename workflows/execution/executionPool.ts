@@ -1,11 +1,10 @@
 import { ActivityFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { createExecutionActivities } from '../../activities/execution/execution';
+import type { ExecutionActivities } from '../../activities/execution/execution';
 import { acquireUpdate, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolState } from '../../domain/execution/execution';
 import { domainFailure } from '../../domain/shared/errors';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 import { shouldContinueAsNew } from '../shared/continueAsNew';
 
-type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 
 // Creating or removing a container is a few hundred ms; a stalled daemon gets 30 s, and
 // infrastructure errors are retried (both activities are idempotent by container name/id).

@@ -10,7 +10,7 @@ import {
   upsertSearchAttributes,
   uuid4,
 } from '@temporalio/workflow';
-import type { createSandboxActivities } from '../../activities/sandbox/sandbox';
+import type { SandboxActivities } from '../../activities/sandbox/sandbox';
 import { domainFailure } from '../../domain/shared/errors';
 import {
   cleanupExpiredSignal,
@@ -30,8 +30,6 @@ import { describeFailure } from '../../domain/shared/failures';
 import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 import { shouldContinueAsNew } from '../shared/continueAsNew';
-
-type SandboxActivities = ReturnType<typeof createSandboxActivities>;
 
 // Creating and starting a container takes about a second (several under a burst of creates);
 // after 30 s a dead worker's attempt times out and the retry finds that attempt's container

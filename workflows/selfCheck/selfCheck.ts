@@ -1,5 +1,5 @@
 import { ActivityFailure, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { SelfCheckActivities } from '../../activities/types';
+import type { SelfCheckActivities } from '../../activities/selfCheck/probes';
 import { describeFailure } from '../../domain/shared/failures';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 import { checkNames, selfCheckReportQuery, type CheckName, type CheckOutcome, type CheckResult, type SelfCheckInput, type SelfCheckReport } from '../../domain/selfCheck/selfCheck';

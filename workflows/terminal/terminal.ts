@@ -1,7 +1,7 @@
 import {
   allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setCurrentDetails, setHandler, upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { TerminalActivities } from '../../activities/types';
+import type { TerminalActivities } from '../../activities/terminal/terminal';
 import { domainFailure } from '../../domain/shared/errors';
 import { SessionStatus } from '../../domain/shared/searchAttributes';
 import {
