@@ -9,7 +9,7 @@ import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { activityDepsFrom } from './activityDeps';
 import { executionTaskQueue } from '../domain/shared/taskQueues';
 
-export interface SessionflowWorkerOptions {
+interface SessionflowWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
@@ -44,7 +44,7 @@ export function createSessionflowWorker(options: SessionflowWorkerOptions): Prom
   });
 }
 
-export interface ExecutionWorkerOptions extends Omit<SessionflowWorkerOptions, 'activities'> {
+interface ExecutionWorkerOptions extends Omit<SessionflowWorkerOptions, 'activities'> {
   activities: ExecutionActivities;
   /** Executions that may run at once (every runtime's container cap): each holds a workflow task slot while it runs. */
   maxConcurrentExecutions: number;

@@ -2,7 +2,7 @@ import { ScheduleAlreadyRunning, type Client } from '@temporalio/client';
 import { makeSandboxSweepScheduleId } from '../domain/sandbox/sandbox';
 import type { sandboxSweepWorkflow } from '../workflows/sandbox/sandboxSweep';
 
-export interface SandboxSweepScheduleOptions {
+interface SandboxSweepScheduleOptions {
   instance: string;
   taskQueue: string;
   intervalSeconds: number;

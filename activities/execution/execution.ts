@@ -17,16 +17,16 @@ export interface SandboxLimits {
   workDirBytes: number;
 }
 
-export interface ExecutionActivityDeps {
+interface ExecutionActivityDeps {
   docker: Docker;
   pool: Pool;
   instance: string;
   sandbox: SandboxLimits;
 }
 
-export const runtimeLabel = 'org.sessionflow.runtime';
+const runtimeLabel = 'org.sessionflow.runtime';
 /** The pool workflow that owns a container: orphan sweeps are scoped to it. */
-export const poolLabel = 'org.sessionflow.pool';
+const poolLabel = 'org.sessionflow.pool';
 /** Stateless runs get /work/<requestId>; a session keeps /work/session across executions. */
 const sessionWorkDir = '/work/session';
 
@@ -146,7 +146,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
 
 export type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 
-export interface RunInContainerInput {
+interface RunInContainerInput {
   containerId: string;
   job: ExecutionJob;
   ownerId: string;

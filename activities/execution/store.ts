@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { executionStatus, type ExecutionResult } from '../../domain/execution/execution';
 
-export interface ExecutionRecord {
+interface ExecutionRecord {
   id: string;
   ownerId: string;
   sessionId?: string;

@@ -9,14 +9,14 @@ import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
 import { Coalescer } from '../shared/coalescer';
 import type { ExecOptions, ExecResult, SshPool } from '../shared/ssh';
 
-export interface PxeActivityDeps {
+interface PxeActivityDeps {
   pool: Pool;
   ssh: SshPool;
   /** How long a DHCP rewrite waits for other sessions' changes before it renders the file. */
   dhcpCoalesceWindowMs?: number;
 }
 
-export interface DhcpSyncResult {
+interface DhcpSyncResult {
   entries: number;
   /** False when the rendered file equals the one in place: no dhcpd restart then. */
   reloaded: boolean;

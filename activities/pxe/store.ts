@@ -29,13 +29,13 @@ interface BootServerRow {
 
 /** A boot server as the api shows it: without its private key. */
 export type PublicBootServerRow = Omit<BootServerRow, 'ssh_private_key'> & { created_at: Date };
-export type NewBootServer = Omit<BootServerRow, 'id'>;
+type NewBootServer = Omit<BootServerRow, 'id'>;
 
-export interface MachineRow {
+interface MachineRow {
   id: string; name: string; mac: string; ip: string; boot_mode: 'bios' | 'uefi'; boot_server_id: string; created_at: Date;
 }
 
-export interface ImageRow {
+interface ImageRow {
   id: string; name: string; filename: string; format: PxeImageFormat; size_bytes: number | null; status: PxeImageStatus;
   progress: number; error: string | null; boot_server_id: string; created_at: Date;
 }
@@ -47,7 +47,7 @@ export interface SessionRow {
 }
 
 /** A machine with its boot server's iSCSI settings and its active session's script, if any. */
-export interface MachineBootRow {
+interface MachineBootRow {
   session_id: string | null; boot_script: string | null; id: string; name: string; mac: string; ip: string; tid: number;
   bs_id: string; target_driver: TargetDriverName; portal_ip: string; iqn_prefix: string; image_dir: string; tgt_control_port: number | null;
 }

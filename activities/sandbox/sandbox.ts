@@ -15,7 +15,7 @@ import {
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
 import { createSandboxStore } from './store';
 
-export interface SandboxActivityDeps {
+interface SandboxActivityDeps {
   docker: Docker;
   pool: Pool;
   baseImage: string;
@@ -23,7 +23,7 @@ export interface SandboxActivityDeps {
 }
 
 export const chatIdLabel = 'org.sessionflow.chat-id';
-export const sandboxSessionLabel = 'org.sessionflow.sandbox-session';
+const sandboxSessionLabel = 'org.sessionflow.sandbox-session';
 const sandboxKind = 'sandbox';
 const workingDir = '/workspace';
 

@@ -17,9 +17,9 @@ export interface SessionRow {
   idle_timeout_seconds: number;
 }
 
-export type HostAuthType = 'private_key' | 'password';
+type HostAuthType = 'private_key' | 'password';
 
-export interface HostRow {
+interface HostRow {
   id: string; name: string; address: string; port: number; username: string; auth_type: HostAuthType;
   credential_sealed: Buffer; created_at: Date; updated_at: Date;
 }

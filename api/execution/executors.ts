@@ -12,7 +12,7 @@ import { ApiError, toProblem } from '../platform/problems';
 import type { codeExecutionWorkflow } from '../../workflows/execution/codeExecution';
 import type { executionPoolWorkflow } from '../../workflows/execution/executionPool';
 
-export type ExecutorName = 'docker' | 'local';
+type ExecutorName = 'docker' | 'local';
 
 export interface ExecutionOutcome {
   result: ExecutionResult;
@@ -26,7 +26,7 @@ export interface Executor {
   execute(job: ExecutionJob, ownerId: string): Promise<ExecutionOutcome>;
 }
 
-export interface TemporalExecutorDeps {
+interface TemporalExecutorDeps {
   temporal: Client;
   pool: Pool;
   taskQueue: string;

@@ -10,8 +10,8 @@ export interface ReadinessDeps {
   registryAddress: string;
 }
 
-export type Dependency = 'temporal' | 'postgres' | 'docker' | 'registry';
-export type ReadinessReport = Record<Dependency, { ok: boolean; error?: string }>;
+type Dependency = 'temporal' | 'postgres' | 'docker' | 'registry';
+type ReadinessReport = Record<Dependency, { ok: boolean; error?: string }>;
 
 const probeTimeoutMs = 2000;
 

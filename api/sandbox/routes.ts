@@ -22,7 +22,7 @@ import type { ApiMetrics } from '../platform/metrics';
 import { ApiError, toProblem } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 
-export interface SandboxRouteDeps {
+interface SandboxRouteDeps {
   temporal: Client;
   pool: Pool;
   taskQueue: string;

@@ -19,7 +19,7 @@ import { verifySessionToken } from './tokens';
 export type TerminalConfig = Pick<Config,
   'DATABASE_URL' | 'TERMINAL_CREDENTIALS_KEY' | 'TERMINAL_SESSION_TTL_SECONDS' | 'TERMINAL_IDLE_TIMEOUT_SECONDS' | 'TERMINAL_MAX_ACTIVE_SESSIONS' | 'TERMINAL_ALLOWED_ORIGINS' | 'TEMPORAL_TASK_QUEUE'>;
 
-export interface TerminalRouteDeps {
+interface TerminalRouteDeps {
   config: TerminalConfig;
   temporal: Client;
   pool: Pool;

@@ -13,7 +13,7 @@ import { sessionLimitBody } from './sessionLimit';
 import type { TerminalMetrics } from './metrics';
 import { generateSessionId, generateSessionToken } from './tokens';
 
-export interface TerminalSettings {
+interface TerminalSettings {
   taskQueue: string;
   ttlSeconds: number;
   idleTimeoutSeconds: number;

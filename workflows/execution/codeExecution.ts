@@ -7,7 +7,7 @@ import { SessionStatus } from '../../domain/shared/searchAttributes';
 type ExecutionOutcome = { result: ExecutionResult; truncated: boolean };
 
 /** Executions started before the runner link keep the steps their histories recorded. */
-export const runnerLinkPatch = 'execution-runner-link';
+const runnerLinkPatch = 'execution-runner-link';
 
 /**
  * One execution: run the job in the container the pool leased, then give the container back.
