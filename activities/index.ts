@@ -10,11 +10,15 @@ import { createTerminalActivities } from './terminal/terminal';
 export interface ActivityDeps {
   docker: Docker;
   pool: Pool;
+  /** The image sandboxes and the self-check's probe container run. */
   baseImage: string;
+  /** host:port of the registry, as Docker names it in image references. */
   registryAddress: string;
+  /** Labels every container this deployment makes, so reconcilers touch only their own. */
   instance: string;
   /** Boot servers' SSH connections; one pool per worker process when not given. */
   ssh?: SshPool;
+  /** Resource limits of every execution container. */
   sandbox: SandboxLimits;
 }
 

@@ -1,7 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type Docker from 'dockerode';
-import type { Pool } from 'pg';
+import type { ActivityDeps } from '..';
 import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../../domain/execution/execution';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, managedLabel, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
 import { createExecutionStore } from './store';
@@ -17,20 +16,13 @@ export interface SandboxLimits {
   workDirBytes: number;
 }
 
-interface ExecutionActivityDeps {
-  docker: Docker;
-  pool: Pool;
-  instance: string;
-  sandbox: SandboxLimits;
-}
-
 const runtimeLabel = 'org.sessionflow.runtime';
 /** The pool workflow that owns a container: orphan sweeps are scoped to it. */
 const poolLabel = 'org.sessionflow.pool';
 /** Stateless runs get /work/<requestId>; a session keeps /work/session across executions. */
 const sessionWorkDir = '/work/session';
 
-export function createExecutionActivities({ docker, pool, instance, sandbox }: ExecutionActivityDeps) {
+export function createExecutionActivities({ docker, pool, instance, sandbox }: Pick<ActivityDeps, 'docker' | 'pool' | 'instance' | 'sandbox'>) {
   const runners = new RunnerLinks(docker);
   const store = createExecutionStore(pool);
   return {

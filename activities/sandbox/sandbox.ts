@@ -1,6 +1,6 @@
 import { log } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import type { Pool } from 'pg';
+import type { ActivityDeps } from '..';
 import { PassThrough } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { domainFailure } from '../../domain/shared/errors';
@@ -15,13 +15,6 @@ import {
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
 import { createSandboxStore } from './store';
 
-interface SandboxActivityDeps {
-  docker: Docker;
-  pool: Pool;
-  baseImage: string;
-  instance: string;
-}
-
 export const chatIdLabel = 'org.sessionflow.chat-id';
 const sandboxSessionLabel = 'org.sessionflow.sandbox-session';
 const sandboxKind = 'sandbox';
@@ -30,7 +23,7 @@ const workingDir = '/workspace';
 // A sandbox runs untrusted code: no network, bounded memory, CPU and process count.
 const sandboxLimits = { Memory: 256 * 1024 * 1024, NanoCpus: 1_000_000_000, PidsLimit: 128, NetworkMode: 'none' };
 
-export function createSandboxActivities({ docker, pool, baseImage, instance }: SandboxActivityDeps) {
+export function createSandboxActivities({ docker, pool, baseImage, instance }: Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance'>) {
   const store = createSandboxStore(pool);
   return {
     /**

@@ -1,7 +1,6 @@
-import type Docker from 'dockerode';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Pool } from 'pg';
+import type { ActivityDeps } from '..';
 import { pack } from 'tar-stream';
 import type { CheckOutcome } from '../../domain/selfCheck/selfCheck';
 import { domainFailure } from '../../domain/shared/errors';
@@ -9,14 +8,7 @@ import { demultiplex, ensureImage, ignoreNotFound, removeContainerIfPresent, ses
 import { deleteManifest, followProgress, manifestDigest } from '../shared/registry';
 import { createSelfCheckStore } from './store';
 
-export interface SelfCheckActivityDeps {
-  docker: Docker;
-  pool: Pool;
-  baseImage: string;
-  instance: string;
-  /** host:port of the registry, as Docker names it in image references. */
-  registryAddress: string;
-}
+export type SelfCheckActivityDeps = Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance' | 'registryAddress'>;
 
 const probeMarker = 'sessionflow-probe-ok';
 const probeRepository = 'sessionflow/self-check';

@@ -154,21 +154,10 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
     },
   );
 
-  api.route(
-    { method: 'get', path: `${pxeBase}/machines`, summary: 'List machines', tag: 'pxe', access: 'user', responses: { 200: { description: 'machines', schema: z.object({ items: z.array(machineView) }) } } },
-    async ({ principal, res }) => {
-      res.json({ items: (await store.machines(ownerScope(principal))).map(presentRow) });
-    },
-  );
-
-  api.route(
-    { method: 'get', path: `${pxeBase}/machines/:id`, summary: 'A machine', tag: 'pxe', access: 'user', params: idParams, responses: { 200: { description: 'the machine', schema: machineView } } },
-    async ({ params, principal, res }) => {
-      const row = await store.machine(params.id, ownerScope(principal));
-      if (!row) throw new ApiError('NotFound', `no machine ${params.id}`);
-      res.json(presentRow(row));
-    },
-  );
+  registerOwnedReads(api, {
+    path: `${pxeBase}/machines`, noun: 'machine', view: machineView, listSummary: 'List machines', oneSummary: 'A machine',
+    list: (owner) => store.machines(owner), one: (id, owner) => store.machine(id, owner),
+  });
 
   api.route(
     {
@@ -188,18 +177,29 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
     },
   );
 
+  registerOwnedReads(api, {
+    path: `${pxeBase}/images`, noun: 'image', view: imageView, listSummary: 'List images', oneSummary: 'An image and its preparation status',
+    list: (owner) => store.images(owner), one: (id, owner) => store.image(id, owner),
+  });
+}
+
+/** The list of a resource its owner (or an admin) reads, and one by id: anyone else's is a 404. */
+function registerOwnedReads<Row extends { created_at: Date }>(api: ApiRoutes, resource: {
+  path: string; noun: string; view: z.ZodType; listSummary: string; oneSummary: string;
+  list: (owner: string | undefined) => Promise<Row[]>;
+  one: (id: string, owner: string | undefined) => Promise<Row | undefined>;
+}): void {
   api.route(
-    { method: 'get', path: `${pxeBase}/images`, summary: 'List images', tag: 'pxe', access: 'user', responses: { 200: { description: 'images', schema: z.object({ items: z.array(imageView) }) } } },
+    { method: 'get', path: resource.path, summary: resource.listSummary, tag: 'pxe', access: 'user', responses: { 200: { description: `${resource.noun}s`, schema: z.object({ items: z.array(resource.view) }) } } },
     async ({ principal, res }) => {
-      res.json({ items: (await store.images(ownerScope(principal))).map(presentRow) });
+      res.json({ items: (await resource.list(ownerScope(principal))).map(presentRow) });
     },
   );
-
   api.route(
-    { method: 'get', path: `${pxeBase}/images/:id`, summary: 'An image and its preparation status', tag: 'pxe', access: 'user', params: idParams, responses: { 200: { description: 'the image', schema: imageView } } },
+    { method: 'get', path: `${resource.path}/:id`, summary: resource.oneSummary, tag: 'pxe', access: 'user', params: idParams, responses: { 200: { description: `the ${resource.noun}`, schema: resource.view } } },
     async ({ params, principal, res }) => {
-      const row = await store.image(params.id, ownerScope(principal));
-      if (!row) throw new ApiError('NotFound', `no image ${params.id}`);
+      const row = await resource.one(params.id, ownerScope(principal));
+      if (!row) throw new ApiError('NotFound', `no ${resource.noun} ${params.id}`);
       res.json(presentRow(row));
     },
   );
