@@ -23,7 +23,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow and domain code is replayed: no Node built-ins here. Do I/O in an activity.' })),
-        patterns: [{ group: ['**/activities/*', '**/activities', '!**/activities/types'], allowTypeImports: true, message: 'Workflows import activities as types only.' }],
+        patterns: [{ group: ['**/activities/*', '**/activities'], allowTypeImports: true, message: 'Workflows import activities as types only.' }],
       }],
       'no-restricted-globals': ['error',
         { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },

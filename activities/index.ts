@@ -1,10 +1,8 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { createDatabaseActivities } from './selfCheck/database';
-import { createDockerActivities } from './shared/docker';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
-import { createRegistryActivities } from './shared/registry';
 import { createSandboxActivities } from './sandbox/sandbox';
+import { createSelfCheckActivities } from './selfCheck/probes';
 import { createPxeActivities } from './pxe/pxe';
 import { SshPool } from './shared/ssh';
 import { createTerminalActivities } from './terminal/terminal';
@@ -12,26 +10,31 @@ import { createTerminalActivities } from './terminal/terminal';
 export interface ActivityDeps {
   docker: Docker;
   pool: Pool;
+  /** The image sandboxes and the self-check's probe container run. */
   baseImage: string;
+  /** host:port of the registry, as Docker names it in image references. */
   registryAddress: string;
+  /** Labels every container this deployment makes, so reconcilers touch only their own. */
   instance: string;
   /** Boot servers' SSH connections; one pool per worker process when not given. */
   ssh?: SshPool;
+  /** Resource limits of every execution container. */
   sandbox: SandboxLimits;
 }
 
 /**
- * Every activity the worker registers, built from its real dependencies. Workflows proxy
- * `ReturnType<typeof createActivities>` (or a family's own interface) through a type-only import.
+ * Every activity the worker registers, built from its real dependencies. A workflow proxies its
+ * kind's own `XActivities` type (`ReturnType<typeof createXActivities>`, exported beside the
+ * factory) through a type-only import.
  */
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createDockerActivities(deps),
-    ...createDatabaseActivities(deps),
-    ...createRegistryActivities(deps),
+    ...createSelfCheckActivities(deps),
     ...createSandboxActivities(deps),
     ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
     ...createExecutionActivities(deps),
     ...createTerminalActivities(deps),
   };
 }
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -13,7 +13,7 @@ export function sandboxLimitsFrom(config: Config): SandboxLimits {
   };
 }
 
-export type PoolConfig = Pick<Config, 'EXECUTION_MAX_RUN_TIMEOUT_MS' | 'EXECUTION_MAX_COMPILE_TIMEOUT_MS' | 'EXECUTION_IMAGE' | 'EXECUTION_READY_SESSIONS' |
+type PoolConfig = Pick<Config, 'EXECUTION_MAX_RUN_TIMEOUT_MS' | 'EXECUTION_MAX_COMPILE_TIMEOUT_MS' | 'EXECUTION_IMAGE' | 'EXECUTION_READY_SESSIONS' |
   'EXECUTION_MAX_CONTAINERS' | 'EXECUTION_COOLDOWN_SECONDS' | 'EXECUTION_ACQUIRE_WAIT_MS'>;
 
 /** One runtime's pool settings, from config; the api passes them when it starts the pool. */

@@ -1,19 +1,19 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import type { Config } from '../platform/config';
-import type { createActivities } from '../activities';
+import type { Activities } from '../activities';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { createExecutionActivities } from '../activities/execution/execution';
+import { createExecutionActivities, type ExecutionActivities } from '../activities/execution/execution';
 import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { activityDepsFrom } from './activityDeps';
 import { executionTaskQueue } from '../domain/shared/taskQueues';
 
-export interface SessionflowWorkerOptions {
+interface SessionflowWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
-  activities: ReturnType<typeof createActivities>;
+  activities: Activities;
   /** A prebuilt bundle (production, tests); without it the worker bundles workflows/ at start. */
   workflowBundlePath?: string;
 }
@@ -44,8 +44,8 @@ export function createSessionflowWorker(options: SessionflowWorkerOptions): Prom
   });
 }
 
-export interface ExecutionWorkerOptions extends Omit<SessionflowWorkerOptions, 'activities'> {
-  activities: ReturnType<typeof createExecutionActivities>;
+interface ExecutionWorkerOptions extends Omit<SessionflowWorkerOptions, 'activities'> {
+  activities: ExecutionActivities;
   /** Executions that may run at once (every runtime's container cap): each holds a workflow task slot while it runs. */
   maxConcurrentExecutions: number;
 }

@@ -4,7 +4,7 @@ import { sandboxSweepKind } from '../domain/sandbox/kind';
 import { sessionStartOptions } from '../domain/shared/kind';
 import type { sandboxSweepWorkflow } from '../workflows/sandbox/sandboxSweep';
 
-export interface SandboxSweepScheduleOptions {
+interface SandboxSweepScheduleOptions {
   instance: string;
   taskQueue: string;
   intervalSeconds: number;

@@ -1,10 +1,9 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type Docker from 'dockerode';
-import type { Pool } from 'pg';
+import type { ActivityDeps } from '..';
 import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../../domain/execution/execution';
-import { ensureImage, instanceLabel, kindLabel, managedLabel, sessionflowLabels, statusOf } from '../shared/docker';
-import { recordExecution } from './executionRecords';
+import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, managedLabel, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
+import { createExecutionStore } from './store';
 import { runnerSource, toRunnerJob } from './executionRunner';
 import { RunnerLinks } from './runnerLinks';
 
@@ -17,21 +16,15 @@ export interface SandboxLimits {
   workDirBytes: number;
 }
 
-export interface ExecutionActivityDeps {
-  docker: Docker;
-  pool: Pool;
-  instance: string;
-  sandbox: SandboxLimits;
-}
-
-export const runtimeLabel = 'org.sessionflow.runtime';
+const runtimeLabel = 'org.sessionflow.runtime';
 /** The pool workflow that owns a container: orphan sweeps are scoped to it. */
-export const poolLabel = 'org.sessionflow.pool';
+const poolLabel = 'org.sessionflow.pool';
 /** Stateless runs get /work/<requestId>; a session keeps /work/session across executions. */
 const sessionWorkDir = '/work/session';
 
-export function createExecutionActivities({ docker, pool, instance, sandbox }: ExecutionActivityDeps) {
+export function createExecutionActivities({ docker, pool, instance, sandbox }: Pick<ActivityDeps, 'docker' | 'pool' | 'instance' | 'sandbox'>) {
   const runners = new RunnerLinks(docker);
+  const store = createExecutionStore(pool);
   return {
     /**
      * A warm container: no network, read-only root, tmpfs work dirs, memory/CPU/pids/file-size
@@ -40,13 +33,9 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
      * id for it, so a retried create finds the first one.
      */
     async createExecutionContainer({ name, image, runtime, pool: poolId }: { name: string; image: string; runtime: string; pool: string }): Promise<string> {
-      try {
-        const existing = await docker.getContainer(name).inspect();
-        if (existing.State.Running) return existing.Id;
-        await docker.getContainer(name).remove({ force: true });
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
+      const existing = await ignoreNotFound(docker.getContainer(name).inspect());
+      if (existing?.State.Running) return existing.Id;
+      if (existing) await removeContainerIfPresent(docker, name);
       await ensureImage(docker, image);
       const tmpfs = `rw,exec,nosuid,nodev,mode=1777,size=${sandbox.workDirBytes}`;
       const container = await docker.createContainer({
@@ -87,11 +76,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
     },
 
     async removeExecutionContainer({ containerId }: { containerId: string }): Promise<void> {
-      try {
-        await docker.getContainer(containerId).remove({ force: true });
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
+      await removeContainerIfPresent(docker, containerId);
     },
 
     /**
@@ -111,7 +96,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
       const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 20_000;
       const stages = await runners.run(containerId, job.requestId, runnerJob, guardMs);
       const result = { language: job.language, version: job.version, ...stages };
-      await recordExecution(pool, { id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
+      await store.record({ id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
       return capForHistory(result, input.historyOutputCap);
     },
 
@@ -144,13 +129,16 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: E
       });
       const known = new Set(keep);
       const orphans = listed.filter((c) => !known.has(c.Id) && !c.Names.some((n) => known.has(n.replace(/^\//, ''))));
-      await Promise.all(orphans.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+      // One that will not go now is found again by the pool's next sweep.
+      await Promise.all(orphans.map((c) => removeContainerIfPresent(docker, c.Id).catch(() => undefined)));
       return orphans.map((c) => c.Id);
     },
   };
 }
 
-export interface RunInContainerInput {
+export type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
+
+interface RunInContainerInput {
   containerId: string;
   job: ExecutionJob;
   ownerId: string;

@@ -268,7 +268,7 @@ interface RunnerStage {
   memory_limit: number;
 }
 
-export interface RunnerPlacement {
+interface RunnerPlacement {
   workDir: string;
   keepWorkDir: boolean;
   killAll: boolean;

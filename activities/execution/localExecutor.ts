@@ -2,10 +2,9 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Pool } from 'pg';
 import type { ExecutionJob, ExecutionResult } from '../../domain/execution/execution';
 import { domainFailure } from '../../domain/shared/errors';
-import { recordExecution } from './executionRecords';
+import type { ExecutionStore } from './store';
 import { runnerSource, toRunnerJob } from './executionRunner';
 
 /**
@@ -14,13 +13,13 @@ import { runnerSource, toRunnerJob } from './executionRunner';
  * (address space, file size, processes) and SIGKILL deadlines — but with this machine's
  * network, file system and user. Reduced isolation: for development and tests only.
  */
-export async function runLocally(job: ExecutionJob, ownerId: string, pool: Pool): Promise<ExecutionResult> {
+export async function runLocally(job: ExecutionJob, ownerId: string, store: ExecutionStore): Promise<ExecutionResult> {
   const workDir = await mkdtemp(join(tmpdir(), 'sf-exec-'));
   try {
     const runnerJob = toRunnerJob(job, { workDir, keepWorkDir: false, killAll: false, fileSizeLimit: 10 * 1024 * 1024, processLimit: 256 });
     const stages = await runPython(JSON.stringify(runnerJob), (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 10_000);
     const result = { language: job.language, version: job.version, ...stages };
-    await recordExecution(pool, { id: job.requestId, ownerId, sessionId: job.sessionKey, executor: 'local', result });
+    await store.record({ id: job.requestId, ownerId, sessionId: job.sessionKey, executor: 'local', result });
     return result;
   } finally {
     await rm(workDir, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { domainFailure } from '../../domain/shared/errors';
 import { statusOf } from '../shared/docker';
 import type { RunnerJob } from './executionRunner';
 
-export type RunnerStages = Omit<ExecutionResult, 'language' | 'version'>;
+type RunnerStages = Omit<ExecutionResult, 'language' | 'version'>;
 
 interface RunnerReply {
   id: string;

@@ -4,18 +4,19 @@ import { countDhcpHostEntries, renderDhcpHostsFile } from '../../domain/pxe/dhcp
 import { domainFailure } from '../../domain/shared/errors';
 import { ensureTargetSteps, judgeStep, removeTargetSteps, shellCommand, shellQuote as q, type CommandStep } from '../../domain/pxe/iscsiTarget';
 import { planPxeSession, type PxeSessionPlan, type PxeSessionStatus } from '../../domain/pxe/pxe';
-import { createPxeStore, type BootServer } from './pxeStore';
-import { KeyedMutex, Coalescer } from '../shared/serialise';
+import { createPxeStore, type BootServer } from './store';
+import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
+import { Coalescer } from '../shared/coalescer';
 import type { ExecOptions, ExecResult, SshPool } from '../shared/ssh';
 
-export interface PxeActivityDeps {
+interface PxeActivityDeps {
   pool: Pool;
   ssh: SshPool;
   /** How long a DHCP rewrite waits for other sessions' changes before it renders the file. */
   dhcpCoalesceWindowMs?: number;
 }
 
-export interface DhcpSyncResult {
+interface DhcpSyncResult {
   entries: number;
   /** False when the rendered file equals the one in place: no dhcpd restart then. */
   reloaded: boolean;
@@ -37,7 +38,8 @@ const exitDhcpInvalid = 65;
  */
 export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActivityDeps) {
   const store = createPxeStore(pool);
-  const perServer = new KeyedMutex();
+  // Per boot server, in this worker: targetcli commands one at a time, DHCP rewrites one at a time.
+  const perServer = new KeyedSerialQueue();
   // Concurrent starts arrive staggered by their earlier steps; a short window lets one dhcpd
   // restart serve all of them for the price of a fraction of a second per start.
   const dhcpSync = new Coalescer<DhcpSyncResult>((bootServerId) => perServer.run(`dhcp:${bootServerId}`, () => syncDhcpHosts(bootServerId)), dhcpCoalesceWindowMs ?? 200);
@@ -102,18 +104,7 @@ export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActi
   return {
     /** Validates machine, image and boot server and fixes every name the saga will use. */
     async preparePxeSession({ sessionId }: { sessionId: string }): Promise<PxeSessionPlan> {
-      const { rows: [row] } = await pool.query<{
-        machine_id: string | null; machine_name: string; mac: string; ip: string; tid: number; boot_server_id: string;
-        image_status: string | null; image_name: string; raw_filename: string | null;
-      }>(
-        `SELECT m.id AS machine_id, m.name AS machine_name, m.mac, m.ip, m.tid, m.boot_server_id,
-                i.status AS image_status, i.name AS image_name, i.raw_filename
-           FROM pxe_sessions s
-           LEFT JOIN pxe_machines m ON m.id = s.machine_id
-           LEFT JOIN pxe_images i ON i.id = s.image_id
-          WHERE s.id = $1`,
-        [sessionId],
-      );
+      const row = await store.sessionSources(sessionId);
       if (!row?.machine_id) throw domainFailure('MachineNotFound', `session ${sessionId} has no machine`);
       if (row.image_status !== 'READY' || !row.raw_filename) {
         throw domainFailure('ImageNotReady', `image ${row.image_name ?? ''} is ${row.image_status ?? 'missing'}`, { image_status: row.image_status });
@@ -196,12 +187,12 @@ export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActi
      * not raw already, heartbeating the progress; the row ends READY or ERROR with the cause.
      */
     async prepareImage({ imageId }: { imageId: string }): Promise<{ status: 'READY' | 'ERROR'; error?: string }> {
-      const { rows: [image] } = await pool.query<{ boot_server_id: string; filename: string; format: string }>('SELECT boot_server_id, filename, format FROM pxe_images WHERE id = $1', [imageId]);
+      const image = await store.image(imageId, undefined);
       if (!image) throw domainFailure('ImageNotFound', `no image ${imageId}`);
       const server = await bootServer(image.boot_server_id);
       const source = `${server.imageDir.replace(/\/+$/, '')}/${image.filename}`;
       const fail = async (error: string) => {
-        await pool.query(`UPDATE pxe_images SET status = 'ERROR', error = $2, updated_at = now() WHERE id = $1`, [imageId, error]);
+        await store.markImageFailed(imageId, error);
         return { status: 'ERROR' as const, error };
       };
       const found = await exec(server, `stat -L -c %s ${q(source)}`);
@@ -210,7 +201,7 @@ export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActi
       let rawFilename = image.filename;
       if (image.format !== 'raw') {
         rawFilename = `${image.filename.replace(/\.[^./]+$/, '')}.raw`;
-        await pool.query(`UPDATE pxe_images SET status = 'CONVERTING', progress = 0, updated_at = now() WHERE id = $1`, [imageId]);
+        await store.markImageConverting(imageId);
         const target = `${server.imageDir.replace(/\/+$/, '')}/${rawFilename}`;
         let lastWritten = 0;
         const converted = await exec(server, `qemu-img convert -p -f ${q(image.format)} -O raw ${q(source)} ${q(`${target}.partial`)} && mv -f ${q(`${target}.partial`)} ${q(target)}`, {
@@ -222,22 +213,19 @@ export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActi
             Context.current().heartbeat({ percent });
             if (percent - lastWritten >= 5 || percent === 100) {
               lastWritten = percent;
-              void pool.query('UPDATE pxe_images SET progress = $2, updated_at = now() WHERE id = $1', [imageId, percent]).catch(() => undefined);
+              void store.setImageProgress(imageId, percent).catch(() => undefined);
             }
           },
         });
         if (converted.code !== 0) return fail(`qemu-img convert failed (exit ${converted.code}): ${lastLines(converted.stderr || converted.stdout)}`);
       }
       const size = await execOk(server, 'measuring the raw image', `stat -L -c %s ${q(`${server.imageDir.replace(/\/+$/, '')}/${rawFilename}`)}`);
-      await pool.query(
-        `UPDATE pxe_images SET status = 'READY', raw_filename = $2, size_bytes = $3, progress = 100, error = NULL, updated_at = now() WHERE id = $1`,
-        [imageId, rawFilename, Number(size.stdout.trim())],
-      );
+      await store.markImageReady(imageId, rawFilename, Number(size.stdout.trim()));
       return { status: 'READY' };
     },
 
     async markImageFailed({ imageId, error }: { imageId: string; error: string }): Promise<void> {
-      await pool.query(`UPDATE pxe_images SET status = 'ERROR', error = $2, updated_at = now() WHERE id = $1`, [imageId, error]);
+      await store.markImageFailed(imageId, error);
     },
 
     /** DHCP (service running, config valid, host entries) and TFTP (service running, root present, scripts). */

@@ -1,6 +1,6 @@
 import { log } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import type { Pool } from 'pg';
+import type { ActivityDeps } from '..';
 import { PassThrough } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { domainFailure } from '../../domain/shared/errors';
@@ -10,27 +10,21 @@ import {
   type SandboxEvent,
   type SandboxExecResult,
   type SandboxRecord,
+  type StopReason,
 } from '../../domain/sandbox/sandbox';
-import { ensureImage, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
-
-export interface SandboxActivityDeps {
-  docker: Docker;
-  pool: Pool;
-  baseImage: string;
-  instance: string;
-}
+import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
+import { createSandboxStore } from './store';
 
 export const chatIdLabel = 'org.sessionflow.chat-id';
-export const sandboxSessionLabel = 'org.sessionflow.sandbox-session';
+const sandboxSessionLabel = 'org.sessionflow.sandbox-session';
 const sandboxKind = 'sandbox';
 const workingDir = '/workspace';
 
 // A sandbox runs untrusted code: no network, bounded memory, CPU and process count.
 const sandboxLimits = { Memory: 256 * 1024 * 1024, NanoCpus: 1_000_000_000, PidsLimit: 128, NetworkMode: 'none' };
 
-export type StopReason = 'replaced' | 'expired' | 'stopped';
-
-export function createSandboxActivities({ docker, pool, baseImage, instance }: SandboxActivityDeps) {
+export function createSandboxActivities({ docker, pool, baseImage, instance }: Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance'>) {
+  const store = createSandboxStore(pool);
   return {
     /**
      * Records the session, then makes (or finds) its container and starts it. The row comes
@@ -39,26 +33,21 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: S
      * the lost attempt made instead of creating a second one.
      */
     async createSandboxContainer(sandbox: Omit<SandboxRecord, 'containerId' | 'status'>): Promise<{ containerId: string }> {
-      await pool.query('INSERT INTO sandbox_chats (chat_id, owner_id) VALUES ($1, $2) ON CONFLICT (chat_id) DO NOTHING', [sandbox.chatId, sandbox.ownerId]);
-      await pool.query(
-        `INSERT INTO sandboxes (session_id, chat_id, owner_id, container_name, status, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, 'CREATING', $5, $6) ON CONFLICT (session_id) DO NOTHING`,
-        [sandbox.sessionId, sandbox.chatId, sandbox.ownerId, sandbox.containerName, sandbox.createdAt, sandbox.expiresAt],
-      );
+      await store.recordCreating(sandbox);
       const containerId = await findOrCreateContainer(sandbox);
-      await pool.query(`UPDATE sandboxes SET container_id = $2, status = 'RUNNING' WHERE session_id = $1 AND status = 'CREATING'`, [sandbox.sessionId, containerId]);
+      await store.markRunning(sandbox.sessionId, containerId);
       return { containerId };
     },
 
     /** Removes the container (already gone is fine) and marks the session stopped. */
     async stopSandboxContainer({ sessionId, containerName, reason }: { sessionId: string; containerName: string; reason: StopReason }): Promise<void> {
       await removeContainerIfPresent(docker, containerName);
-      await pool.query(`UPDATE sandboxes SET status = 'STOPPED', stopped_at = coalesce(stopped_at, now()), stop_reason = coalesce(stop_reason, $2) WHERE session_id = $1`, [sessionId, reason]);
+      await store.markStopped(sessionId, reason);
     },
 
     /** The TTL passed: the read model shows it expired until it is stopped. */
     async markSandboxExpired({ sessionId }: { sessionId: string }): Promise<void> {
-      await pool.query(`UPDATE sandboxes SET status = 'EXPIRED' WHERE session_id = $1 AND status = 'RUNNING'`, [sessionId]);
+      await store.markExpired(sessionId);
     },
 
     /** One of the seed's events: a structured log line, and a row the api counts in /metrics. */
@@ -66,18 +55,12 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: S
       const attrs = { chat_id: event.chatId, session_id: event.sessionId, container_id: event.containerId, ...(event.error ? { error: event.error } : {}) };
       if (event.error) log.error(event.event, attrs);
       else log.info(event.event, attrs);
-      await pool.query('INSERT INTO sandbox_events (event, chat_id, session_id, container_id, error) VALUES ($1, $2, $3, $4, $5)', [event.event, event.chatId, event.sessionId, event.containerId, event.error ?? null]);
+      await store.recordEvent(event);
     },
 
     /** The sweep's snapshot: every live session whose expiry is now or earlier. */
     async listExpiredSandboxes({ ownerId }: { ownerId?: string }): Promise<{ chatId: string; sessionId: string }[]> {
-      const { rows } = await pool.query<{ chat_id: string; session_id: string }>(
-        `SELECT chat_id, session_id FROM sandboxes
-          WHERE status IN ('RUNNING', 'EXPIRED') AND expires_at <= now() AND ($1::uuid IS NULL OR owner_id = $1)
-          ORDER BY expires_at`,
-        [ownerId ?? null],
-      );
-      return rows.map((row) => ({ chatId: row.chat_id, sessionId: row.session_id }));
+      return store.expired(ownerId);
     },
 
     /**
@@ -89,8 +72,7 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: S
       const containers = await docker.listContainers({ all: true, filters: { label: [`${instanceLabel}=${instance}`, `${kindLabel}=${sandboxKind}`] } });
       const sessionIds = containers.map((c) => c.Labels[sandboxSessionLabel]).filter((id): id is string => !!id);
       if (sessionIds.length === 0) return 0;
-      const { rows } = await pool.query<{ session_id: string }>(`SELECT session_id FROM sandboxes WHERE session_id = ANY($1::uuid[]) AND status <> 'STOPPED'`, [sessionIds]);
-      const live = new Set(rows.map((row) => row.session_id));
+      const live = await store.live(sessionIds);
       let removed = 0;
       for (const container of containers) {
         const sessionId = container.Labels[sandboxSessionLabel];
@@ -110,12 +92,10 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: S
   async function findOrCreateContainer(sandbox: Omit<SandboxRecord, 'containerId' | 'status'>): Promise<string> {
     const name = sandboxContainerName(sandbox.sessionId);
     let container = docker.getContainer(name);
-    try {
-      const found = await container.inspect();
+    const found = await ignoreNotFound(container.inspect());
+    if (found) {
       if (!found.State.Running) await container.start();
       return found.Id;
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
     }
     await ensureImage(docker, baseImage);
     try {
@@ -141,6 +121,8 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: S
   }
 }
 
+export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
+
 /** Keeps at most `limit` bytes of a stream and says whether it had to cut. */
 class CappedSink extends PassThrough {
   private readonly chunks: Buffer[] = [];
@@ -165,12 +147,7 @@ class CappedSink extends PassThrough {
 }
 
 async function runExec(container: Docker.Container, command: string[], stdin: string, timeoutMs: number): Promise<SandboxExecResult> {
-  try {
-    await container.inspect();
-  } catch (err) {
-    if (statusOf(err) === 404) throw domainFailure('InvalidSessionState', 'the sandbox container is gone', { state: 'STOPPED' });
-    throw err;
-  }
+  if (!(await ignoreNotFound(container.inspect()))) throw domainFailure('InvalidSessionState', 'the sandbox container is gone', { state: 'STOPPED' });
   // coreutils' timeout kills the command inside the container; the timer below is a backstop
   // for a daemon that stops answering.
   const exec = await container.exec({

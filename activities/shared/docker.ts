@@ -1,12 +1,5 @@
 import type Docker from 'dockerode';
 import { domainFailure } from '../../domain/shared/errors';
-import { timed } from '../selfCheck/timing';
-
-export interface DockerActivityDeps {
-  docker: Docker;
-  baseImage: string;
-  instance: string;
-}
 
 /**
  * Every container sessionflow creates carries these labels, so reconcilers can find orphans —
@@ -20,63 +13,26 @@ export function sessionflowLabels(instance: string, kind: string, extra: Record<
   return { [managedLabel]: 'true', [instanceLabel]: instance, [kindLabel]: kind, ...extra };
 }
 
-const probeMarker = 'sessionflow-probe-ok';
-
-export function createDockerActivities({ docker, baseImage, instance }: DockerActivityDeps) {
-  return {
-    async pingDocker() {
-      return timed(async () => {
-        const version = await docker.version();
-        return `engine ${version.Version} (API ${version.ApiVersion})`;
-      });
-    },
-
-    /** Runs a short-lived container from the base image and reads what it printed. */
-    async runProbeContainer({ probeId }: { probeId: string }) {
-      const name = `sf-probe-${probeId}`;
-      return timed(async () => {
-        await ensureImage(docker, baseImage);
-        // An earlier attempt may have died after creating the container: replace it.
-        await removeContainerIfPresent(docker, name);
-        const container = await docker.createContainer({
-          name,
-          Image: baseImage,
-          Cmd: ['python3', '-c', `import sys; print("${probeMarker}", sys.version.split()[0])`],
-          Labels: sessionflowLabels(instance, 'self-check'),
-          NetworkDisabled: true,
-          HostConfig: { Memory: 64 * 1024 * 1024, PidsLimit: 32, NetworkMode: 'none' },
-        });
-        try {
-          await container.start();
-          const { StatusCode } = (await container.wait()) as { StatusCode: number };
-          const output = demultiplex(await container.logs({ stdout: true, stderr: true, follow: false }));
-          if (StatusCode !== 0 || !output.startsWith(probeMarker)) {
-            throw new Error(`probe container exited ${StatusCode}: ${output.slice(0, 200)}`);
-          }
-          return `${baseImage} ran python ${output.slice(probeMarker.length).trim()}`;
-        } finally {
-          await container.remove({ force: true }).catch(() => undefined);
-        }
-      });
-    },
-  };
-}
-
 export async function ensureImage(docker: Docker, image: string): Promise<void> {
-  try {
-    await docker.getImage(image).inspect();
-  } catch (err) {
-    if (statusOf(err) === 404) throw domainFailure('ImageNotFound', `image ${image} is not on this Docker engine`, { image });
-    throw err;
-  }
+  if (!(await ignoreNotFound(docker.getImage(image).inspect()))) throw domainFailure('ImageNotFound', `image ${image} is not on this Docker engine`, { image });
 }
 
-export async function removeContainerIfPresent(docker: Docker, name: string): Promise<void> {
+/**
+ * Docker answers 404 for a container or image that is not there. To a caller removing it, or
+ * looking whether it exists, that is an answer (undefined), not a failure; anything else is.
+ */
+export async function ignoreNotFound<T>(call: Promise<T>): Promise<T | undefined> {
   try {
-    await docker.getContainer(name).remove({ force: true });
+    return await call;
   } catch (err) {
     if (statusOf(err) !== 404) throw err;
+    return undefined;
   }
+}
+
+/** Removes a container, running or not, by name or id; one already gone is fine. */
+export async function removeContainerIfPresent(docker: Docker, nameOrId: string): Promise<void> {
+  await ignoreNotFound(docker.getContainer(nameOrId).remove({ force: true }));
 }
 
 export function statusOf(err: unknown): number | undefined {

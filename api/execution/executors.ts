@@ -1,10 +1,11 @@
 import { WithStartWorkflowOperation, WorkflowFailedError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
-import { readExecutionResult } from '../../activities/execution/executionRecords';
+import { createExecutionStore } from '../../activities/execution/store';
 import { runLocally } from '../../activities/execution/localExecutor';
 import { acquireUpdate, releaseSignal, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
 import { Runtime } from '../../domain/shared/searchAttributes';
+import { causeChain, describeFailure } from '../../domain/shared/failures';
 import { executionTaskQueue } from '../../domain/shared/taskQueues';
 import { InFlightGate } from './inFlightGate';
 import { ApiError, toProblem } from '../platform/problems';
@@ -13,7 +14,7 @@ import type { executionPoolWorkflow } from '../../workflows/execution/executionP
 import { executionKind, executionPoolKind } from '../../domain/execution/kind';
 import { sessionStartOptions } from '../../domain/shared/kind';
 
-export type ExecutorName = 'docker' | 'local';
+type ExecutorName = 'docker' | 'local';
 
 export interface ExecutionOutcome {
   result: ExecutionResult;
@@ -27,7 +28,7 @@ export interface Executor {
   execute(job: ExecutionJob, ownerId: string): Promise<ExecutionOutcome>;
 }
 
-export interface TemporalExecutorDeps {
+interface TemporalExecutorDeps {
   temporal: Client;
   pool: Pool;
   taskQueue: string;
@@ -43,6 +44,7 @@ export interface TemporalExecutorDeps {
  */
 export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
   const gates = new Map<string, InFlightGate>();
+  const store = createExecutionStore(deps.pool);
   return {
     name: 'docker',
     async execute(job, ownerId) {
@@ -71,7 +73,7 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
       const outcome = await execution.result().catch((err: unknown) => {
         throw toExecutionFailure(err);
       });
-      const result = outcome.truncated ? ((await readExecutionResult(deps.pool, job.requestId, ownerId)) ?? outcome.result) : outcome.result;
+      const result = outcome.truncated ? ((await store.result(job.requestId, ownerId)) ?? outcome.result) : outcome.result;
       return { result, cold: lease.cold };
     },
   };
@@ -120,11 +122,10 @@ function poolExhausted(settings: PoolSettings): ApiError {
 const grpcResourceExhausted = 8;
 
 function tooManyUpdates(err: unknown): boolean {
-  for (let cause: unknown = err, depth = 0; cause && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
+  return causeChain(err).some((cause) => {
     const { code, message } = cause as { code?: unknown; message?: unknown };
-    if (code === grpcResourceExhausted || (typeof message === 'string' && /in-flight updates|RESOURCE_EXHAUSTED|resource exhausted/i.test(message))) return true;
-  }
-  return false;
+    return code === grpcResourceExhausted || (typeof message === 'string' && /in-flight updates|RESOURCE_EXHAUSTED|resource exhausted/i.test(message));
+  });
 }
 
 /**
@@ -133,16 +134,16 @@ function tooManyUpdates(err: unknown): boolean {
  */
 function toExecutionFailure(err: unknown): unknown {
   if (!(err instanceof WorkflowFailedError) || toProblem(err)) return err;
-  const inner: unknown = err.cause?.cause;
-  const reason = inner instanceof Error ? inner.message : (err.cause?.message ?? err.message);
+  const reason = err.cause ? describeFailure(err.cause).message : err.message;
   return new ApiError('ExecutionFailed', `the execution did not complete: ${reason}; its container was retired`);
 }
 
 export function createLocalExecutor(pool: Pool): Executor {
+  const store = createExecutionStore(pool);
   return {
     name: 'local',
     async execute(job, ownerId) {
-      return { result: await runLocally(job, ownerId, pool), cold: false };
+      return { result: await runLocally(job, ownerId, store), cold: false };
     },
   };
 }

@@ -12,7 +12,7 @@ export type ExecutionConfig = Pick<Config,
   'EXECUTION_RUN_TIMEOUT_MS' | 'EXECUTION_MAX_RUN_TIMEOUT_MS' | 'EXECUTION_COMPILE_TIMEOUT_MS' | 'EXECUTION_MAX_COMPILE_TIMEOUT_MS' |
   'EXECUTION_OUTPUT_LIMIT_BYTES' | 'EXECUTION_MEMORY_LIMIT_MB'>;
 
-export interface ExecuteRouteDeps {
+interface ExecuteRouteDeps {
   config: ExecutionConfig;
   executor: () => Promise<Executor>;
   metrics: ApiMetrics;

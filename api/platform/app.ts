@@ -17,7 +17,7 @@ import { pistonProblems, registerExecuteRoutes } from '../execution/routes';
 import { registerTerminalRoutes, type TerminalConfig } from '../terminal/routes';
 import { ApiRoutes } from './routes';
 
-export interface AppDeps {
+interface AppDeps {
   config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'> & ExecutionServiceConfig & TerminalConfig;
   temporal: Client;
   /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 import type { Pool } from 'pg';
 import { ApiError } from './problems';
+import { createPlatformStore } from './store';
 
 export type Role = 'user' | 'admin';
 
@@ -38,21 +39,15 @@ export function credentialFrom(header: string | undefined): string | undefined {
   return undefined;
 }
 
-export async function findPrincipal(pool: Pool, key: string): Promise<Principal | undefined> {
-  const { rows } = await pool.query<{ user_id: string; name: string; role: Role }>(
-    `SELECT u.id AS user_id, u.name, u.role
-       FROM api_keys k JOIN users u ON u.id = k.user_id
-      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL`,
-    [hashApiKey(key)],
-  );
-  const row = rows[0];
-  return row && { userId: row.user_id, name: row.name, role: row.role };
+export function findPrincipal(pool: Pool, key: string): Promise<Principal | undefined> {
+  return createPlatformStore(pool).principalByKeyHash(hashApiKey(key));
 }
 
 export function authenticate(pool: Pool): RequestHandler {
+  const store = createPlatformStore(pool);
   return async (req, res, next) => {
     const key = credentialFrom(req.headers.authorization);
-    const principal = key ? await findPrincipal(pool, key) : undefined;
+    const principal = key ? await store.principalByKeyHash(hashApiKey(key)) : undefined;
     if (!principal) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="sessionflow"');
       throw new ApiError('Unauthenticated', key ? 'the API key is not valid' : 'send Authorization: Bearer <api key>');
@@ -72,6 +67,21 @@ export function requireRole(role: Role): RequestHandler {
   };
 }
 
+/**
+ * The one owner check. A principal sees its own resources, an admin everyone's; a resource it
+ * may not see is answered as if it did not exist (404), so an id reveals nothing about others.
+ * `ownerScope` is that rule for a store's query (undefined: no owner filter), `visibleTo` for
+ * a row in hand.
+ */
+export function ownerScope(principal: Principal): string | undefined {
+  return principal.role === 'admin' ? undefined : principal.userId;
+}
+
+export function visibleTo(principal: Principal, ownerId: string): boolean {
+  const scope = ownerScope(principal);
+  return scope === undefined || scope === ownerId;
+}
+
 export function principalOf(res: Response): Principal {
   const principal = res.locals.principal as Principal | undefined;
   if (!principal) throw new ApiError('Unauthenticated', 'send Authorization: Bearer <api key>');
@@ -81,23 +91,6 @@ export function principalOf(res: Response): Principal {
 /** Creates a user (or finds it by name) and a new key for it; returns the key, shown only once. */
 export async function createUserKey(pool: Pool, name: string, role: Role, label = 'cli'): Promise<{ key: string; userId: string }> {
   const key = generateApiKey();
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const { rows: [user] } = await client.query<{ id: string }>(
-      `INSERT INTO users (name, role) VALUES ($1, $2)
-       ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role
-       RETURNING id`,
-      [name, role],
-    );
-    if (!user) throw new Error('user upsert returned no row');
-    await client.query('INSERT INTO api_keys (user_id, key_hash, label) VALUES ($1, $2, $3)', [user.id, hashApiKey(key), label]);
-    await client.query('COMMIT');
-    return { key, userId: user.id };
-  } catch (err) {
-    await client.query('ROLLBACK');
-    throw err;
-  } finally {
-    client.release();
-  }
+  const userId = await createPlatformStore(pool).addUserKey(name, role, hashApiKey(key), label);
+  return { key, userId };
 }

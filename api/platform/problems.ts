@@ -1,8 +1,8 @@
-import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { ErrorRequestHandler, Response } from 'express';
 import { z } from 'zod';
 import { errorCatalogue, isErrorCode, type ErrorCode } from '../../domain/shared/errors';
+import { namedFailure } from '../../domain/shared/failures';
 import type { Logger } from '../../platform/logger';
 
 /** An error the api answers on purpose: a catalogue code, a detail, and fields a client needs. */
@@ -53,19 +53,6 @@ export function toProblem(err: unknown): Problem | undefined {
   if (parserType === 'entity.parse.failed') return problem('ValidationFailed', 'the body is not valid JSON', { errors: [{ field: 'body', message: 'malformed JSON' }] });
   if (parserType === 'entity.too.large') return problem('PayloadTooLarge', 'the request body is larger than the server accepts');
   if (parserType === 'charset.unsupported' || parserType === 'encoding.unsupported') return problem('UnsupportedMediaType', 'unsupported body encoding');
-  return undefined;
-}
-
-function namedFailure(err: unknown): ApplicationFailure | undefined {
-  let cause: unknown = err;
-  for (let depth = 0; depth < 5 && cause; depth++) {
-    if (cause instanceof ApplicationFailure && cause.type) return cause;
-    if (cause instanceof WorkflowFailedError || cause instanceof WorkflowUpdateFailedError || cause instanceof ActivityFailure) {
-      cause = cause.cause;
-      continue;
-    }
-    return undefined;
-  }
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
+import { createPlatformStore } from './store';
 
 export interface ReadinessDeps {
   temporal: Client;
@@ -9,8 +10,8 @@ export interface ReadinessDeps {
   registryAddress: string;
 }
 
-export type Dependency = 'temporal' | 'postgres' | 'docker' | 'registry';
-export type ReadinessReport = Record<Dependency, { ok: boolean; error?: string }>;
+type Dependency = 'temporal' | 'postgres' | 'docker' | 'registry';
+type ReadinessReport = Record<Dependency, { ok: boolean; error?: string }>;
 
 const probeTimeoutMs = 2000;
 
@@ -26,7 +27,7 @@ function withTimeout<T>(what: string, work: Promise<T>): Promise<T> {
 export async function checkReadiness(deps: ReadinessDeps): Promise<ReadinessReport> {
   const probes: Record<Dependency, () => Promise<unknown>> = {
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
-    postgres: () => deps.pool.query('SELECT 1'),
+    postgres: () => createPlatformStore(deps.pool).ping(),
     docker: () => deps.docker.ping(),
     registry: async () => {
       const response = await fetch(`http://${deps.registryAddress}/v2/`, { signal: AbortSignal.timeout(probeTimeoutMs) });

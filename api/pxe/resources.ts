@@ -2,10 +2,11 @@ import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { z } from 'zod';
+import { createPxeStore, type PublicBootServerRow, type PxeStore } from '../../activities/pxe/store';
 import { isIpv4, normaliseMac } from '../../domain/pxe/mac';
 import { pxeImageFormats, pxeImageStatuses } from '../../domain/pxe/pxe';
 import type { pxeBootServerStatusWorkflow, pxeImageWorkflow } from '../../workflows/pxe/pxeImage';
-import type { Principal } from '../platform/auth';
+import { ownerScope } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import { pxeBootServerStatusKind, pxeImageKind } from '../../domain/pxe/kind';
@@ -27,11 +28,6 @@ export const macField = z.string().transform((value, ctx) => {
 const ipField = z.string().refine(isIpv4, 'not an IPv4 address');
 const absolutePath = z.string().regex(/^\/[^\0\n]*$/, 'an absolute path');
 const idParams = z.object({ id: z.uuid() });
-
-/** Owners see their own rows; admins see all. */
-export function ownerFilter(principal: Principal, column = 'owner_id', index = 2): { sql: string; args: string[] } {
-  return principal.role === 'admin' ? { sql: 'TRUE', args: [] } : { sql: `${column} = $${index}`, args: [principal.userId] };
-}
 
 const bootServerBody = z.strictObject({
   name: z.string().min(1).max(64),
@@ -79,39 +75,28 @@ const adapterStatusView = z.object({
   tftp: z.object({ service_running: z.boolean(), root_present: z.boolean(), script_count: z.number() }),
 });
 
-const bootServerColumns = `id, name, ssh_host, ssh_port, ssh_user, tftp_root, dhcp_hosts_file, dhcp_reload_command, dhcp_service_check, tftp_service_check,
-  target_driver, tgt_control_port, portal_ip, iqn_prefix, image_dir, created_at`;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const presentBootServer = ({ ssh_host, ssh_port, ssh_user, created_at, ...rest }: any) => ({ ...rest, ssh: { host: ssh_host, port: ssh_port, user: ssh_user }, created_at: created_at.toISOString() });
-const machineColumns = 'id, name, mac, ip, boot_mode, boot_server_id, created_at';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const presentRow = ({ created_at, ...rest }: any) => ({ ...rest, created_at: created_at.toISOString() });
-const imageColumns = 'id, name, filename, format, size_bytes::float8 AS size_bytes, status, progress, error, boot_server_id, created_at';
+const presentBootServer = ({ ssh_host, ssh_port, ssh_user, created_at, ...rest }: PublicBootServerRow) => ({ ...rest, ssh: { host: ssh_host, port: ssh_port, user: ssh_user }, created_at: created_at.toISOString() });
+const presentRow = <T extends { created_at: Date }>({ created_at, ...rest }: T) => ({ ...rest, created_at: created_at.toISOString() });
 
 function uniqueViolation(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && (err as { code?: string }).code === '23505' ? (err as { constraint?: string }).constraint ?? 'unique' : undefined;
 }
 
-async function requireBootServer(pool: Pool, id: string): Promise<void> {
-  const { rowCount } = await pool.query('SELECT 1 FROM pxe_boot_servers WHERE id = $1', [id]);
-  if (!rowCount) throw new ApiError('ValidationFailed', 'no such boot server', { errors: [{ field: 'body.boot_server_id', message: 'no such boot server' }] });
+async function requireBootServer(store: PxeStore, id: string): Promise<void> {
+  if (!(await store.bootServerExists(id))) throw new ApiError('ValidationFailed', 'no such boot server', { errors: [{ field: 'body.boot_server_id', message: 'no such boot server' }] });
 }
 
 /** Boot servers (admin), machines and images of PXE sessions. */
 export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): void {
-  const { pool, temporal } = deps;
+  const { temporal } = deps;
+  const store = createPxeStore(deps.pool);
 
   api.route(
     { method: 'post', path: `${pxeBase}/boot-servers`, summary: 'Register a boot server reached over SSH', tag: 'pxe', access: 'admin', body: bootServerBody, responses: { 201: { description: 'registered', schema: bootServerView } } },
     async ({ body, res }) => {
       try {
-        const { rows: [row] } = await pool.query(
-          `INSERT INTO pxe_boot_servers (name, ssh_host, ssh_port, ssh_user, ssh_private_key, tftp_root, dhcp_hosts_file, dhcp_reload_command, dhcp_service_check,
-             tftp_service_check, target_driver, tgt_control_port, portal_ip, iqn_prefix, image_dir)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ${bootServerColumns}`,
-          [body.name, body.ssh.host, body.ssh.port, body.ssh.user, body.ssh.key, body.tftp_root, body.dhcp_hosts_file, body.dhcp_reload_command, body.dhcp_service_check,
-            body.tftp_service_check, body.target_driver, body.tgt_control_port, body.portal_ip, body.iqn_prefix, body.image_dir],
-        );
+        const { ssh, ...settings } = body;
+        const row = await store.createBootServer({ ...settings, ssh_host: ssh.host, ssh_port: ssh.port, ssh_user: ssh.user, ssh_private_key: ssh.key });
         res.status(201).location(`${pxeBase}/boot-servers/${row.id}`).json(presentBootServer(row));
       } catch (err) {
         if (uniqueViolation(err)) throw new ApiError('ValidationFailed', 'a boot server with this name exists', { errors: [{ field: 'body.name', message: 'already taken' }] });
@@ -123,15 +108,14 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
   api.route(
     { method: 'get', path: `${pxeBase}/boot-servers`, summary: 'List boot servers', tag: 'pxe', access: 'admin', responses: { 200: { description: 'boot servers', schema: z.object({ items: z.array(bootServerView) }) } } },
     async ({ res }) => {
-      const { rows } = await pool.query(`SELECT ${bootServerColumns} FROM pxe_boot_servers ORDER BY name`);
-      res.json({ items: rows.map(presentBootServer) });
+      res.json({ items: (await store.publicBootServers()).map(presentBootServer) });
     },
   );
 
   api.route(
     { method: 'get', path: `${pxeBase}/boot-servers/:id`, summary: 'A boot server', tag: 'pxe', access: 'admin', params: idParams, responses: { 200: { description: 'the boot server', schema: bootServerView } } },
     async ({ params, res }) => {
-      const { rows: [row] } = await pool.query(`SELECT ${bootServerColumns} FROM pxe_boot_servers WHERE id = $1`, [params.id]);
+      const row = await store.publicBootServer(params.id);
       if (!row) throw new ApiError('NotFound', `no boot server ${params.id}`);
       res.json(presentBootServer(row));
     },
@@ -143,8 +127,7 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
       responses: { 200: { description: 'DHCP: service running, config valid, host entries; TFTP: service running, root present, scripts', schema: adapterStatusView } },
     },
     async ({ params, principal, res }) => {
-      const { rowCount } = await pool.query('SELECT 1 FROM pxe_boot_servers WHERE id = $1', [params.id]);
-      if (!rowCount) throw new ApiError('NotFound', `no boot server ${params.id}`);
+      if (!(await store.bootServerExists(params.id))) throw new ApiError('NotFound', `no boot server ${params.id}`);
       const status = await temporal.workflow.execute<typeof pxeBootServerStatusWorkflow>(pxeBootServerStatusKind.workflowType, {
         ...sessionStartOptions(pxeBootServerStatusKind, {
           key: [params.id, randomUUID()], taskQueue: deps.taskQueue, status: 'RUNNING', ownerId: principal.userId,
@@ -161,12 +144,9 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
   api.route(
     { method: 'post', path: `${pxeBase}/machines`, summary: 'Register a machine (MAC accepted in common notations, stored normalised)', tag: 'pxe', access: 'user', body: machineBody, responses: { 201: { description: 'registered', schema: machineView }, 409: { description: 'MAC or IP already taken', contentType: 'application/problem+json' } } },
     async ({ body, principal, res }) => {
-      await requireBootServer(pool, body.boot_server_id);
+      await requireBootServer(store, body.boot_server_id);
       try {
-        const { rows: [row] } = await pool.query(
-          `INSERT INTO pxe_machines (owner_id, name, mac, ip, boot_mode, boot_server_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${machineColumns}`,
-          [principal.userId, body.name, body.mac, body.ip, body.boot_mode, body.boot_server_id],
-        );
+        const row = await store.createMachine(principal.userId, body);
         res.status(201).location(`${pxeBase}/machines/${row.id}`).json(presentRow(row));
       } catch (err) {
         const constraint = uniqueViolation(err);
@@ -179,24 +159,10 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
     },
   );
 
-  api.route(
-    { method: 'get', path: `${pxeBase}/machines`, summary: 'List machines', tag: 'pxe', access: 'user', responses: { 200: { description: 'machines', schema: z.object({ items: z.array(machineView) }) } } },
-    async ({ principal, res }) => {
-      const owner = ownerFilter(principal, 'owner_id', 1);
-      const { rows } = await pool.query(`SELECT ${machineColumns} FROM pxe_machines WHERE ${owner.sql} ORDER BY name, id`, owner.args);
-      res.json({ items: rows.map(presentRow) });
-    },
-  );
-
-  api.route(
-    { method: 'get', path: `${pxeBase}/machines/:id`, summary: 'A machine', tag: 'pxe', access: 'user', params: idParams, responses: { 200: { description: 'the machine', schema: machineView } } },
-    async ({ params, principal, res }) => {
-      const owner = ownerFilter(principal);
-      const { rows: [row] } = await pool.query(`SELECT ${machineColumns} FROM pxe_machines WHERE id = $1 AND ${owner.sql}`, [params.id, ...owner.args]);
-      if (!row) throw new ApiError('NotFound', `no machine ${params.id}`);
-      res.json(presentRow(row));
-    },
-  );
+  registerOwnedReads(api, {
+    path: `${pxeBase}/machines`, noun: 'machine', view: machineView, listSummary: 'List machines', oneSummary: 'A machine',
+    list: (owner) => store.machines(owner), one: (id, owner) => store.machine(id, owner),
+  });
 
   api.route(
     {
@@ -204,11 +170,8 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
       responses: { 202: { description: 'registered; becomes READY or ERROR', schema: imageView } },
     },
     async ({ body, principal, res }) => {
-      await requireBootServer(pool, body.boot_server_id);
-      const { rows: [row] } = await pool.query(
-        `INSERT INTO pxe_images (owner_id, boot_server_id, name, filename, format, status) VALUES ($1, $2, $3, $4, $5, 'PENDING') RETURNING ${imageColumns}`,
-        [principal.userId, body.boot_server_id, body.name, body.filename, body.format],
-      );
+      await requireBootServer(store, body.boot_server_id);
+      const row = await store.createImage(principal.userId, body);
       await temporal.workflow.start<typeof pxeImageWorkflow>(pxeImageKind.workflowType, {
         ...sessionStartOptions(pxeImageKind, {
           key: [row.id], taskQueue: deps.taskQueue, status: 'CONVERTING', ownerId: principal.userId,
@@ -220,21 +183,29 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
     },
   );
 
+  registerOwnedReads(api, {
+    path: `${pxeBase}/images`, noun: 'image', view: imageView, listSummary: 'List images', oneSummary: 'An image and its preparation status',
+    list: (owner) => store.images(owner), one: (id, owner) => store.image(id, owner),
+  });
+}
+
+/** The list of a resource its owner (or an admin) reads, and one by id: anyone else's is a 404. */
+function registerOwnedReads<Row extends { created_at: Date }>(api: ApiRoutes, resource: {
+  path: string; noun: string; view: z.ZodType; listSummary: string; oneSummary: string;
+  list: (owner: string | undefined) => Promise<Row[]>;
+  one: (id: string, owner: string | undefined) => Promise<Row | undefined>;
+}): void {
   api.route(
-    { method: 'get', path: `${pxeBase}/images`, summary: 'List images', tag: 'pxe', access: 'user', responses: { 200: { description: 'images', schema: z.object({ items: z.array(imageView) }) } } },
+    { method: 'get', path: resource.path, summary: resource.listSummary, tag: 'pxe', access: 'user', responses: { 200: { description: `${resource.noun}s`, schema: z.object({ items: z.array(resource.view) }) } } },
     async ({ principal, res }) => {
-      const owner = ownerFilter(principal, 'owner_id', 1);
-      const { rows } = await pool.query(`SELECT ${imageColumns} FROM pxe_images WHERE ${owner.sql} ORDER BY created_at DESC`, owner.args);
-      res.json({ items: rows.map(presentRow) });
+      res.json({ items: (await resource.list(ownerScope(principal))).map(presentRow) });
     },
   );
-
   api.route(
-    { method: 'get', path: `${pxeBase}/images/:id`, summary: 'An image and its preparation status', tag: 'pxe', access: 'user', params: idParams, responses: { 200: { description: 'the image', schema: imageView } } },
+    { method: 'get', path: `${resource.path}/:id`, summary: resource.oneSummary, tag: 'pxe', access: 'user', params: idParams, responses: { 200: { description: `the ${resource.noun}`, schema: resource.view } } },
     async ({ params, principal, res }) => {
-      const owner = ownerFilter(principal);
-      const { rows: [row] } = await pool.query(`SELECT ${imageColumns} FROM pxe_images WHERE id = $1 AND ${owner.sql}`, [params.id, ...owner.args]);
-      if (!row) throw new ApiError('NotFound', `no image ${params.id}`);
+      const row = await resource.one(params.id, ownerScope(principal));
+      if (!row) throw new ApiError('NotFound', `no ${resource.noun} ${params.id}`);
       res.json(presentRow(row));
     },
   );

@@ -1,11 +1,13 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import { z } from 'zod';
+import { createPxeStore, type SessionRow } from '../../activities/pxe/store';
 import { makePxeWorkflowId, planPxeSession, pxeBusyStatuses, pxeSessionStatuses, pxeSessionTypes, stopPxeSessionUpdate, type PxeSessionStatus } from '../../domain/pxe/pxe';
 import { MachineMac } from '../../domain/shared/searchAttributes';
 import type { pxeSessionWorkflow } from '../../workflows/pxe/pxeSession';
 import { problem, sendProblem, ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
-import { macField, ownerFilter, pxeBase, type PxeRouteDeps } from './resources';
+import { ownerScope } from '../platform/auth';
+import { macField, pxeBase, type PxeRouteDeps } from './resources';
 import { pxeSessionKind } from '../../domain/pxe/kind';
 import { sessionStartOptions } from '../../domain/shared/kind';
 
@@ -32,9 +34,7 @@ const listQuery = z.object({
 
 const statsView = z.object({ by_status: z.record(z.string(), z.number()), total: z.number(), active: z.number() });
 
-const sessionColumns = 'id, machine_id, image_id, session_type, description, status, error, workflow_id, created_at, started_at, stopped_at';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const presentSession = (row: any) => ({
+const presentSession = (row: SessionRow) => ({
   ...row,
   created_at: row.created_at.toISOString(),
   started_at: row.started_at?.toISOString() ?? null,
@@ -44,17 +44,8 @@ const finished: PxeSessionStatus[] = ['STOPPED', 'FAILED'];
 
 /** PXE sessions: start, stop, list, stats, and the active session's boot script (also over HTTP for iPXE). */
 export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): void {
-  const { pool, temporal } = deps;
-
-  async function activeScript(where: string, value: string) {
-    const { rows: [row] } = await pool.query<{ session_id: string; machine_id: string; boot_script: string; mac: string }>(
-      `SELECT s.id AS session_id, m.id AS machine_id, s.boot_script, m.mac
-         FROM pxe_sessions s JOIN pxe_machines m ON m.id = s.machine_id
-        WHERE ${where} = $1 AND s.status = 'ACTIVE' AND s.boot_script IS NOT NULL`,
-      [value],
-    );
-    return row;
-  }
+  const { temporal } = deps;
+  const store = createPxeStore(deps.pool);
 
   api.route(
     {
@@ -66,12 +57,10 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
       },
     },
     async ({ body, principal, res }) => {
-      const owner = ownerFilter(principal, 'owner_id', 2);
-      const { rows: [machine] } = await pool.query<{ id: string; mac: string; name: string; boot_server_id: string }>(
-        `SELECT id, mac, name, boot_server_id FROM pxe_machines WHERE id = $1 AND ${owner.sql}`, [body.machine_id, ...owner.args]);
+      const owner = ownerScope(principal);
+      const machine = await store.machine(body.machine_id, owner);
       if (!machine) throw new ApiError('MachineNotFound', `no machine ${body.machine_id}`, { machine_id: body.machine_id });
-      const { rows: [image] } = await pool.query<{ status: string; boot_server_id: string; name: string }>(
-        `SELECT status, boot_server_id, name FROM pxe_images WHERE id = $1 AND ${owner.sql}`, [body.image_id, ...owner.args]);
+      const image = await store.image(body.image_id, owner);
       if (!image) throw new ApiError('ImageNotFound', `no image ${body.image_id}`);
       if (image.status !== 'READY') throw new ApiError('ImageNotReady', `image ${image.name} is ${image.status}`, { image_status: image.status });
       if (image.boot_server_id !== machine.boot_server_id) {
@@ -81,11 +70,7 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
       const workflowId = makePxeWorkflowId(machine.id);
       let row;
       try {
-        ({ rows: [row] } = await pool.query(
-          `INSERT INTO pxe_sessions (owner_id, machine_id, image_id, session_type, description, status, workflow_id)
-           VALUES ($1, $2, $3, $4, $5, 'STARTING', $6) RETURNING ${sessionColumns}`,
-          [principal.userId, machine.id, body.image_id, body.session_type, body.description, workflowId],
-        ));
+        row = await store.createSession({ ownerId: principal.userId, machineId: machine.id, imageId: body.image_id, sessionType: body.session_type, description: body.description, workflowId });
       } catch (err) {
         if ((err as { code?: string }).code === '23505') throw machineBusy(machine.id);
         throw err;
@@ -103,7 +88,7 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         });
       } catch (err) {
-        await pool.query('DELETE FROM pxe_sessions WHERE id = $1', [row.id]);
+        await store.deleteSession(row.id);
         if (err instanceof WorkflowExecutionAlreadyStartedError) throw machineBusy(machine.id);
         throw err;
       }
@@ -117,8 +102,7 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
       responses: { 200: { description: 'the session, STOPPED (or FAILED when teardown failed)', schema: sessionView } },
     },
     async ({ params, principal, res }) => {
-      const owner = ownerFilter(principal);
-      const read = async () => (await pool.query(`SELECT ${sessionColumns} FROM pxe_sessions WHERE id = $1 AND ${owner.sql}`, [params.id, ...owner.args])).rows[0];
+      const read = () => store.session(params.id, ownerScope(principal));
       const row = await read();
       if (!row) throw new ApiError('SessionNotFound', `no PXE session ${params.id}`);
       if (!finished.includes(row.status)) {
@@ -127,10 +111,10 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
         } catch (err) {
           // The workflow finished between the read and the update: its row has the outcome.
           const again = await read();
-          if (!finished.includes(again?.status)) throw err;
+          if (!again || !finished.includes(again.status)) throw err;
         }
       }
-      res.json(presentSession(await read()));
+      res.json(presentSession((await read())!));
     },
   );
 
@@ -140,22 +124,15 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
       responses: { 200: { description: 'a page of sessions', schema: z.object({ items: z.array(sessionView), page: z.number(), page_size: z.number(), total: z.number() }) } },
     },
     async ({ query, principal, res }) => {
-      const owner = ownerFilter(principal, 'owner_id', 2);
-      const args = [query.status ?? null, ...owner.args];
-      const where = `($1::text IS NULL OR status = $1) AND ${owner.sql}`;
-      const [{ rows }, { rows: [count] }] = await Promise.all([
-        pool.query(`SELECT ${sessionColumns} FROM pxe_sessions WHERE ${where} ORDER BY created_at DESC, id LIMIT ${query.page_size} OFFSET ${(query.page - 1) * query.page_size}`, args),
-        pool.query<{ total: number }>(`SELECT count(*)::int AS total FROM pxe_sessions WHERE ${where}`, args),
-      ]);
-      res.json({ items: rows.map(presentSession), page: query.page, page_size: query.page_size, total: count?.total ?? 0 });
+      const { rows, total } = await store.sessionsPage({ status: query.status, page: query.page, pageSize: query.page_size }, ownerScope(principal));
+      res.json({ items: rows.map(presentSession), page: query.page, page_size: query.page_size, total });
     },
   );
 
   api.route(
     { method: 'get', path: `${pxeBase}/sessions/stats`, summary: 'Session counts per status, total and active', tag: 'pxe', access: 'user', responses: { 200: { description: 'statistics', schema: statsView } } },
     async ({ principal, res }) => {
-      const owner = ownerFilter(principal, 'owner_id', 1);
-      const { rows } = await pool.query<{ status: string; count: number }>(`SELECT status, count(*)::int AS count FROM pxe_sessions WHERE ${owner.sql} GROUP BY status`, owner.args);
+      const rows = await store.sessionCountsByStatus(ownerScope(principal));
       const byStatus = Object.fromEntries(pxeSessionStatuses.map((status) => [status, rows.find((r) => r.status === status)?.count ?? 0]));
       res.json({ by_status: byStatus, total: rows.reduce((sum, r) => sum + r.count, 0), active: byStatus.ACTIVE });
     },
@@ -164,8 +141,7 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
   api.route(
     { method: 'get', path: `${pxeBase}/sessions/:id`, summary: 'A session', tag: 'pxe', access: 'user', params: idParams, responses: { 200: { description: 'the session', schema: sessionView } } },
     async ({ params, principal, res }) => {
-      const owner = ownerFilter(principal);
-      const { rows: [row] } = await pool.query(`SELECT ${sessionColumns} FROM pxe_sessions WHERE id = $1 AND ${owner.sql}`, [params.id, ...owner.args]);
+      const row = await store.session(params.id, ownerScope(principal));
       if (!row) throw new ApiError('SessionNotFound', `no PXE session ${params.id}`);
       res.json(presentSession(row));
     },
@@ -177,14 +153,7 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
       responses: { 200: { description: 'the script', schema: z.object({ machine_id: z.uuid(), session_id: z.uuid(), filename: z.string(), script: z.string(), iscsi: z.object({ portal: z.string(), lun: z.number(), target_iqn: z.string(), initiator_iqn: z.string() }) }) } },
     },
     async ({ params, principal, res }) => {
-      const owner = ownerFilter(principal, 'm.owner_id');
-      const { rows: [row] } = await pool.query(
-        `SELECT s.id AS session_id, s.boot_script, m.id, m.name, m.mac, m.ip, m.tid, b.id AS bs_id, b.target_driver, b.portal_ip, b.iqn_prefix, b.image_dir, b.tgt_control_port
-           FROM pxe_machines m JOIN pxe_boot_servers b ON b.id = m.boot_server_id
-           LEFT JOIN pxe_sessions s ON s.machine_id = m.id AND s.status = 'ACTIVE' AND s.boot_script IS NOT NULL
-          WHERE m.id = $1 AND ${owner.sql}`,
-        [params.id, ...owner.args],
-      );
+      const row = await store.machineBoot(params.id, ownerScope(principal));
       if (!row) throw new ApiError('NotFound', `no machine ${params.id}`);
       if (!row.session_id) throw new ApiError('NotFound', `machine ${params.id} is in no active session`);
       const plan = planPxeSession({
@@ -207,12 +176,12 @@ export function registerPxeSessionRoutes(api: ApiRoutes, deps: PxeRouteDeps): vo
       responses: { 200: { description: 'the iPXE script', contentType: 'text/plain', schema: z.string() }, 404: { description: 'no active session for this MAC', contentType: 'application/problem+json' } },
     },
     async ({ params, res }) => {
-      const row = await activeScript('m.mac', params.mac);
-      if (!row) {
+      const script = await store.activeBootScript(params.mac);
+      if (script === undefined) {
         sendProblem(res, problem('NotFound', `no active PXE session for ${params.mac}`));
         return;
       }
-      res.type('text/plain').send(row.boot_script);
+      res.type('text/plain').send(script);
     },
   );
 }

@@ -15,15 +15,16 @@ import {
   type SandboxWorkflowInput,
 } from '../../domain/sandbox/sandbox';
 import { ChatId } from '../../domain/shared/searchAttributes';
+import { createSandboxStore, type SandboxStore } from '../../activities/sandbox/store';
 import type { sandboxWorkflow } from '../../workflows/sandbox/sandbox';
-import type { Principal } from '../platform/auth';
+import { visibleTo, type Principal } from '../platform/auth';
 import type { ApiMetrics } from '../platform/metrics';
 import { ApiError, toProblem } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import { sandboxKind } from '../../domain/sandbox/kind';
 import { sessionStartOptions } from '../../domain/shared/kind';
 
-export interface SandboxRouteDeps {
+interface SandboxRouteDeps {
   temporal: Client;
   pool: Pool;
   taskQueue: string;
@@ -76,16 +77,14 @@ const interpreters = { python: ['python3', '-c'], shell: ['sh', '-c'] } as const
 const ensureAttempts = 3;
 
 export function registerSandboxRoutes(api: ApiRoutes, deps: SandboxRouteDeps): void {
-  const { temporal, pool } = deps;
-  registerSandboxEventMetrics(deps);
+  const { temporal } = deps;
+  const store = createSandboxStore(deps.pool);
+  registerSandboxEventMetrics(store, deps.metrics);
 
   /** The chat's owner; another user's chat is a 404, an admin may act for the owner. */
   async function ownerOf(chatId: string, principal: Principal, mustExist: boolean): Promise<string> {
-    const { rows } = await pool.query<{ owner_id: string }>('SELECT owner_id FROM sandbox_chats WHERE chat_id = $1', [chatId]);
-    const owner = rows[0]?.owner_id;
-    if ((owner && owner !== principal.userId && principal.role !== 'admin') || (!owner && mustExist)) {
-      throw new ApiError('NotFound', `no chat ${chatId}`);
-    }
+    const owner = await store.chatOwner(chatId);
+    if (owner ? !visibleTo(principal, owner) : mustExist) throw new ApiError('NotFound', `no chat ${chatId}`);
     return owner ?? principal.userId;
   }
 
@@ -120,16 +119,9 @@ export function registerSandboxRoutes(api: ApiRoutes, deps: SandboxRouteDeps): v
     },
     async ({ params, principal, res }) => {
       await ownerOf(params.chatId, principal, true);
-      const { rows } = await pool.query<{ session_id: string; chat_id: string; owner_id: string; container_name: string; container_id: string; status: SandboxRecord['status']; created_at: Date; expires_at: Date }>(
-        `SELECT * FROM sandboxes WHERE chat_id = $1 AND status IN ('RUNNING', 'EXPIRED') ORDER BY created_at DESC LIMIT 1`,
-        [params.chatId],
-      );
-      const row = rows[0];
-      if (!row) throw new ApiError('NotFound', `chat ${params.chatId} has no sandbox`);
-      res.json(present({
-        sessionId: row.session_id, chatId: row.chat_id, ownerId: row.owner_id, containerName: row.container_name, containerId: row.container_id,
-        status: row.status, createdAt: row.created_at.toISOString(), expiresAt: row.expires_at.toISOString(),
-      }));
+      const sandbox = await store.current(params.chatId);
+      if (!sandbox) throw new ApiError('NotFound', `chat ${params.chatId} has no sandbox`);
+      res.json(present(sandbox));
     },
   );
 
@@ -217,14 +209,14 @@ function present(sandbox: SandboxRecord) {
  * The seed's events happen in workers; each is a row in sandbox_events, so /metrics counts
  * them across every worker process, read at scrape time.
  */
-function registerSandboxEventMetrics({ pool, metrics }: SandboxRouteDeps): void {
+function registerSandboxEventMetrics(store: SandboxStore, metrics: ApiMetrics): void {
   new Counter({
     name: 'sessionflow_sandbox_events_total',
     help: 'Chat sandbox events (sandbox_created, sandbox_reused, sandbox_replaced, sandbox_cleaned, sandbox_clean_failed, sandbox_stopped)',
     labelNames: ['event'] as const,
     registers: [metrics.registry],
     async collect() {
-      const { rows } = await pool.query<{ event: string; n: number }>('SELECT event, count(*)::int AS n FROM sandbox_events GROUP BY event');
+      const rows = await store.eventCounts();
       this.reset();
       for (const event of sandboxEvents) this.inc({ event }, rows.find((row) => row.event === event)?.n ?? 0);
     },

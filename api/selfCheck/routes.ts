@@ -10,7 +10,7 @@ import type { ApiMetrics } from '../platform/metrics';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 
-export interface SelfCheckRouteDeps {
+interface SelfCheckRouteDeps {
   temporal: Client;
   taskQueue: string;
   temporalUiUrl: string;

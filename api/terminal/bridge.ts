@@ -13,7 +13,7 @@ import type { TerminalMetrics } from './metrics';
 import type { TerminalSessions } from './sessions';
 import { verifySessionToken } from './tokens';
 
-export interface TerminalBridgeDeps {
+interface TerminalBridgeDeps {
   sessions: TerminalSessions;
   hosts: TerminalHosts;
   metrics: TerminalMetrics;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool } from 'pg';
+import type { PublicHostRow, TerminalStore } from '../../activities/terminal/store';
 import { z } from 'zod';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
@@ -28,20 +28,12 @@ const hostView = z.object({
 });
 const hostId = z.object({ id: z.uuid() });
 
-interface HostRow {
-  id: string; name: string; address: string; port: number; username: string; auth_type: HostAuth['type'];
-  credential_sealed: Buffer; created_at: Date; updated_at: Date;
-}
-
 /** What the WebSocket bridge needs to log in; exists only in memory, never in a response or log. */
 export interface ConnectableHost {
   id: string; name: string; address: string; port: number; username: string; auth: HostAuth;
 }
 
-// Every column but the sealed credential: responses are built from these rows.
-const publicColumns = 'id, name, address, port, username, auth_type, created_at, updated_at';
-
-function present(row: Omit<HostRow, 'credential_sealed'>) {
+function present(row: PublicHostRow) {
   return {
     id: row.id, name: row.name, address: row.address, port: row.port, username: row.username, auth_type: row.auth_type,
     created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString(),
@@ -49,15 +41,14 @@ function present(row: Omit<HostRow, 'credential_sealed'>) {
 }
 
 export class TerminalHosts {
-  constructor(private readonly pool: Pool, private readonly sealer: CredentialSealer) {}
+  constructor(private readonly store: TerminalStore, private readonly sealer: CredentialSealer) {}
 
-  async find(id: string): Promise<Omit<HostRow, 'credential_sealed'> | undefined> {
-    const { rows: [row] } = await this.pool.query<HostRow>(`SELECT ${publicColumns} FROM terminal_hosts WHERE id = $1`, [id]);
-    return row;
+  find(id: string): Promise<PublicHostRow | undefined> {
+    return this.store.host(id);
   }
 
   async connectable(id: string): Promise<ConnectableHost | undefined> {
-    const { rows: [row] } = await this.pool.query<HostRow>('SELECT * FROM terminal_hosts WHERE id = $1', [id]);
+    const row = await this.store.hostWithCredential(id);
     if (!row) return undefined;
     const auth = hostAuth.parse(JSON.parse(this.sealer.open(row.credential_sealed, row.id)));
     return { id: row.id, name: row.name, address: row.address, port: row.port, username: row.username, auth };
@@ -66,39 +57,29 @@ export class TerminalHosts {
   async create(body: z.infer<typeof createHostBody>) {
     const id = randomUUID();
     const sealed = this.sealer.seal(JSON.stringify(body.auth), id);
-    const { rows: [row] } = await this.pool
-      .query<HostRow>(
-        `INSERT INTO terminal_hosts (id, name, address, port, username, auth_type, credential_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${publicColumns}`,
-        [id, body.name, body.address, body.port, body.username, body.auth.type, sealed],
-      )
+    const row = await this.store
+      .createHost({ id, name: body.name, address: body.address, port: body.port, username: body.username, authType: body.auth.type, sealed })
       .catch(nameTaken(body.name));
-    return present(row!);
+    return present(row);
   }
 
   async update(id: string, body: z.infer<typeof updateHostBody>) {
-    const sealed = body.auth ? this.sealer.seal(JSON.stringify(body.auth), id) : null;
-    const { rows: [row] } = await this.pool
-      .query<HostRow>(
-        `UPDATE terminal_hosts SET name = COALESCE($2, name), address = COALESCE($3, address), port = COALESCE($4, port), username = COALESCE($5, username),
-                auth_type = COALESCE($6, auth_type), credential_sealed = COALESCE($7, credential_sealed), updated_at = now()
-          WHERE id = $1 RETURNING ${publicColumns}`,
-        [id, body.name ?? null, body.address ?? null, body.port ?? null, body.username ?? null, body.auth?.type ?? null, sealed],
-      )
+    const sealed = body.auth ? this.sealer.seal(JSON.stringify(body.auth), id) : undefined;
+    const row = await this.store
+      .updateHost(id, { name: body.name, address: body.address, port: body.port, username: body.username, authType: body.auth?.type, sealed })
       .catch(nameTaken(body.name ?? ''));
     if (!row) throw new ApiError('HostNotFound', `no host ${id}`);
     return present(row);
   }
 
   async remove(id: string): Promise<void> {
-    const { rows: [active] } = await this.pool.query<{ count: string }>(`SELECT count(*) FROM terminal_sessions WHERE host_id = $1 AND status = 'active'`, [id]);
-    if (Number(active?.count) > 0) throw new ApiError('HostInUse', `host ${id} has ${active?.count} active terminal sessions; close them first`, { active_sessions: Number(active?.count) });
-    const { rowCount } = await this.pool.query('DELETE FROM terminal_hosts WHERE id = $1', [id]);
-    if (!rowCount) throw new ApiError('HostNotFound', `no host ${id}`);
+    const active = await this.store.activeSessionsOnHost(id);
+    if (active > 0) throw new ApiError('HostInUse', `host ${id} has ${active} active terminal sessions; close them first`, { active_sessions: active });
+    if (!(await this.store.deleteHost(id))) throw new ApiError('HostNotFound', `no host ${id}`);
   }
 
   async list() {
-    const { rows } = await this.pool.query<HostRow>(`SELECT ${publicColumns} FROM terminal_hosts ORDER BY name`);
-    return rows.map(present);
+    return (await this.store.hosts()).map(present);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { z } from 'zod';
+import { createTerminalStore } from '../../activities/terminal/store';
 import { closeReasons, terminalModes, terminalSessionIdPattern, terminalStatuses } from '../../domain/terminal/terminal';
 import type { Config } from '../../platform/config';
 import type { Logger } from '../../platform/logger';
@@ -18,7 +19,7 @@ import { verifySessionToken } from './tokens';
 export type TerminalConfig = Pick<Config,
   'DATABASE_URL' | 'TERMINAL_CREDENTIALS_KEY' | 'TERMINAL_SESSION_TTL_SECONDS' | 'TERMINAL_IDLE_TIMEOUT_SECONDS' | 'TERMINAL_MAX_ACTIVE_SESSIONS' | 'TERMINAL_ALLOWED_ORIGINS' | 'TEMPORAL_TASK_QUEUE'>;
 
-export interface TerminalRouteDeps {
+interface TerminalRouteDeps {
   config: TerminalConfig;
   temporal: Client;
   pool: Pool;
@@ -39,8 +40,9 @@ const utcTimestamp = z.string().max(64).transform((value, ctx) => parseUtcTimest
 /** Terminals: hosts, sessions (each a terminal/<id> workflow), the page and the WebSocket bridge. */
 export function registerTerminalRoutes(api: ApiRoutes, deps: TerminalRouteDeps): TerminalBridge {
   const metrics = createTerminalMetrics(deps.metrics);
-  const hosts = new TerminalHosts(deps.pool, new CredentialSealer(deps.config.TERMINAL_CREDENTIALS_KEY));
-  const sessions = new TerminalSessions(deps.temporal, deps.pool, hosts, {
+  const store = createTerminalStore(deps.pool);
+  const hosts = new TerminalHosts(store, new CredentialSealer(deps.config.TERMINAL_CREDENTIALS_KEY));
+  const sessions = new TerminalSessions(deps.temporal, store, hosts, {
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.TERMINAL_SESSION_TTL_SECONDS,
     idleTimeoutSeconds: deps.config.TERMINAL_IDLE_TIMEOUT_SECONDS, maxActive: deps.config.TERMINAL_MAX_ACTIVE_SESSIONS,
   }, metrics);

@@ -2,7 +2,7 @@
  * The seed's rich SESSION_LIMIT body: what is open, how old, and what the client can do about
  * it — reuse a session on the same host, close the oldest, or close a named one.
  */
-export interface ActiveSessionRow {
+interface ActiveSessionRow {
   id: string;
   host_id: string | null;
   host_name: string;
@@ -11,7 +11,7 @@ export interface ActiveSessionRow {
   last_seen_at: Date;
 }
 
-export interface SessionLimitBody {
+interface SessionLimitBody {
   error: 'SESSION_LIMIT';
   message: string;
   max_active: number;

@@ -1,11 +1,11 @@
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
-import type { Pool } from 'pg';
+import type { SessionRow, TerminalStore } from '../../activities/terminal/store';
 import {
   closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate,
   type ClientCloseReason, type TerminalMode, type TerminalStatus,
 } from '../../domain/terminal/terminal';
 import type { terminalSessionWorkflow } from '../../workflows/terminal/terminal';
-import type { Principal } from '../platform/auth';
+import { visibleTo, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { TerminalHosts } from './hosts';
 import { sessionLimitBody } from './sessionLimit';
@@ -14,27 +14,11 @@ import { generateSessionId, generateSessionToken } from './tokens';
 import { terminalKind } from '../../domain/terminal/kind';
 import { sessionStartOptions } from '../../domain/shared/kind';
 
-export interface TerminalSettings {
+interface TerminalSettings {
   taskQueue: string;
   ttlSeconds: number;
   idleTimeoutSeconds: number;
   maxActive: number;
-}
-
-export interface SessionRow {
-  id: string;
-  user_id: string;
-  host_id: string | null;
-  host_name: string;
-  mode: TerminalMode;
-  token_hash: string;
-  status: TerminalStatus;
-  reason_closed: string | null;
-  created_at: Date;
-  last_seen_at: Date;
-  expires_at: Date;
-  closed_at: Date | null;
-  idle_timeout_seconds: number;
 }
 
 /** A session as clients see it: UTC ISO timestamps, never the token hash. */
@@ -74,31 +58,25 @@ export function parseUtcTimestamp(value: string): Date | undefined {
 export class TerminalSessions {
   constructor(
     private readonly temporal: Client,
-    private readonly pool: Pool,
+    private readonly store: TerminalStore,
     private readonly hosts: TerminalHosts,
     private readonly settings: TerminalSettings,
     private readonly metrics: TerminalMetrics,
   ) {}
 
-  async row(id: string): Promise<SessionRow | undefined> {
-    const { rows: [row] } = await this.pool.query<SessionRow>('SELECT * FROM terminal_sessions WHERE id = $1', [id]);
-    return row;
+  row(id: string): Promise<SessionRow | undefined> {
+    return this.store.session(id);
   }
 
   /** The session if this principal may see it: its owner or an admin; anyone else gets 404. */
   async visibleTo(principal: Principal, id: string): Promise<SessionRow> {
     const row = await this.row(id);
-    if (!row || (row.user_id !== principal.userId && principal.role !== 'admin')) throw new ApiError('SessionNotFound', `no terminal session ${id}`);
+    if (!row || !visibleTo(principal, row.user_id)) throw new ApiError('SessionNotFound', `no terminal session ${id}`);
     return row;
   }
 
-  async list(principal: Principal, filter: { status?: TerminalStatus; since?: Date }): Promise<SessionRow[]> {
-    const { rows } = await this.pool.query<SessionRow>(
-      `SELECT * FROM terminal_sessions WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)
-        ORDER BY created_at DESC LIMIT 500`,
-      [principal.userId, filter.status ?? null, filter.since ?? null],
-    );
-    return rows;
+  list(principal: Principal, filter: { status?: TerminalStatus; since?: Date }): Promise<SessionRow[]> {
+    return this.store.sessionsOf(principal.userId, filter);
   }
 
   /** Reuse, else refuse at the limit, else start a new session workflow. */
@@ -109,7 +87,7 @@ export class TerminalSessions {
     const reused = await this.reuse(principal, hostId, mode);
     if (reused) return reused;
 
-    const { rows: active } = await this.pool.query<SessionRow>(`SELECT * FROM terminal_sessions WHERE user_id = $1 AND status = 'active' ORDER BY created_at`, [principal.userId]);
+    const active = await this.store.activeSessionsOf(principal.userId);
     if (active.length >= this.settings.maxActive) {
       this.metrics.sessionLimitHits.inc();
       const body = sessionLimitBody(active, this.settings.maxActive, hostId, Date.now());
@@ -138,13 +116,7 @@ export class TerminalSessions {
   }
 
   private async reuse(principal: Principal, hostId: string, mode: TerminalMode) {
-    const { rows: [candidate] } = await this.pool.query<SessionRow>(
-      `SELECT * FROM terminal_sessions
-        WHERE user_id = $1 AND host_id = $2 AND mode = $3 AND status = 'active'
-          AND last_seen_at > now() - make_interval(secs => $4) AND expires_at > now()
-        ORDER BY last_seen_at DESC LIMIT 1`,
-      [principal.userId, hostId, mode, this.settings.idleTimeoutSeconds],
-    );
+    const candidate = await this.store.reusableSession(principal.userId, hostId, mode, this.settings.idleTimeoutSeconds);
     if (!candidate) return undefined;
     const { token, tokenHash } = generateSessionToken();
     try {
@@ -181,9 +153,7 @@ export class TerminalSessions {
 
   /** Figures from the read model for the metrics endpoints. */
   async readModelFigures(): Promise<{ active: number; endedByReason: Record<string, number> }> {
-    const { rows } = await this.pool.query<{ reason: string | null; count: string }>(
-      `SELECT reason_closed AS reason, count(*) FROM terminal_sessions GROUP BY reason_closed`,
-    );
+    const rows = await this.store.sessionCountsByReason();
     const endedByReason: Record<string, number> = { user_close: 0, ttl: 0, idle: 0, client_lost: 0 };
     let active = 0;
     for (const { reason, count } of rows) {

@@ -136,7 +136,7 @@ export interface AcquireRequest {
   waitMs?: number;
 }
 
-export interface ReleaseRequest {
+interface ReleaseRequest {
   leaseId: string;
   /** The container is no longer trustworthy (the run failed inside Docker): retire it. */
   retire: boolean;

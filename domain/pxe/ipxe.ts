@@ -4,7 +4,7 @@
  * Pure text: the workflow renders, an activity writes.
  */
 
-export interface MachineScriptInput {
+interface MachineScriptInput {
   sessionId: string;
   machineName: string;
   mac: string;
@@ -62,7 +62,7 @@ const knownCommands = new Set([
   'time', 'vlan', 'cpuid',
 ]);
 
-export interface ScriptProblem {
+interface ScriptProblem {
   line: number;
   message: string;
 }

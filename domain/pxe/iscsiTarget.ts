@@ -96,7 +96,7 @@ function targetcliRemove(spec: TargetSpec): CommandStep[] {
   ];
 }
 
-export type StepOutcome = 'done' | 'already' | 'fallback' | 'failed';
+type StepOutcome = 'done' | 'already' | 'fallback' | 'failed';
 
 /** How to read a step's exit code and output. */
 export function judgeStep(step: CommandStep, exitCode: number, output: string): StepOutcome {

@@ -33,8 +33,7 @@ export type PxeImageStatus = (typeof pxeImageStatuses)[number];
 export const pxeSessionTypes = ['DISKLESS_BOOT'] as const;
 
 /** The saga's steps, in start order; stop and compensation walk them backwards. */
-export const pxeSteps = ['disk', 'target', 'script', 'dhcp'] as const;
-export type PxeStep = (typeof pxeSteps)[number];
+export type PxeStep = 'disk' | 'target' | 'script' | 'dhcp';
 
 export interface PxeSessionInput {
   sessionId: string;
@@ -60,7 +59,7 @@ export interface PxeSessionPlan {
   scriptPath: string;
 }
 
-export interface PlanSources {
+interface PlanSources {
   sessionId: string;
   machine: { id: string; name: string; mac: string; ip: string; tid: number };
   image: { rawPath: string };

@@ -45,6 +45,9 @@ export function sandboxContainerName(sessionId: string): string {
  */
 export type SandboxStatus = 'CREATING' | 'RUNNING' | 'EXPIRED' | 'STOPPED';
 
+/** Why a sandbox was stopped: the read model keeps the first reason. */
+export type StopReason = 'replaced' | 'expired' | 'stopped';
+
 /** A sandbox session; plain data (ISO strings) so it crosses continue-as-new unchanged. */
 export interface SandboxRecord {
   sessionId: string;
@@ -78,7 +81,7 @@ export interface SandboxRequester {
   ownerId: string;
 }
 
-export interface EnsureSandboxRequest extends SandboxRequester {
+interface EnsureSandboxRequest extends SandboxRequester {
   /** The lifetime of a sandbox created by this ensure; the workflow's own when absent. */
   ttlMs?: number;
 }
@@ -88,7 +91,7 @@ export interface EnsureSandboxResult {
   reused: boolean;
 }
 
-export interface SandboxExecRequest extends SandboxRequester {
+interface SandboxExecRequest extends SandboxRequester {
   /** argv run in the sandbox's working directory. */
   command: string[];
   stdin?: string;
@@ -106,7 +109,7 @@ export interface SandboxExecResult {
 }
 
 /** The sweep's order to one chat: stop the session it saw expired, unless it was replaced since. */
-export interface CleanupOrder {
+interface CleanupOrder {
   sessionId: string;
 }
 

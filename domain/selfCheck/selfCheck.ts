@@ -41,6 +41,4 @@ export function makeSelfCheckWorkflowId(id: string): string {
   return `self-check/${id}`;
 }
 
-export const selfCheckWorkflowIdPattern = /^self-check\/[0-9a-f-]{36}$/;
-
 export const selfCheckReportQuery = defineQuery<SelfCheckReport>('selfCheckReport');

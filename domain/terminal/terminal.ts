@@ -17,7 +17,6 @@ export type TerminalMode = (typeof terminalModes)[number];
 
 /** A user ends a session with a close or a beacon; the workflow's timers end it with expiry. */
 export type ClientCloseReason = Extract<CloseReason, 'user_close' | 'client_lost'>;
-export type ExpiryReason = Extract<CloseReason, 'ttl' | 'idle'>;
 
 /** 32 random bytes as hex, as the seed's ids are. */
 export const terminalSessionIdPattern = /^[0-9a-f]{64}$/;

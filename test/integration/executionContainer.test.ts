@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createUserKey } from '../../api/platform/auth';
-import { readExecutionResult } from '../../activities/execution/executionRecords';
+import { createExecutionStore } from '../../activities/execution/store';
 import { findRuntime, runtimes, type ExecutionJob, type RuntimeSpec } from '../../domain/execution/execution';
 import { openInfra, type Infra } from '../helpers/infra';
 
@@ -42,7 +42,7 @@ describe('execution containers', () => {
     const { result, truncated } = await infra.activities.runInContainer({ containerId, job: runJob, ownerId, historyOutputCap: 20 });
     expect(truncated).toBe(true);
     expect(result.run?.stdout).toBe('Hello, Alice 65534\ny');
-    const recorded = await readExecutionResult(infra.pool, runJob.requestId, ownerId);
+    const recorded = await createExecutionStore(infra.pool).result(runJob.requestId, ownerId);
     expect(recorded?.run).toMatchObject({ stdout: `Hello, Alice 65534\n${'y'.repeat(100)}\n`, code: 0, signal: null, status: null });
   });
 

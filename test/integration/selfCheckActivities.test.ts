@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
-import { createDockerActivities, kindLabel } from '../../activities/shared/docker';
-import { createRegistryActivities } from '../../activities/shared/registry';
+import { kindLabel } from '../../activities/shared/docker';
+import { createSelfCheckActivities, type SelfCheckActivityDeps } from '../../activities/selfCheck/probes';
 import { openInfra, type Infra } from '../helpers/infra';
 
 let infra: Infra;
@@ -9,6 +9,10 @@ beforeAll(() => {
   infra = openInfra();
 });
 afterAll(() => infra.close());
+
+const probeDeps = (): SelfCheckActivityDeps => ({
+  docker: infra.docker, pool: infra.pool, baseImage: infra.config.BASE_IMAGE, instance: infra.config.SESSIONFLOW_INSTANCE, registryAddress: infra.config.REGISTRY_ADDRESS,
+});
 
 const probeContainers = async () =>
   infra.docker.listContainers({ all: true, filters: { label: [`${kindLabel}=self-check`] } });
@@ -35,7 +39,7 @@ describe('Docker probes', () => {
   });
 
   it('fails with a non-retryable ImageNotFound when the image is missing', async () => {
-    const activities = createDockerActivities({ docker: infra.docker, baseImage: 'sessionflow/absent:never', instance: infra.config.SESSIONFLOW_INSTANCE });
+    const activities = createSelfCheckActivities({ ...probeDeps(), baseImage: 'sessionflow/absent:never' });
     const failure = await activities.runProbeContainer({ probeId: `it-${randomUUID()}` }).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect(failure).toMatchObject({ type: 'ImageNotFound', nonRetryable: true });
@@ -67,7 +71,7 @@ describe('registry probe', () => {
 
   it('fails, leaving no local image, when no registry answers', async () => {
     const probeId = `it-${randomUUID()}`;
-    const activities = createRegistryActivities({ docker: infra.docker, registryAddress: '127.0.0.1:9' });
+    const activities = createSelfCheckActivities({ ...probeDeps(), registryAddress: '127.0.0.1:9' });
     await expect(activities.pushAndDeleteProbeImage({ probeId })).rejects.toThrow();
     const local = await infra.docker.listImages({ filters: { reference: [`*/sessionflow/self-check:${probeId}`] } });
     expect(local).toHaveLength(0);

@@ -1,14 +1,14 @@
-import { ApplicationFailure, getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { createExecutionActivities } from '../../activities/execution/execution';
+import { getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { ExecutionActivities } from '../../activities/execution/execution';
 import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../../domain/execution/execution';
 import { executionKind } from '../../domain/execution/kind';
+import { namedFailure } from '../../domain/shared/failures';
 import { upsertStatus } from '../shared/status';
 
-type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 type ExecutionOutcome = { result: ExecutionResult; truncated: boolean };
 
 /** Executions started before the runner link keep the steps their histories recorded. */
-export const runnerLinkPatch = 'execution-runner-link';
+const runnerLinkPatch = 'execution-runner-link';
 
 /**
  * One execution: run the job in the container the pool leased, then give the container back.
@@ -56,12 +56,8 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
 const maxReplacements = 8;
 
 function lostBeforeRun(err: unknown): boolean {
-  for (let failure: unknown = err; failure instanceof Error; failure = failure.cause) {
-    if (failure instanceof ApplicationFailure && failure.type === 'ContainerLost') {
-      return (failure.details?.[0] as { duringRun?: boolean } | undefined)?.duringRun === false;
-    }
-  }
-  return false;
+  const failure = namedFailure(err);
+  return failure?.type === 'ContainerLost' && (failure.details?.[0] as { duringRun?: boolean } | undefined)?.duringRun === false;
 }
 
 /**

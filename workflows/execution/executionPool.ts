@@ -1,11 +1,11 @@
 import { ActivityFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { createExecutionActivities } from '../../activities/execution/execution';
+import type { ExecutionActivities } from '../../activities/execution/execution';
 import { acquireUpdate, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolState } from '../../domain/execution/execution';
-import { domainFailure } from '../../domain/shared/errors';
 import { executionPoolKind } from '../../domain/execution/kind';
+import { domainFailure } from '../../domain/shared/errors';
+import { shouldContinueAsNew } from '../shared/continueAsNew';
 import { upsertStatus } from '../shared/status';
 
-type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 
 // Creating or removing a container is a few hundred ms; a stalled daemon gets 30 s, and
 // infrastructure errors are retried (both activities are idempotent by container name/id).
@@ -129,7 +129,7 @@ export async function executionPoolWorkflow(initial: PoolState): Promise<void> {
     }
 
     // Determinism: continue-as-new only between requests, with every handler done.
-    if ((leasesHandedOut >= settings.leasesPerRun || workflowInfo().continueAsNewSuggested) && waiting === 0) {
+    if ((leasesHandedOut >= settings.leasesPerRun || shouldContinueAsNew()) && waiting === 0) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof executionPoolWorkflow>({ settings, containers, leasesHandedOut: 0 });
     }

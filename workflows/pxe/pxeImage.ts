@@ -1,7 +1,8 @@
-import { ActivityFailure, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import { pxeBootServerStatusKind, pxeImageKind } from '../../domain/pxe/kind';
 import { upsertFinalStatus } from '../shared/status';
 import type { AdapterStatus, PxeActivities } from '../../activities/pxe/pxe';
+import { describeFailure } from '../../domain/shared/failures';
 
 // Converting a large image takes long but heartbeats every progress line: a worker that died
 // is noticed within the heartbeat timeout and the conversion starts over on another attempt.
@@ -27,7 +28,7 @@ export async function pxeImageWorkflow({ imageId }: { imageId: string }): Promis
     upsertFinalStatus(pxeImageKind, result.status);
     return result;
   } catch (err) {
-    const error = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+    const { message: error } = describeFailure(err);
     await quick.markImageFailed({ imageId, error });
     setCurrentDetails(`Image ERROR: ${error}`);
     upsertFinalStatus(pxeImageKind, 'ERROR');

@@ -1,10 +1,11 @@
 import {
-  ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, proxyActivities, setCurrentDetails, setHandler,
+  CancellationScope, condition, isCancellation, proxyActivities, setCurrentDetails, setHandler,
 } from '@temporalio/workflow';
 import type { PxeActivities } from '../../activities/pxe/pxe';
 import { renderMachineScript } from '../../domain/pxe/ipxe';
 import { pxeSessionStateQuery, stopPxeSessionUpdate, type PxeSessionInput, type PxeSessionPlan, type PxeSessionState, type PxeSessionStatus, type PxeStep } from '../../domain/pxe/pxe';
 import { pxeSessionKind } from '../../domain/pxe/kind';
+import { describeFailure } from '../../domain/shared/failures';
 import { upsertStatus } from '../shared/status';
 
 const userErrors = ['MachineNotFound', 'ImageNotReady', 'NotFound', 'BootServerCommandFailed', 'DhcpConfigInvalid'];
@@ -116,11 +117,4 @@ async function undo(stack: SagaStep[], state: PxeSessionState): Promise<void> {
     stack.pop();
     state.done = state.done.filter((s) => s !== step);
   }
-}
-
-function describeFailure(err: unknown): { type: string; message: string } {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Error', message: cause.message };
-  if (cause instanceof Error) return { type: cause.name, message: cause.message };
-  return { type: 'Error', message: String(cause) };
 }

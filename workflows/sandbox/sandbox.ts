@@ -1,6 +1,5 @@
 import {
   ActivityFailure,
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -9,9 +8,8 @@ import {
   setCurrentDetails,
   setHandler,
   uuid4,
-  workflowInfo,
 } from '@temporalio/workflow';
-import type { createSandboxActivities, StopReason } from '../../activities/sandbox/sandbox';
+import type { SandboxActivities } from '../../activities/sandbox/sandbox';
 import { domainFailure } from '../../domain/shared/errors';
 import {
   cleanupExpiredSignal,
@@ -25,11 +23,13 @@ import {
   type SandboxRecord,
   type SandboxRequester,
   type SandboxWorkflowInput,
+  type StopReason,
 } from '../../domain/sandbox/sandbox';
 import { sandboxKind } from '../../domain/sandbox/kind';
+import { describeFailure } from '../../domain/shared/failures';
+import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
+import { shouldContinueAsNew } from '../shared/continueAsNew';
 import { upsertStatus } from '../shared/status';
-
-type SandboxActivities = ReturnType<typeof createSandboxActivities>;
 
 // Creating and starting a container takes about a second (several under a burst of creates);
 // after 30 s a dead worker's attempt times out and the retry finds that attempt's container
@@ -64,7 +64,9 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   const { chatId, ownerId, ttlMs } = input;
   const historyLimit = input.historyLimit ?? defaultHistoryLimit;
   let current: SandboxRecord | null = input.current ?? null;
-  const serially = serialQueue();
+  // Ensures, stops and cleanups run one at a time, in arrival order: they never interleave.
+  const queue = new KeyedSerialQueue();
+  const serially = <T>(task: () => Promise<T>): Promise<T> => queue.run(chatId, task);
 
   const setCurrent = (sandbox: SandboxRecord) => {
     current = sandbox;
@@ -142,7 +144,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       } catch (err) {
         if (!(err instanceof ActivityFailure)) throw err;
         // Keep the record live: the next sweep tries again.
-        await record('sandbox_clean_failed', sandbox, failureType(err));
+        await record('sandbox_clean_failed', sandbox, describeFailure(err).type);
       }
     }),
   );
@@ -164,7 +166,8 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   }
 
   // Determinism: every wait below is a workflow condition or timer derived from the record.
-  const historyTooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
+  // Once past historyLimit, not at it: running sandboxes decided so, and replay must agree.
+  const historyTooLong = () => shouldContinueAsNew(historyLimit + 1);
   for (;;) {
     if (historyTooLong()) {
       await condition(allHandlersFinished);
@@ -190,19 +193,4 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       if (current === watched) return watched;
     }
   }
-}
-
-/** Runs tasks one after another, in arrival order: ensures, stops and cleanups never interleave. */
-function serialQueue() {
-  let tail: Promise<unknown> = Promise.resolve();
-  return <T>(task: () => Promise<T>): Promise<T> => {
-    const run = tail.then(task);
-    tail = run.catch(() => undefined);
-    return run;
-  };
-}
-
-function failureType(err: ActivityFailure): string {
-  const cause = err.cause;
-  return cause instanceof ApplicationFailure ? (cause.type ?? 'Error') : (cause?.name ?? 'ActivityFailure');
 }

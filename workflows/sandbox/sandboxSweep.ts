@@ -1,10 +1,8 @@
 import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import { sandboxSweepKind } from '../../domain/sandbox/kind';
 import { upsertFinalStatus } from '../shared/status';
-import type { createSandboxActivities } from '../../activities/sandbox/sandbox';
+import type { SandboxActivities } from '../../activities/sandbox/sandbox';
 import { cleanupExpiredSignal, makeSandboxWorkflowId, sandboxContainerName, type SandboxSweepInput, type SandboxSweepReport } from '../../domain/sandbox/sandbox';
-
-type SandboxActivities = ReturnType<typeof createSandboxActivities>;
 
 // One query and one Docker listing per run; a sweep that cannot finish in a minute is retried
 // by the next scheduled run anyway.

@@ -1,6 +1,7 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { SelfCheckActivities } from '../../activities/types';
+import { ActivityFailure, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { SelfCheckActivities } from '../../activities/selfCheck/probes';
 import { selfCheckKind } from '../../domain/selfCheck/kind';
+import { describeFailure } from '../../domain/shared/failures';
 import { upsertStatus } from '../shared/status';
 import { checkNames, selfCheckReportQuery, type CheckName, type CheckOutcome, type CheckResult, type SelfCheckInput, type SelfCheckReport } from '../../domain/selfCheck/selfCheck';
 
@@ -48,9 +49,7 @@ async function check(name: CheckName, probe: () => Promise<CheckOutcome>): Promi
     return { name, ok: true, durationMs, detail };
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
-    const cause = err.cause;
-    const type = cause instanceof ApplicationFailure ? (cause.type ?? 'Error') : (cause?.name ?? 'ActivityFailure');
-    return { name, ok: false, durationMs: Date.now() - started, detail: 'probe failed', error: { type, message: cause?.message ?? err.message } };
+    return { name, ok: false, durationMs: Date.now() - started, detail: 'probe failed', error: describeFailure(err) };
   }
 }
 

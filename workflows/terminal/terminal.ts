@@ -1,7 +1,7 @@
 import {
-  allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setCurrentDetails, setHandler, workflowInfo,
+  allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setCurrentDetails, setHandler,
 } from '@temporalio/workflow';
-import type { TerminalActivities } from '../../activities/types';
+import type { TerminalActivities } from '../../activities/terminal/terminal';
 import { domainFailure } from '../../domain/shared/errors';
 import { terminalKind } from '../../domain/terminal/kind';
 import { upsertStatus } from '../shared/status';
@@ -9,6 +9,7 @@ import {
   closeUpdate, heartbeatUpdate, openedUpdate, rotateTokenUpdate,
   type CloseReason, type TerminalSessionInput, type TerminalSessionState,
 } from '../../domain/terminal/terminal';
+import { shouldContinueAsNew } from '../shared/continueAsNew';
 
 // Opening and ending write one row each; PostgreSQL answers in milliseconds, so a minute with
 // retries rides out a restart, and the session must not end before its row says so.
@@ -75,22 +76,18 @@ export async function terminalSessionWorkflow(input: TerminalSessionInput): Prom
   setCurrentDetails(`Terminal on **${input.hostName}** (${input.mode}); TTL ${input.ttlSeconds} s, idle timeout ${input.idleTimeoutSeconds} s`);
 
   const idleDeadline = () => state.lastSeenAtMs + input.idleTimeoutSeconds * 1000;
-  const shouldContinueAsNew = () => {
-    const info = workflowInfo();
-    return info.continueAsNewSuggested || (input.historyEventLimit !== undefined && info.historyLength >= input.historyEventLimit);
-  };
   let outcome: { status: 'closed' | 'expired'; reason: CloseReason } | undefined;
   while (!outcome) {
     const deadline = Math.min(state.expiresAtMs, idleDeadline());
     const sleepMs = deadline - Date.now();
     if (sleepMs > 0) {
       // Timer derived from input and workflow time: the same on replay.
-      await condition(() => requestedClose !== undefined || shouldContinueAsNew(), sleepMs);
+      await condition(() => requestedClose !== undefined || shouldContinueAsNew(input.historyEventLimit), sleepMs);
     }
     if (requestedClose) outcome = { status: 'closed', reason: requestedClose };
     else if (Date.now() >= state.expiresAtMs) outcome = { status: 'expired', reason: 'ttl' };
     else if (Date.now() >= idleDeadline()) outcome = { status: 'expired', reason: 'idle' };
-    else if (shouldContinueAsNew()) {
+    else if (shouldContinueAsNew(input.historyEventLimit)) {
       // Determinism: wait for in-flight heartbeats so their writes land before the new run.
       await condition(() => allHandlersFinished() || requestedClose !== undefined);
       if (!requestedClose) {

@@ -2,7 +2,7 @@
 // after another instead of together — that changes the command sequence. Replaying a recorded
 // history against it must fail with a determinism error, proving the replay check bites.
 import { proxyActivities } from '@temporalio/workflow';
-import type { SelfCheckActivities } from '../../../../activities/types';
+import type { SelfCheckActivities } from '../../../../activities/selfCheck/probes';
 import type { CheckResult, SelfCheckInput, SelfCheckReport } from '../../../../domain/selfCheck/selfCheck';
 
 const probes = proxyActivities<SelfCheckActivities>({ startToCloseTimeout: '60s' });

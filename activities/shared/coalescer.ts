@@ -1,22 +1,4 @@
 /**
- * In-process serialisation per key (a boot server): the worker that owns a boot server's
- * activities runs its target commands one at a time (targetcli holds a global lock, tgt's
- * target ids must not race) and coalesces DHCP rewrites.
- */
-export class KeyedMutex {
-  private readonly tails = new Map<string, Promise<unknown>>();
-
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    const result = previous.then(task, task);
-    const tail = result.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => this.tails.get(key) === tail && this.tails.delete(key));
-    return result;
-  }
-}
-
-/**
  * Many callers, few runs: a caller that arrives while a run is in progress waits for the
  * next run, which starts after the current one and covers every caller queued by then. Each
  * run must read its input when it starts (the hosts file is rendered from the database then),

@@ -1,0 +1,82 @@
+import type { Pool } from 'pg';
+import type { SandboxEvent, SandboxRecord, SandboxStatus, StopReason } from '../../domain/sandbox/sandbox';
+
+interface SandboxRow {
+  session_id: string; chat_id: string; owner_id: string; container_name: string; container_id: string;
+  status: SandboxStatus; created_at: Date; expires_at: Date;
+}
+
+/** The chat sandboxes' read model: chats and their owners, sandbox sessions, and the seed's events. */
+export function createSandboxStore(pool: Pool) {
+  return {
+    /** The chat's first sandbox makes its owner the chat's owner; the session starts CREATING. */
+    async recordCreating(sandbox: Omit<SandboxRecord, 'containerId' | 'status'>): Promise<void> {
+      await pool.query('INSERT INTO sandbox_chats (chat_id, owner_id) VALUES ($1, $2) ON CONFLICT (chat_id) DO NOTHING', [sandbox.chatId, sandbox.ownerId]);
+      await pool.query(
+        `INSERT INTO sandboxes (session_id, chat_id, owner_id, container_name, status, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, 'CREATING', $5, $6) ON CONFLICT (session_id) DO NOTHING`,
+        [sandbox.sessionId, sandbox.chatId, sandbox.ownerId, sandbox.containerName, sandbox.createdAt, sandbox.expiresAt],
+      );
+    },
+
+    async markRunning(sessionId: string, containerId: string): Promise<void> {
+      await pool.query(`UPDATE sandboxes SET container_id = $2, status = 'RUNNING' WHERE session_id = $1 AND status = 'CREATING'`, [sessionId, containerId]);
+    },
+
+    /** The first stop's time and reason stay. */
+    async markStopped(sessionId: string, reason: StopReason): Promise<void> {
+      await pool.query(`UPDATE sandboxes SET status = 'STOPPED', stopped_at = coalesce(stopped_at, now()), stop_reason = coalesce(stop_reason, $2) WHERE session_id = $1`, [sessionId, reason]);
+    },
+
+    async markExpired(sessionId: string): Promise<void> {
+      await pool.query(`UPDATE sandboxes SET status = 'EXPIRED' WHERE session_id = $1 AND status = 'RUNNING'`, [sessionId]);
+    },
+
+    async recordEvent(event: SandboxEvent): Promise<void> {
+      await pool.query('INSERT INTO sandbox_events (event, chat_id, session_id, container_id, error) VALUES ($1, $2, $3, $4, $5)', [event.event, event.chatId, event.sessionId, event.containerId, event.error ?? null]);
+    },
+
+    /** Every live session whose expiry is now or earlier, of one owner or of all. */
+    async expired(ownerId: string | undefined): Promise<{ chatId: string; sessionId: string }[]> {
+      const { rows } = await pool.query<{ chat_id: string; session_id: string }>(
+        `SELECT chat_id, session_id FROM sandboxes
+          WHERE status IN ('RUNNING', 'EXPIRED') AND expires_at <= now() AND ($1::uuid IS NULL OR owner_id = $1)
+          ORDER BY expires_at`,
+        [ownerId ?? null],
+      );
+      return rows.map((row) => ({ chatId: row.chat_id, sessionId: row.session_id }));
+    },
+
+    /** Those of `sessionIds` whose session is not stopped. */
+    async live(sessionIds: string[]): Promise<Set<string>> {
+      const { rows } = await pool.query<{ session_id: string }>(`SELECT session_id FROM sandboxes WHERE session_id = ANY($1::uuid[]) AND status <> 'STOPPED'`, [sessionIds]);
+      return new Set(rows.map((row) => row.session_id));
+    },
+
+    async chatOwner(chatId: string): Promise<string | undefined> {
+      const { rows } = await pool.query<{ owner_id: string }>('SELECT owner_id FROM sandbox_chats WHERE chat_id = $1', [chatId]);
+      return rows[0]?.owner_id;
+    },
+
+    /** The chat's newest session that is RUNNING, or EXPIRED and not stopped yet. */
+    async current(chatId: string): Promise<SandboxRecord | undefined> {
+      const { rows } = await pool.query<SandboxRow>(
+        `SELECT * FROM sandboxes WHERE chat_id = $1 AND status IN ('RUNNING', 'EXPIRED') ORDER BY created_at DESC LIMIT 1`,
+        [chatId],
+      );
+      const row = rows[0];
+      return row && {
+        sessionId: row.session_id, chatId: row.chat_id, ownerId: row.owner_id, containerName: row.container_name, containerId: row.container_id,
+        status: row.status, createdAt: row.created_at.toISOString(), expiresAt: row.expires_at.toISOString(),
+      };
+    },
+
+    /** How often each event happened, across every worker. */
+    async eventCounts(): Promise<{ event: string; n: number }[]> {
+      const { rows } = await pool.query<{ event: string; n: number }>('SELECT event, count(*)::int AS n FROM sandbox_events GROUP BY event');
+      return rows;
+    },
+  };
+}
+
+export type SandboxStore = ReturnType<typeof createSandboxStore>;

@@ -1,0 +1,172 @@
+import type { Pool } from 'pg';
+import { terminalEndedChannel, type TerminalEndedNotice, type TerminalMode, type TerminalStatus } from '../../domain/terminal/terminal';
+
+export interface SessionRow {
+  id: string;
+  user_id: string;
+  host_id: string | null;
+  host_name: string;
+  mode: TerminalMode;
+  token_hash: string;
+  status: TerminalStatus;
+  reason_closed: string | null;
+  created_at: Date;
+  last_seen_at: Date;
+  expires_at: Date;
+  closed_at: Date | null;
+  idle_timeout_seconds: number;
+}
+
+type HostAuthType = 'private_key' | 'password';
+
+interface HostRow {
+  id: string; name: string; address: string; port: number; username: string; auth_type: HostAuthType;
+  credential_sealed: Buffer; created_at: Date; updated_at: Date;
+}
+
+/** A host as the api may show it: every column but the sealed credential. */
+export type PublicHostRow = Omit<HostRow, 'credential_sealed'>;
+
+const publicHostColumns = 'id, name, address, port, username, auth_type, created_at, updated_at';
+
+export interface TerminalSessionOpened {
+  sessionId: string; ownerId: string; hostId: string; hostName: string; mode: string; tokenHash: string;
+  createdAt: string; expiresAt: string; idleTimeoutSeconds: number;
+}
+
+/**
+ * The terminals' read model: sessions and the SSH hosts they run on. Every session write is
+ * idempotent: opening inserts once, a heartbeat never moves last_seen_at backwards or on an
+ * ended session, and ending keeps the first outcome.
+ */
+export function createTerminalStore(pool: Pool) {
+  return {
+    async recordOpened(input: TerminalSessionOpened): Promise<void> {
+      await pool.query(
+        `INSERT INTO terminal_sessions (id, user_id, host_id, host_name, mode, token_hash, status, created_at, last_seen_at, expires_at, idle_timeout_seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7, $8, $9)
+         ON CONFLICT (id) DO NOTHING`,
+        [input.sessionId, input.ownerId, input.hostId, input.hostName, input.mode, input.tokenHash, input.createdAt, input.expiresAt, input.idleTimeoutSeconds],
+      );
+    },
+
+    async recordHeartbeat(sessionId: string, lastSeenAt: string): Promise<void> {
+      await pool.query(
+        `UPDATE terminal_sessions SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = $1 AND status = 'active'`,
+        [sessionId, lastSeenAt],
+      );
+    },
+
+    async recordToken(sessionId: string, tokenHash: string): Promise<void> {
+      await pool.query(`UPDATE terminal_sessions SET token_hash = $2 WHERE id = $1 AND status = 'active'`, [sessionId, tokenHash]);
+    },
+
+    /** Ends an active session; answers the outcome the row has now (the first one, when it had ended already). */
+    async recordEnded(sessionId: string, status: 'closed' | 'expired', reason: string, endedAt: string) {
+      const { rows: [row] } = await pool.query<{ status: TerminalEndedNotice['status']; reason_closed: TerminalEndedNotice['reason'] }>(
+        `WITH ended AS (
+           UPDATE terminal_sessions SET status = $2, reason_closed = $3, closed_at = $4
+            WHERE id = $1 AND status = 'active'
+            RETURNING status, reason_closed)
+         SELECT status, reason_closed FROM ended
+         UNION ALL
+         SELECT status, reason_closed FROM terminal_sessions WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ended)`,
+        [sessionId, status, reason, endedAt],
+      );
+      return row;
+    },
+
+    /** Tells every api process (LISTEN) that a session ended, so its WebSocket bridge closes. */
+    async notifyEnded(notice: TerminalEndedNotice): Promise<void> {
+      await pool.query('SELECT pg_notify($1, $2)', [terminalEndedChannel, JSON.stringify(notice)]);
+    },
+
+    async session(id: string): Promise<SessionRow | undefined> {
+      const { rows: [row] } = await pool.query<SessionRow>('SELECT * FROM terminal_sessions WHERE id = $1', [id]);
+      return row;
+    },
+
+    /** A user's sessions, newest first. */
+    async sessionsOf(userId: string, filter: { status?: TerminalStatus; since?: Date }): Promise<SessionRow[]> {
+      const { rows } = await pool.query<SessionRow>(
+        `SELECT * FROM terminal_sessions WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)
+          ORDER BY created_at DESC LIMIT 500`,
+        [userId, filter.status ?? null, filter.since ?? null],
+      );
+      return rows;
+    },
+
+    /** A user's active sessions, oldest first. */
+    async activeSessionsOf(userId: string): Promise<SessionRow[]> {
+      const { rows } = await pool.query<SessionRow>(`SELECT * FROM terminal_sessions WHERE user_id = $1 AND status = 'active' ORDER BY created_at`, [userId]);
+      return rows;
+    },
+
+    /** The user's most recently seen active session on the host in this mode, if it heartbeated within the idle timeout. */
+    async reusableSession(userId: string, hostId: string, mode: TerminalMode, idleTimeoutSeconds: number): Promise<SessionRow | undefined> {
+      const { rows: [candidate] } = await pool.query<SessionRow>(
+        `SELECT * FROM terminal_sessions
+          WHERE user_id = $1 AND host_id = $2 AND mode = $3 AND status = 'active'
+            AND last_seen_at > now() - make_interval(secs => $4) AND expires_at > now()
+          ORDER BY last_seen_at DESC LIMIT 1`,
+        [userId, hostId, mode, idleTimeoutSeconds],
+      );
+      return candidate;
+    },
+
+    /** Sessions per close reason; the null reason counts the active ones. */
+    async sessionCountsByReason(): Promise<{ reason: string | null; count: string }[]> {
+      const { rows } = await pool.query<{ reason: string | null; count: string }>(
+        `SELECT reason_closed AS reason, count(*) FROM terminal_sessions GROUP BY reason_closed`,
+      );
+      return rows;
+    },
+
+    async host(id: string): Promise<PublicHostRow | undefined> {
+      const { rows: [row] } = await pool.query<PublicHostRow>(`SELECT ${publicHostColumns} FROM terminal_hosts WHERE id = $1`, [id]);
+      return row;
+    },
+
+    async hostWithCredential(id: string): Promise<HostRow | undefined> {
+      const { rows: [row] } = await pool.query<HostRow>('SELECT * FROM terminal_hosts WHERE id = $1', [id]);
+      return row;
+    },
+
+    async hosts(): Promise<PublicHostRow[]> {
+      const { rows } = await pool.query<PublicHostRow>(`SELECT ${publicHostColumns} FROM terminal_hosts ORDER BY name`);
+      return rows;
+    },
+
+    async createHost(host: { id: string; name: string; address: string; port: number; username: string; authType: HostAuthType; sealed: Buffer }): Promise<PublicHostRow> {
+      const { rows: [row] } = await pool.query<PublicHostRow>(
+        `INSERT INTO terminal_hosts (id, name, address, port, username, auth_type, credential_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${publicHostColumns}`,
+        [host.id, host.name, host.address, host.port, host.username, host.authType, host.sealed],
+      );
+      return row!;
+    },
+
+    /** Changes what is given and keeps the rest; undefined when there is no such host. */
+    async updateHost(id: string, change: { name?: string; address?: string; port?: number; username?: string; authType?: HostAuthType; sealed?: Buffer }): Promise<PublicHostRow | undefined> {
+      const { rows: [row] } = await pool.query<PublicHostRow>(
+        `UPDATE terminal_hosts SET name = COALESCE($2, name), address = COALESCE($3, address), port = COALESCE($4, port), username = COALESCE($5, username),
+                auth_type = COALESCE($6, auth_type), credential_sealed = COALESCE($7, credential_sealed), updated_at = now()
+          WHERE id = $1 RETURNING ${publicHostColumns}`,
+        [id, change.name ?? null, change.address ?? null, change.port ?? null, change.username ?? null, change.authType ?? null, change.sealed ?? null],
+      );
+      return row;
+    },
+
+    async activeSessionsOnHost(id: string): Promise<number> {
+      const { rows: [active] } = await pool.query<{ count: string }>(`SELECT count(*) FROM terminal_sessions WHERE host_id = $1 AND status = 'active'`, [id]);
+      return Number(active?.count);
+    },
+
+    /** False when there was no such host. */
+    async deleteHost(id: string): Promise<boolean> {
+      const { rowCount } = await pool.query('DELETE FROM terminal_hosts WHERE id = $1', [id]);
+      return Boolean(rowCount);
+    },
+  };
+}
+
+export type TerminalStore = ReturnType<typeof createTerminalStore>;
