@@ -1,5 +1,5 @@
-import { Context } from '@temporalio/activity';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { ActivityDeps } from '..';
 import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../../domain/execution/execution';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, managedLabel, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
@@ -105,7 +105,13 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
      * worker's own client), for an execution whose first container was found dead.
      */
     async acquireReplacementContainer({ poolWorkflowId, request }: { poolWorkflowId: string; request: AcquireRequest }): Promise<Lease> {
-      return Context.current().client.workflow.getHandle(poolWorkflowId).executeUpdate(acquireUpdate, { args: [request] });
+      try {
+        return await Context.current().client.workflow.getHandle(poolWorkflowId).executeUpdate(acquireUpdate, { args: [request] });
+      } catch (err) {
+        // The pool's refusal (PoolExhausted, after its own wait) is an answer, not a lost message: pass it on by name, unretried.
+        if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) throw err.cause;
+        throw err;
+      }
     },
 
     /**

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
 import { runtimes, makePoolWorkflowId } from '../../domain/execution/execution';
+import { eventually } from './api';
 import type { Infra } from './infra';
 import { testNamespace } from './testRun';
 
@@ -11,6 +13,18 @@ export async function removeExecutionPools(client: Client, infra: Infra, taskQue
     await client.workflow.getHandle(poolId).terminate('test finished').catch(() => undefined);
     await infra.activities.removeOrphanExecutionContainers({ pool: poolId, keep: [] });
   }
+}
+
+/**
+ * Whether Docker has removed each container, once it has them all (or after 20 s): a pool
+ * forgets a retired container at once and removes it in an activity after.
+ */
+export function removedByDocker(docker: Docker, containerIds: string[]): Promise<boolean[]> {
+  return eventually(
+    () => Promise.all(containerIds.map((id) => docker.getContainer(id).inspect().then(() => false, () => true))),
+    (gone) => gone.every(Boolean),
+    20_000,
+  );
 }
 
 /**

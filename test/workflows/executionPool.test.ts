@@ -1,10 +1,12 @@
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { acquireUpdate, makePoolWorkflowId, poolStateQuery, releaseSignal, type AcquireRequest } from '../../domain/execution/execution';
+import { randomUUID } from 'node:crypto';
+import { acquireUpdate, makePoolWorkflowId, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolSettings, type PoolState } from '../../domain/execution/execution';
 import { poolSettingsFrom } from '../../platform/executionSettings';
 import type { executionPoolWorkflow } from '../../workflows/execution/executionPool';
-import { removeExecutionPools } from '../helpers/executionPools';
+import { eventually } from '../helpers/api';
+import { removedByDocker, removeExecutionPools } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 
@@ -90,6 +92,107 @@ describe('executionPoolWorkflow across a worker restart and continue-as-new', ()
       expect(described.runId).not.toBe(firstRun);
       const state = await env.client.workflow.getHandle(id).query(poolStateQuery);
       expect(state.containers).toEqual([expect.objectContaining({ containerId: a.containerId, state: 'leased', leaseId: 'c' })]);
+    });
+  });
+});
+
+// No time skipping offline (the time-skipping test server is a downloaded binary): cooldowns
+// and lease TTLs come from the pool's input, in seconds, and these tests wait them out.
+describe('executionPoolWorkflow timers', () => {
+  interface TimedPool {
+    id: string;
+    /** Starts the pool without a request, with containers carried over (as across continue-as-new). */
+    start(containers: PoolContainer[]): Promise<unknown>;
+    lease(request: AcquireRequest): Promise<Lease>;
+    release(leaseId: string): Promise<void>;
+    stateWhen(done: (state: PoolState) => boolean): Promise<PoolState>;
+    timersStarted(): Promise<number>;
+  }
+  /** A pool of its own with these settings, on a worker of its own; its containers go afterwards. */
+  async function withTimedPool(overrides: Partial<PoolSettings>, test: (pool: TimedPool) => Promise<void>): Promise<void> {
+    const queue = uniqueTaskQueue('execution-pool-timers');
+    const id = makePoolWorkflowId(queue, 'python');
+    const poolSettings = { ...settings(), readySessions: 0, maxContainers: 2, ...overrides };
+    const timedWorker = await createTestWorker(env, queue, infra.activities);
+    const handle = () => env.client.workflow.getHandle(id);
+    try {
+      await timedWorker.runUntil(() => test({
+        id,
+        start: (containers) => env.client.workflow.start<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+          workflowId: id, taskQueue: queue, args: [{ settings: poolSettings, containers, leasesHandedOut: 0 }],
+        }),
+        lease: (request) => env.client.workflow.executeUpdateWithStart(acquireUpdate, {
+          args: [request],
+          startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+            workflowId: id, taskQueue: queue, workflowIdConflictPolicy: 'USE_EXISTING', args: [{ settings: poolSettings, containers: [], leasesHandedOut: 0 }],
+          }),
+        }),
+        release: (leaseId) => handle().signal(releaseSignal, { leaseId, retire: false }),
+        stateWhen: (done) => eventually(() => handle().query(poolStateQuery), done, 20_000),
+        timersStarted: async () => ((await handle().fetchHistory()).events ?? []).filter((event) => event.timerStartedEventAttributes).length,
+      }));
+    } finally {
+      await removeExecutionPools(env.client, infra, queue);
+    }
+  }
+
+  it('keeps a session\'s container for its next request until the cooldown, then retires it', async () => {
+    await withTimedPool({ cooldownMs: 3000 }, async ({ lease, release, stateWhen }) => {
+      const first = await lease({ leaseId: 'a', sessionKey: 'owner/s' });
+      await release('a');
+      expect(await lease({ leaseId: 'b', sessionKey: 'owner/s' })).toEqual({ leaseId: 'b', containerId: first.containerId, cold: false });
+      await release('b');
+      expect((await stateWhen((s) => s.containers.length === 0)).containers).toEqual([]);
+      expect(await removedByDocker(infra.docker, [first.containerId])).toEqual([true]);
+    });
+  });
+
+  it('retires ready containers beyond readySessions once they have cooled down, and keeps readySessions warm', async () => {
+    await withTimedPool({ readySessions: 1, maxContainers: 3, cooldownMs: 3000 }, async ({ lease, release, stateWhen }) => {
+      const a = await lease({ leaseId: 'a' });
+      const b = await lease({ leaseId: 'b' });
+      await release('a');
+      await release('b');
+      // Both given back, and the warm one the pool made while they were out: three ready, one more than it keeps.
+      const warm = await stateWhen((s) => s.containers.length === 3 && s.containers.every((c) => c.state === 'ready'));
+      expect(warm.containers.map((c) => c.containerId)).toEqual(expect.arrayContaining([a.containerId, b.containerId]));
+
+      const cooled = await stateWhen((s) => s.containers.length === 1);
+      expect(cooled.containers).toEqual([expect.objectContaining({ state: 'ready' })]);
+      const retired = warm.containers.map((c) => c.containerId).filter((c) => c !== cooled.containers[0]!.containerId);
+      expect(await removedByDocker(infra.docker, retired)).toEqual([true, true]);
+    });
+  });
+
+  it('retires a leased container whose lease is never given back once the lease TTL has passed, and ignores the late release', async () => {
+    await withTimedPool({ maxContainers: 1, leaseTtlMs: 1500 }, async ({ lease, release, stateWhen }) => {
+      const lost = await lease({ leaseId: 'lost' });
+      expect((await stateWhen((s) => s.containers.length === 0)).containers).toEqual([]);
+      expect(await removedByDocker(infra.docker, [lost.containerId])).toEqual([true]);
+
+      // The slot is free again, and the lease that outlived its TTL no longer counts.
+      const next = await lease({ leaseId: 'next' });
+      expect(next).toMatchObject({ cold: true });
+      expect(next.containerId).not.toBe(lost.containerId);
+      await release('lost');
+      // Asked again after the signal, the same lease comes back: the pool has seen the release by then.
+      expect(await lease({ leaseId: 'next' })).toEqual({ ...next, cold: false });
+      const state = await stateWhen(() => true);
+      expect(state.containers).toEqual([expect.objectContaining({ containerId: next.containerId, state: 'leased', leaseId: 'next' })]);
+    });
+  });
+
+  it('sleeps while nothing is due: the warm container it keeps past its cooldown does not wake it every second', async () => {
+    await withTimedPool({ readySessions: 1, maxContainers: 1, cooldownMs: 60_000 }, async ({ id, start, stateWhen, timersStarted }) => {
+      const containerId = await infra.activities.createExecutionContainer({ name: `sf-exec-idle-${randomUUID()}`, image: infra.config.EXECUTION_IMAGE, runtime: 'python', pool: id });
+      // Last used long ago: past its cooldown, yet the one warm container readySessions keeps.
+      const warm: PoolContainer = { containerId, state: 'ready', lastUsedAt: 0 };
+      await start([warm]);
+      const before = await eventually(timersStarted, (timers) => timers > 0, 20_000);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      // Nothing falls due within a cooldown (a minute), so no wake-up in these seconds.
+      expect((await timersStarted()) - before).toBe(0);
+      expect((await stateWhen(() => true)).containers).toEqual([warm]);
     });
   });
 });

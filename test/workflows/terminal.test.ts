@@ -84,6 +84,14 @@ describe('terminalSessionWorkflow', () => {
     expect(rows).toEqual([{ status: 'closed', reason_closed: 'user_close' }]);
   });
 
+  it('expires at its TTL however recently it was heartbeated', async () => {
+    const { handle, opened } = await start({ ttlSeconds: 3, idleTimeoutSeconds: 600 });
+    expect((await handle.executeUpdate(heartbeatUpdate)).expiresAtMs).toBe(opened.expiresAtMs);
+    expect(await handle.result()).toMatchObject({ status: 'expired', reasonClosed: 'ttl', expiresAtMs: opened.expiresAtMs });
+    const { rows } = await infra.pool.query('SELECT status, reason_closed FROM terminal_sessions WHERE id = $1', [opened.sessionId]);
+    expect(rows).toEqual([{ status: 'expired', reason_closed: 'ttl' }]);
+  });
+
   it('refuses a heartbeat once the session has ended, leaving the expiry as it was', async () => {
     const { handle } = await start({ idleTimeoutSeconds: 1 });
     await handle.result();

@@ -1,6 +1,6 @@
 import { ActivityFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ExecutionActivities } from '../../activities/execution/execution';
-import { acquireUpdate, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolState } from '../../domain/execution/execution';
+import { acquireUpdate, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolSettings, type PoolState } from '../../domain/execution/execution';
 import { executionPoolKind } from '../../domain/execution/kind';
 import { domainFailure } from '../../domain/shared/errors';
 import { shouldContinueAsNew } from '../shared/continueAsNew';
@@ -134,12 +134,18 @@ export async function executionPoolWorkflow(initial: PoolState): Promise<void> {
       await continueAsNew<typeof executionPoolWorkflow>({ settings, containers, leasesHandedOut: 0 });
     }
 
-    await condition(() => changed, nextDeadline(containers, settings.cooldownMs, settings.leaseTtlMs, now()));
+    await condition(() => changed, nextDeadline(containers, settings, now()));
   }
 }
 
-/** Time until the earliest cooldown or lease expiry (at least a second). */
-function nextDeadline(containers: PoolContainer[], cooldownMs: number, leaseTtlMs: number, at: number): number {
-  const deadlines = containers.map((c) => c.lastUsedAt + (c.state === 'leased' ? leaseTtlMs : cooldownMs) - at + 50);
-  return Math.max(1000, Math.min(cooldownMs, ...deadlines));
+/**
+ * Time until the earliest cooldown or lease expiry (at least a second, at most a cooldown).
+ * The warm containers `readySessions` keeps never fall due: counting them, an idle pool woke
+ * every second once they had cooled down. Replay compares a timer's id, not its duration, so
+ * durations computed differently leave recorded histories valid.
+ */
+function nextDeadline(containers: PoolContainer[], settings: PoolSettings, at: number): number {
+  const kept = new Set(containers.filter((c) => c.state === 'ready').slice(0, settings.readySessions));
+  const deadlines = containers.filter((c) => !kept.has(c)).map((c) => c.lastUsedAt + (c.state === 'leased' ? settings.leaseTtlMs : settings.cooldownMs) - at + 50);
+  return Math.max(1000, Math.min(settings.cooldownMs, ...deadlines));
 }
