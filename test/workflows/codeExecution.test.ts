@@ -14,6 +14,7 @@ import {
   type AcquireRequest, type ExecutionJob, type Lease, type PoolSettings, type PoolState,
 } from '../../domain/execution/execution';
 import { domainFailure } from '../../domain/shared/errors';
+import { SessionDetail, SessionStatus } from '../../domain/shared/searchAttributes';
 import { executionTaskQueue } from '../../domain/shared/taskQueues';
 import { poolSettingsFrom } from '../../platform/executionSettings';
 import type { codeExecutionWorkflow } from '../../workflows/execution/codeExecution';
@@ -238,6 +239,8 @@ describe('codeExecutionWorkflow', () => {
       expect(failureType(failure)).toBe('PoolExhausted');
       expect(calls).toEqual([['run', dead.containerId], ['release', dead.leaseId, true], ['acquire', `${dead.leaseId}/1`, undefined]]);
       expect((await waiting.result()).containerId).not.toBe(dead.containerId);
+      const attributes = (await env.client.workflow.getHandle(makeExecutionWorkflowId(job.requestId)).describe()).typedSearchAttributes;
+      expect([attributes.get(SessionStatus), attributes.get(SessionDetail)]).toEqual(['FAILED', 'XX']);
     });
   });
 });

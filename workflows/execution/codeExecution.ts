@@ -3,7 +3,7 @@ import type { ExecutionActivities } from '../../activities/execution/execution';
 import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../../domain/execution/execution';
 import { executionKind } from '../../domain/execution/kind';
 import { namedFailure } from '../../domain/shared/failures';
-import { upsertStatus } from '../shared/status';
+import { upsertFinalStatus, upsertStatus } from '../shared/status';
 
 type ExecutionOutcome = { result: ExecutionResult; truncated: boolean };
 
@@ -47,7 +47,13 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
         upsertStatus(executionKind, 'XX');
         throw err;
       }
-      lease = await pool.acquireReplacementContainer({ poolWorkflowId: input.poolWorkflowId, request: { leaseId: `${input.lease.leaseId}/${replacements + 1}`, sessionKey: job.sessionKey } });
+      try {
+        lease = await pool.acquireReplacementContainer({ poolWorkflowId: input.poolWorkflowId, request: { leaseId: `${input.lease.leaseId}/${replacements + 1}`, sessionKey: job.sessionKey } });
+      } catch (refused) {
+        // No container to run it in (the pool at its cap): the execution could not be carried out.
+        upsertFinalStatus(executionKind, 'XX');
+        throw refused;
+      }
     }
   }
 }

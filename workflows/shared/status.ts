@@ -9,8 +9,8 @@ export function upsertStatus<S extends string>(manifest: { lifecycle: Readonly<R
 
 /**
  * Determinism: workflows that did not upsert their final status before the session contract
- * (the PXE image and boot-server probes, the sandbox sweep) add that command behind this patch,
- * so their recorded histories still replay.
+ * (the PXE image and boot-server probes, the sandbox sweep, an execution whose replacement lease
+ * was refused) add that command behind this patch, so their recorded histories still replay.
  */
 export const finalStatusPatch = 'session-lifecycle-final-status';
 
