@@ -86,7 +86,10 @@ export function createTerminalStore(pool: Pool) {
       return row;
     },
 
-    /** A user's sessions, newest first. */
+    /**
+     * A user's own sessions, newest first — an admin's list too (the seed's list is "my
+     * terminals"; an admin reaches anyone's session by its id).
+     */
     async sessionsOf(userId: string, filter: { status?: TerminalStatus; since?: Date }): Promise<SessionRow[]> {
       const { rows } = await pool.query<SessionRow>(
         `SELECT * FROM terminal_sessions WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)

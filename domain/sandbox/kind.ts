@@ -20,5 +20,5 @@ export const sandboxSweepKind = defineSessionWorkflow({
   kind: 'sandbox-sweep',
   workflowType: 'sandboxSweepWorkflow',
   workflowId: (instance: string) => `${makeSandboxSweepScheduleId(instance)}/run`,
-  lifecycle: { RUNNING: 'RUNNING', SWEPT: 'ENDED' },
+  lifecycle: { RUNNING: 'RUNNING', SWEPT: 'ENDED', FAILED: 'FAILED' },
 });

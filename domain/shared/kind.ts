@@ -38,8 +38,6 @@ export function defineSessionWorkflow<const Status extends string, Key extends u
   return manifest;
 }
 
-export type StatusOf<M> = M extends SessionWorkflowManifest<infer S, unknown[]> ? S : never;
-
 /** `SessionStatus` (the lifecycle word) and `SessionDetail` (the kind's own status), for a start or an upsert. */
 export function statusAttributes<S extends string>(manifest: { lifecycle: Readonly<Record<S, Lifecycle>> }, status: S): [SearchAttributeUpdatePair, SearchAttributeUpdatePair] {
   return [

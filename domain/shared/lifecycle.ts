@@ -21,6 +21,3 @@ export const lifecycleStatuses = [
 ] as const;
 
 export type Lifecycle = (typeof lifecycleStatuses)[number];
-
-/** The lifecycle words after which nothing more happens to a session. */
-export const finalLifecycles: readonly Lifecycle[] = ['ENDED', 'FAILED'];

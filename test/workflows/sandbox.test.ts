@@ -13,7 +13,7 @@ import {
   type SandboxRecord,
   type SandboxSweepReport,
 } from '../../domain/sandbox/sandbox';
-import { ChatId, OwnerId, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
+import { ChatId, OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import type { sandboxSweepWorkflow } from '../../workflows/sandbox/sandboxSweep';
 import { eventually } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';
@@ -164,5 +164,32 @@ describe('sandboxWorkflow', () => {
       const attributes = (await handleOf(chatId).describe()).typedSearchAttributes;
       expect([attributes.get(SessionKind), attributes.get(ChatId), attributes.get(OwnerId), attributes.get(SessionStatus)]).toEqual(['sandbox', chatId, ownerId, 'RUNNING']);
     });
+  });
+});
+
+describe('sandboxSweepWorkflow', () => {
+  it('ends SWEPT when its run finishes, and FAILED (not RUNNING for ever) when it cannot list what expired', async () => {
+    const statusOf = async (workflowId: string) => {
+      const attributes = (await env.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes;
+      return [attributes.get(SessionStatus), attributes.get(SessionDetail)];
+    };
+    const start = (taskQueue: string) => env.client.workflow.start<typeof sandboxSweepWorkflow>('sandboxSweepWorkflow', { workflowId: `sandbox-sweep/test-${randomUUID()}`, taskQueue, args: [{ ownerId }] });
+
+    const healthyQueue = uniqueTaskQueue('sandbox-sweep');
+    const healthy = await (await createTestWorker(env, healthyQueue, infra.activities)).runUntil(async () => {
+      const handle = await start(healthyQueue);
+      await handle.result();
+      return handle.workflowId;
+    });
+    expect(await statusOf(healthy)).toEqual(['ENDED', 'SWEPT']);
+
+    const failingQueue = uniqueTaskQueue('sandbox-sweep');
+    const unreachable = { ...infra.activities, listExpiredSandboxes: () => Promise.reject(new Error('PostgreSQL is away (injected)')) };
+    const failed = await (await createTestWorker(env, failingQueue, unreachable)).runUntil(async () => {
+      const handle = await start(failingQueue);
+      await expect(handle.result()).rejects.toThrow();
+      return handle.workflowId;
+    });
+    expect(await statusOf(failed)).toEqual(['FAILED', 'FAILED']);
   });
 });

@@ -15,6 +15,16 @@ const sweep = proxyActivities<SandboxActivities>({ startToCloseTimeout: '60s', r
  * instance's sandbox containers that no live session claims.
  */
 export async function sandboxSweepWorkflow(input: SandboxSweepInput = {}): Promise<SandboxSweepReport> {
+  try {
+    return await sweepOnce(input);
+  } catch (err) {
+    // A run that could not finish says so in the Web UI; the next scheduled run tries again.
+    upsertFinalStatus(sandboxSweepKind, 'FAILED');
+    throw err;
+  }
+}
+
+async function sweepOnce(input: SandboxSweepInput): Promise<SandboxSweepReport> {
   const expired = await sweep.listExpiredSandboxes({ ownerId: input.ownerId });
   const outcomes = await Promise.all(
     expired.map(async ({ chatId, sessionId }) => {

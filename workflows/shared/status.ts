@@ -12,7 +12,7 @@ export function upsertStatus<S extends string>(manifest: { lifecycle: Readonly<R
  * (the PXE image and boot-server probes, the sandbox sweep, an execution whose replacement lease
  * was refused) add that command behind this patch, so their recorded histories still replay.
  */
-export const finalStatusPatch = 'session-lifecycle-final-status';
+const finalStatusPatch = 'session-lifecycle-final-status';
 
 /** Upserts the final status of a workflow that gained this command with the session contract. */
 export function upsertFinalStatus<S extends string>(manifest: { lifecycle: Readonly<Record<S, Lifecycle>> }, status: S): void {
