@@ -36,6 +36,8 @@ const configSchema = z.object({
   EXECUTION_IMAGE: z.string().min(1).default('sessionflow/runtimes:bookworm'),
   /** `true` (or Docker unreachable at start): executions run as local subprocesses instead. */
   USE_LOCAL_EXECUTOR: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** The local executor runs user code as the api's own user: production refuses it unless this says so. */
+  ALLOW_LOCAL_EXECUTOR_IN_PRODUCTION: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** `true`: the api process runs an execution worker of its own and starts executions eagerly (no matching hop). */
   EXECUTION_WORKER_IN_API: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   EXECUTION_READY_SESSIONS: z.coerce.number().int().min(0).max(64).default(1),
@@ -71,7 +73,12 @@ export class ConfigError extends Error {
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const known = Object.fromEntries(configKeys.filter((key) => env[key] !== undefined && env[key] !== '').map((key) => [key, env[key]]));
-  const parsed = configSchema.safeParse(known);
+  const parsed = configSchema
+    .refine((config) => !(config.USE_LOCAL_EXECUTOR && config.NODE_ENV === 'production' && !config.ALLOW_LOCAL_EXECUTOR_IN_PRODUCTION), {
+      path: ['USE_LOCAL_EXECUTOR'],
+      message: 'the local executor runs user code unisolated, as the api\'s own user: refused with NODE_ENV=production unless ALLOW_LOCAL_EXECUTOR_IN_PRODUCTION=true',
+    })
+    .safeParse(known);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration — ${problems.join('; ')}`);

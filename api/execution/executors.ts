@@ -149,10 +149,28 @@ export function createLocalExecutor(pool: Pool): Executor {
 }
 
 /**
- * Docker unless told otherwise or unreachable at start (asked once, on first use): then the
- * local executor, which the response header names.
+ * The local executor only when configured (USE_LOCAL_EXECUTOR=true; the response header names
+ * it); otherwise Docker, once it has answered a ping — until then each request asks again and
+ * gets 503 DependencyUnavailable with Retry-After.
  */
 export function chooseExecutor(useLocal: boolean, docker: Docker, dockerExecutor: () => Executor, localExecutor: () => Executor): () => Promise<Executor> {
-  let chosen: Promise<Executor> | undefined;
-  return () => (chosen ??= useLocal ? Promise.resolve(localExecutor()) : docker.ping().then(dockerExecutor, localExecutor));
+  if (useLocal) {
+    const local = localExecutor();
+    return () => Promise.resolve(local);
+  }
+  let chosen: Executor | undefined;
+  // Never the host instead: user code runs isolated or not at all. Docker not answering is a
+  // 503 the client may retry, and the next request asks Docker again.
+  return async () => {
+    if (chosen) return chosen;
+    try {
+      await docker.ping();
+    } catch (err) {
+      throw new ApiError('DependencyUnavailable', `the Docker engine does not answer (${(err as Error).message}); executions need it`, { dependency: 'docker', retryAfterSeconds: dockerRetryAfterSeconds });
+    }
+    return (chosen = dockerExecutor());
+  };
 }
+
+/** How soon a client may ask again when Docker did not answer: an engine restart takes seconds. */
+const dockerRetryAfterSeconds = 5;

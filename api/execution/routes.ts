@@ -84,7 +84,7 @@ export function registerExecuteRoutes(api: ApiRoutes, deps: ExecuteRouteDeps): v
         400: { description: 'bad request: `message` says why' },
         429: { description: 'PoolExhausted: every container is busy; retry after Retry-After seconds' },
         500: { description: 'ExecutionFailed: the runner could not carry out the job (its container is retired)' },
-        503: { description: 'ContainerLost: the execution container vanished during the run (it is retired)' },
+        503: { description: 'ContainerLost: the execution container vanished during the run (it is retired); or DependencyUnavailable: the Docker engine does not answer, retry after Retry-After seconds (executions never fall back to the host)' },
       },
     },
     async ({ body, principal, res }) => {

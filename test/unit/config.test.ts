@@ -16,6 +16,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: 'eighty', DATABASE_URL: 'not a url' })).toThrow(/PORT.*DATABASE_URL|DATABASE_URL.*PORT/);
   });
 
+  it('refuses the local executor in production unless explicitly allowed', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', USE_LOCAL_EXECUTOR: 'true' })).toThrow(/USE_LOCAL_EXECUTOR: .*ALLOW_LOCAL_EXECUTOR_IN_PRODUCTION/);
+    expect(loadConfig({ NODE_ENV: 'production', USE_LOCAL_EXECUTOR: 'true', ALLOW_LOCAL_EXECUTOR_IN_PRODUCTION: 'true' }).USE_LOCAL_EXECUTOR).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'development', USE_LOCAL_EXECUTOR: 'true' }).USE_LOCAL_EXECUTOR).toBe(true);
+  });
+
   describe('docs/configuration.md', () => {
     const page = readFileSync(join(__dirname, '../../docs/configuration.md'), 'utf8');
     // Rows of the variables table: | `NAME` | default | meaning |

@@ -1,11 +1,17 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { promisify } from 'node:util';
 import request from 'supertest';
+import { createApp } from '../../../api/platform/app';
 import { makePoolWorkflowId, poolStateQuery } from '../../../domain/execution/execution';
+import { createLogger } from '../../../platform/logger';
 import { startApiHarness, type ApiHarness } from '../../helpers/api';
 import { removeExecutionPools } from '../../helpers/executionPools';
 import { openInfra, type Infra } from '../../helpers/infra';
@@ -204,5 +210,22 @@ const result = await client.execute('python', 'import sys; print("piston", sys.a
 console.log(JSON.stringify(result));`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd() });
     expect(JSON.parse(stdout)).toMatchObject({ language: 'python', version: '3.11.2', run: { stdout: "piston ['1', '2', '3']\n", code: 0 } });
+  });
+});
+
+describe('when the Docker engine does not answer', () => {
+  it('answers 503 DependencyUnavailable with Retry-After and never runs the program on the host instead', async () => {
+    const down = { ping: () => Promise.reject(new Error('connect ECONNREFUSED /var/run/docker.sock (injected)')) } as unknown as Docker;
+    const app = createApp({
+      config: { ...infra.config, TEMPORAL_TASK_QUEUE: api.taskQueue, USE_LOCAL_EXECUTOR: false },
+      temporal: env.client, pool: infra.pool, docker: down, log: createLogger('silent', 'docker-down-test'),
+    });
+    const marker = join(tmpdir(), `sf-host-marker-${randomUUID()}`);
+    const res = await request(app).post('/api/v2/execute').set(bearer(api.userKey))
+      .send({ language: 'python', version: '3', files: [{ content: `open(${JSON.stringify(marker)}, "w").write("ran on the host")` }] })
+      .expect(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.body).toMatchObject({ code: 'DependencyUnavailable', dependency: 'docker' });
+    expect(existsSync(marker)).toBe(false);
   });
 });

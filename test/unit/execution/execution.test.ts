@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import { chooseExecutor } from '../../../api/execution/executors';
+import { ApiError } from '../../../api/platform/problems';
 import { capForHistory, executionStatus, findRuntime, makeExecutionWorkflowId, makeSessionKey, type StageResult } from '../../../domain/execution/execution';
 
 const stage = (stdout: string, extra: Partial<StageResult> = {}): StageResult => ({
@@ -51,9 +52,15 @@ describe('execution ids and status', () => {
 describe('chooseExecutor', () => {
   const named = (name: 'docker' | 'local') => () => ({ name, execute: () => Promise.reject(new Error('unused')) });
 
-  it('falls back to the local executor when Docker does not answer at start', async () => {
-    const unreachable = { ping: () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')) } as unknown as Docker;
-    expect((await chooseExecutor(false, unreachable, named('docker'), named('local'))()).name).toBe('local');
+  it('never runs user code on the host because Docker did not answer: 503 with Retry-After, and the next request asks Docker again', async () => {
+    let up = false;
+    const flaky = { ping: () => (up ? Promise.resolve('OK') : Promise.reject(new Error('connect ENOENT /var/run/docker.sock'))) } as unknown as Docker;
+    const choose = chooseExecutor(false, flaky, named('docker'), named('local'));
+    const refused = await choose().catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect(refused).toMatchObject({ code: 'DependencyUnavailable', extra: { dependency: 'docker', retryAfterSeconds: expect.any(Number) } });
+    up = true;
+    expect((await choose()).name).toBe('docker');
   });
 
   it('uses the local executor when told to, and Docker otherwise', async () => {
