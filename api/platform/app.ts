@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import express from 'express';
 import type { Pool } from 'pg';
 import type { Config } from '../../platform/config';
-import type { Logger } from '../../platform/logger';
+import { redactUrl, type Logger } from '../../platform/logger';
 import { createApiMetrics, type ApiMetrics } from './metrics';
 import { buildOpenApi } from './openapi';
 import { errorHandler, problem, sendProblem } from './problems';
@@ -71,7 +71,7 @@ function requestLog(log: Logger): express.RequestHandler {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10, user: (res.locals.principal as { userId?: string } | undefined)?.userId }, 'request');
+      log.info({ method: req.method, url: redactUrl(req.originalUrl), status: res.statusCode, ms: Math.round(ms * 10) / 10, user: (res.locals.principal as { userId?: string } | undefined)?.userId }, 'request');
     });
     next();
   };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { redactUrl } from '../../platform/logger';
 import { CredentialSealer } from '../../api/terminal/credentials';
 import { sessionLimitBody } from '../../api/terminal/sessionLimit';
 import { parseUtcTimestamp } from '../../api/terminal/sessions';
@@ -90,5 +91,14 @@ describe('parseUtcTimestamp', () => {
     expect(parseUtcTimestamp('2025-01-01T12:00:00Z')?.toISOString()).toBe('2025-01-01T12:00:00.000Z');
     expect(parseUtcTimestamp('2025-01-01T14:00:00+02:00')?.toISOString()).toBe('2025-01-01T12:00:00.000Z');
     expect(parseUtcTimestamp('yesterday')).toBeUndefined();
+  });
+});
+
+describe('redactUrl', () => {
+  it('hides secret query values and keeps the rest of the URL', () => {
+    expect(redactUrl('/api/v1/terminals/ab/ws?token=s3cret&cols=80')).toBe('/api/v1/terminals/ab/ws?token=[redacted]&cols=80');
+    expect(redactUrl('/x?cols=80&TOKEN=s3cret#frag')).toBe('/x?cols=80&TOKEN=[redacted]#frag');
+    expect(redactUrl('/x?api_key=k&tokens=kept')).toBe('/x?api_key=[redacted]&tokens=kept');
+    expect(redactUrl('/api/v1/terminals')).toBe('/api/v1/terminals');
   });
 });

@@ -1,11 +1,14 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
 import request from 'supertest';
+import { createApp } from '../../../api/platform/app';
 import { createUserKey } from '../../../api/platform/auth';
 import { OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../../domain/shared/searchAttributes';
 import { eventually, startApiHarness, type ApiHarness } from '../../helpers/api';
 import { openInfra, type Infra } from '../../helpers/infra';
 import { startSshServer, type SshServer } from '../../helpers/sshd';
+import { createLogger } from '../../../platform/logger';
 import { connectTestEnv } from '../../helpers/temporal';
 import { bearer, registerSshHost, testCredentialsKey } from '../../helpers/terminal';
 
@@ -279,5 +282,23 @@ describe('terminal metrics', () => {
     expect(text.text).toMatch(/sessionflow_terminal_sessions_created_total \d+/);
     expect(text.text).toMatch(/sessionflow_terminal_sessions_ended\{reason="idle"\} \d+/);
     await request(api.app).get('/api/v1/terminals/metrics').set(bearer(api.userKey)).expect(403);
+  });
+});
+
+describe('logs', () => {
+  it('never carry a connect token, not even the 426 answer to a plain GET of the socket', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _encoding, done) => { lines.push(chunk.toString()); done(); } });
+    const app = createApp({
+      config: { ...infra.config, TEMPORAL_TASK_QUEUE: api.taskQueue, TERMINAL_CREDENTIALS_KEY: credentialsKey },
+      temporal: env.client, pool: infra.pool, docker: infra.docker, log: createLogger('info', 'token-log-test', sink),
+    });
+    const token = 'sf-secret-token-0123456789abcdef';
+    const sessionId = 'a'.repeat(64);
+    await request(app).get(`/api/v1/terminals/${sessionId}/ws?token=${token}&cols=80`).expect(426);
+    await request(app).get(`/api/v1/terminals/${sessionId}?access_token=${token}`).expect(401);
+    const logged = lines.join('');
+    expect(logged).toContain(`/api/v1/terminals/${sessionId}/ws?token=[redacted]&cols=80`);
+    expect(logged).not.toContain(token);
   });
 });
