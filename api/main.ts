@@ -14,7 +14,7 @@ import { attachTerminalBridge, type TerminalBridge } from './terminal/bridge';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL, 'api');
-  const pool = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+  const pool = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE, { connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
   const docker = createDocker(config.DOCKER_SOCKET);
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const execution = config.EXECUTION_WORKER_IN_API && !config.USE_LOCAL_EXECUTOR ? await startExecutionWorker(config, log, { docker, pool }) : undefined;

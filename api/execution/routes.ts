@@ -49,18 +49,13 @@ const stageResult = z.object({
 const executeResponse = z.object({ language: z.string(), version: z.string(), run: stageResult.optional(), compile: stageResult.optional() });
 const runtimeView = z.object({ language: z.string(), version: z.string(), aliases: z.array(z.string()), runtime: z.string().optional() });
 
-/**
- * Piston clients read `message` from an error body, and a client at the pool's cap needs
- * Retry-After: both added to the usual problem answer, for /api/v2 only.
- */
+/** Piston clients read `message` from an error body: added to the usual problem answer, for /api/v2 only. */
 export const pistonProblems: ErrorRequestHandler = (err, _req, res, next) => {
   const known = toProblem(err);
   if (!known) {
     next(err);
     return;
   }
-  const retryAfter = known.body.retryAfterSeconds;
-  if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
   sendProblem(res, { status: known.status, body: { ...known.body, message: known.body.message ?? known.body.detail } });
 };
 
