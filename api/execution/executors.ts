@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { createExecutionStore } from '../../activities/execution/store';
 import { runLocally } from '../../activities/execution/localExecutor';
-import { acquireUpdate, releaseSignal, makePoolWorkflowId, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
+import { acquireUpdate, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
 import { Runtime } from '../../domain/shared/searchAttributes';
 import { causeChain, describeFailure } from '../../domain/shared/failures';
 import { executionTaskQueue } from '../../domain/shared/taskQueues';
@@ -48,12 +48,13 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
   return {
     name: 'docker',
     async execute(job, ownerId) {
-      const poolWorkflowId = makePoolWorkflowId(deps.taskQueue, job.language);
       const settings = deps.poolSettings(job.language);
+      // The id acquireLease's update-with-start builds from the same key.
+      const poolWorkflowId = executionPoolKind.workflowId(deps.taskQueue, settings.runtime);
       let gate = gates.get(poolWorkflowId);
       if (!gate) gates.set(poolWorkflowId, (gate = new InFlightGate(maxAcquiresInFlight)));
       const deadline = Date.now() + settings.acquireWaitMs;
-      const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, poolWorkflowId, settings, { leaseId: job.requestId, sessionKey: job.sessionKey }, deadline));
+      const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, settings, { leaseId: job.requestId, sessionKey: job.sessionKey }, deadline));
       const started = deps.temporal.workflow.start<typeof codeExecutionWorkflow>(executionKind.workflowType, {
         ...sessionStartOptions(executionKind, {
           key: [job.requestId], taskQueue: executionTaskQueue(deps.taskQueue), status: 'RUNNING', ownerId,
@@ -90,7 +91,7 @@ const maxAcquiresInFlight = 8;
  * api processes on one pool) the server refuses at once, so a refused request tries again with
  * jitter until the acquire wait is spent, then gets 429 like a request the pool turned away.
  */
-async function acquireLease(temporal: Client, taskQueue: string, poolWorkflowId: string, settings: PoolSettings, request: AcquireRequest, deadline: number): Promise<Lease> {
+async function acquireLease(temporal: Client, taskQueue: string, settings: PoolSettings, request: AcquireRequest, deadline: number): Promise<Lease> {
   for (;;) {
     try {
       return await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
