@@ -46,6 +46,9 @@ const configSchema = z.object({
   EXECUTION_MAX_CONTAINERS: z.coerce.number().int().min(1).max(256).default(8),
   EXECUTION_COOLDOWN_SECONDS: z.coerce.number().int().min(1).default(300),
   EXECUTION_ACQUIRE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /** Fair shares of one runtime's pool: what one user may hold leased, and keep as session containers. */
+  EXECUTION_MAX_IN_FLIGHT_PER_USER: z.coerce.number().int().min(1).max(256).default(4),
+  EXECUTION_MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(256).default(4),
   EXECUTION_RUN_TIMEOUT_MS: z.coerce.number().int().min(1).default(3000),
   EXECUTION_MAX_RUN_TIMEOUT_MS: z.coerce.number().int().min(1).default(15_000),
   EXECUTION_COMPILE_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),

@@ -29,8 +29,14 @@ for _ in $(seq 1 50); do
 done
 grep -q "self-check/$id" <<<"$listed" || die "smoke: temporal workflow list does not show self-check/$id"
 headers="$(mktemp)"
-executed="$(curl -fsS -D "$headers" -XPOST -H "Authorization: Bearer $key" -H 'content-type: application/json' \
-  -d '{"language":"python","version":"3","files":[{"content":"print(6 * 7)"}]}' "$api/api/v2/execute")" || die "smoke: /api/v2/execute failed"
+executed="$(curl -sS -D "$headers" -XPOST -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+  -d '{"language":"python","version":"3","files":[{"content":"print(6 * 7)"}]}' "$api/api/v2/execute")" || die "smoke: /api/v2/execute did not answer"
+if ! head -1 "$headers" | grep -q ' 200'; then
+  # What CI shows is all anyone gets to see of a failed run: the answer and the logs behind it.
+  echo "$(head -1 "$headers") $executed" >&2
+  tail -n 40 "$SF_RUN/api.log" "$SF_RUN/worker.log" >&2 || true
+  die "smoke: /api/v2/execute failed"
+fi
 [ "$(node -pe 'JSON.parse(process.argv[1]).run.stdout' "$executed")" = 42 ] || die "smoke: execution answered $executed"
 grep -qi '^x-sessionflow-executor: docker' "$headers" || die "smoke: the execution was not served by the docker executor: $(cat "$headers")"
 rm -f "$headers"

@@ -83,7 +83,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
      * Runs one job in a leased container through the runner, as the sandbox user; records the
      * full result for the api and returns it cut to `historyOutputCap` for the workflow history.
      */
-    async runInContainer(input: RunInContainerInput): Promise<{ result: ExecutionResult; truncated: boolean }> {
+    async runInContainer(input: RunInContainerInput): Promise<{ result: ExecutionResult; truncated: boolean; retire?: boolean }> {
       const { containerId, job } = input;
       const runnerJob = toRunnerJob(job, {
         workDir: job.sessionKey ? sessionWorkDir : `/work/${job.requestId}`,
@@ -94,10 +94,10 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
         processLimit: 0,
       });
       const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 20_000;
-      const stages = await runners.run(containerId, job.requestId, runnerJob, guardMs);
+      const { stages, unclean } = await runners.run(containerId, job.requestId, runnerJob, guardMs);
       const result = { language: job.language, version: job.version, ...stages };
       await store.record({ id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
-      return capForHistory(result, input.historyOutputCap);
+      return { ...capForHistory(result, input.historyOutputCap), ...(unclean ? { retire: true } : {}) };
     },
 
     /**
@@ -119,9 +119,9 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
      * worker's own client). Idempotent: the pool ignores a lease it no longer has out, and a
      * pool that is gone has nothing to take back.
      */
-    async releaseExecutionContainer({ poolWorkflowId, leaseId, retire }: { poolWorkflowId: string; leaseId: string; retire: boolean }): Promise<void> {
+    async releaseExecutionContainer({ poolWorkflowId, leaseId, retire, containerId }: { poolWorkflowId: string; leaseId: string; retire: boolean; containerId?: string }): Promise<void> {
       try {
-        await Context.current().client.workflow.getHandle(poolWorkflowId).signal(releaseSignal, { leaseId, retire });
+        await Context.current().client.workflow.getHandle(poolWorkflowId).signal(releaseSignal, { leaseId, retire, containerId });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
@@ -129,18 +129,56 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
 
     /** Removes this instance's execution containers that no pool knows (a crashed worker's). */
     async removeOrphanExecutionContainers({ pool: poolId, keep }: { pool: string; keep: string[] }): Promise<string[]> {
-      const listed = await docker.listContainers({
-        all: true,
-        filters: { label: [`${managedLabel}=true`, `${instanceLabel}=${instance}`, `${kindLabel}=execution`, `${poolLabel}=${poolId}`] },
-      });
-      const known = new Set(keep);
-      const orphans = listed.filter((c) => !known.has(c.Id) && !c.Names.some((n) => known.has(n.replace(/^\//, ''))));
+      const orphans = await listOrphans(poolId, keep);
       // One that will not go now is found again by the pool's next sweep.
-      await Promise.all(orphans.map((c) => removeContainerIfPresent(docker, c.Id).catch(() => undefined)));
-      return orphans.map((c) => c.Id);
+      await Promise.all(orphans.map((id) => removeContainerIfPresent(docker, id).catch(() => undefined)));
+      return orphans;
+    },
+
+    /**
+     * The orphan sweep of a pool's new run: removes the containers no pool knows that are idle,
+     * and returns those a job still runs in (an execution leased them from an earlier run), for
+     * the pool to keep until that execution is over.
+     */
+    async sweepOrphanExecutionContainers({ pool: poolId, keep }: { pool: string; keep: string[] }): Promise<string[]> {
+      const orphans = await listOrphans(poolId, keep);
+      const inUse = await Promise.all(orphans.map(async (id) => {
+        if (await runningAJob(id)) return id;
+        await removeContainerIfPresent(docker, id).catch(() => undefined);
+        return undefined;
+      }));
+      return inUse.filter((id): id is string => id !== undefined);
     },
   };
+
+  async function listOrphans(poolId: string, keep: string[]): Promise<string[]> {
+    const listed = await docker.listContainers({
+      all: true,
+      filters: { label: [`${managedLabel}=true`, `${instanceLabel}=${instance}`, `${kindLabel}=execution`, `${poolLabel}=${poolId}`] },
+    });
+    const known = new Set(keep);
+    return listed.filter((c) => !known.has(c.Id) && !c.Names.some((n) => known.has(n.replace(/^\//, '')))).map((c) => c.Id);
+  }
+
+  /**
+   * An idle container runs docker-init and the runner, nothing else; a job adds the runner's
+   * child and the user's processes. When Docker cannot tell, the container counts as busy: it
+   * is then removed at the lease TTL, never under a running job.
+   */
+  async function runningAJob(containerId: string): Promise<boolean> {
+    const inspected = await ignoreNotFound(docker.getContainer(containerId).inspect());
+    if (!inspected?.State.Running) return false;
+    try {
+      const { Processes } = (await docker.getContainer(containerId).top()) as { Processes?: unknown[] };
+      return (Processes?.length ?? Infinity) > idleProcesses;
+    } catch {
+      return true;
+    }
+  }
 }
+
+/** docker-init and the runner. */
+const idleProcesses = 2;
 
 export type ExecutionActivities = ReturnType<typeof createExecutionActivities>;
 

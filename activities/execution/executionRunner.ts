@@ -26,8 +26,51 @@ import base64, collections, json, os, resource, select, selectors, shutil, signa
 
 SANDBOX_UID = SANDBOX_GID = 65534
 
+# Everything a sandboxed program can write to in an execution container (the root is read-only).
+WRITABLE_AREAS = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")
+
+def empty_dir(area):
+    """Removes what is in area. Runs as the sandbox user, the owner of all of it: root here lacks
+    CAP_DAC_OVERRIDE and could not enter a directory a program made mode 000."""
+    def make_removable(func, path, _):
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            func(path)
+        except OSError:
+            pass
+    try:
+        names = os.listdir(area)
+    except OSError:
+        return
+    for name in names:
+        target = os.path.join(area, name)
+        try:
+            if os.path.isdir(target) and not os.path.islink(target):
+                os.chmod(target, 0o700)
+                shutil.rmtree(target, onerror=make_removable)
+            else:
+                os.unlink(target)
+        except (OSError, RecursionError):
+            pass  # what stays is found by the check in reset_writable_state
+
+def reset_writable_state():
+    """Empties every writable area and removes the sandbox user's System V IPC objects, so the
+    next job, another user's perhaps, finds nothing a previous one left: no files, no planted
+    node_modules on its resolution path, no shared memory. Says whether it all went: a container
+    that cannot be emptied (a tree too deep to remove, say) is retired rather than handed on."""
+    for area in WRITABLE_AREAS:
+        empty_dir(area)
+    try:
+        subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    except OSError:
+        pass
+    return all(not os.listdir(area) for area in WRITABLE_AREAS if os.path.isdir(area))
+
 def run_job(job):
     work = job["work_dir"]
+    if job.get("kill_all") and not os.path.exists(work):
+        # A fresh work directory means a new owner of the container: nothing may be left for it.
+        reset_writable_state()
     os.makedirs(work, exist_ok=True)
     for f in job["files"]:
         path = os.path.join(work, f["name"])
@@ -153,18 +196,13 @@ def run_job(job):
         if "compile" not in result or result["compile"]["code"] == 0:
             result["run"] = stage(job["run"], job["stdin"].encode("utf-8"))
     finally:
-        if not job.get("keep_work_dir"):
+        if job.get("kill_all") and not job.get("keep_work_dir"):
+            job["unclean"] = not reset_writable_state()
+        elif not job.get("keep_work_dir"):
             shutil.rmtree(work, ignore_errors=True)
-        if job.get("kill_all"):
-            for name in os.listdir("/tmp"):
-                target = os.path.join("/tmp", name)
-                try:
-                    if os.path.isdir(target) and not os.path.islink(target):
-                        shutil.rmtree(target, ignore_errors=True)
-                    else:
-                        os.unlink(target)
-                except OSError:
-                    pass
+        elif job.get("kill_all"):
+            # A session keeps its work directory; what it puts in /tmp lasts one execution.
+            empty_dir("/tmp")
     return result
 
 def run_as_sandbox_user(job):
@@ -187,6 +225,8 @@ def run_as_sandbox_user(job):
             os.environ["USER"] = "nobody"
             try:
                 reply = {"result": run_job(job)}
+                if job.get("unclean"):
+                    reply["unclean"] = True
             except Exception:
                 reply = {"error": traceback.format_exc(limit=4)[-2000:]}
             payload = memoryview(json.dumps(reply).encode("utf-8"))
@@ -214,7 +254,7 @@ def run_as_sandbox_user(job):
         # Parsed, not passed through: only a well-formed reply leaves the container, as one line.
         reply = json.loads(b"".join(chunks))
         if isinstance(reply, dict) and ("result" in reply or "error" in reply):
-            return {key: reply[key] for key in ("result", "error") if key in reply}
+            return {key: reply[key] for key in ("result", "error", "unclean") if key in reply}
     except ValueError:
         pass
     return {"error": "the job ended without a result"}

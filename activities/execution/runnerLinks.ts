@@ -13,12 +13,20 @@ interface RunnerReply {
   accepted?: boolean;
   result?: RunnerStages;
   error?: string;
+  /** The runner could not empty the container's writable areas after the job: retire it. */
+  unclean?: boolean;
+}
+
+/** A job's result, and whether the container may serve anyone again. */
+export interface RunnerOutcome {
+  stages: RunnerStages;
+  unclean: boolean;
 }
 
 interface Pending {
   /** The runner acknowledged the job: user code may have run. */
   accepted: boolean;
-  resolve(stages: RunnerStages): void;
+  resolve(outcome: RunnerOutcome): void;
   reject(err: unknown): void;
 }
 
@@ -42,9 +50,9 @@ export class RunnerLinks {
    * Sends a job to the container's runner and waits for its result. `guardMs` only catches a
    * runner that never answers; the job's own deadlines end user code long before.
    */
-  async run(containerId: string, jobId: string, job: RunnerJob, guardMs: number): Promise<RunnerStages> {
+  async run(containerId: string, jobId: string, job: RunnerJob, guardMs: number): Promise<RunnerOutcome> {
     const link = await this.link(containerId);
-    return new Promise<RunnerStages>((resolve, reject) => {
+    return new Promise<RunnerOutcome>((resolve, reject) => {
       const timer = setTimeout(() => {
         link.pending.delete(jobId);
         reject(domainFailure('ExecutionFailed', `the runner in execution container ${containerId.slice(0, 12)} did not answer within ${guardMs} ms`, { containerId }));
@@ -124,7 +132,7 @@ function deliver(link: Link, line: string): void {
   const pending = link.pending.get(reply.id);
   if (!pending) return; // another process's job
   if (reply.accepted) pending.accepted = true;
-  else if (reply.result) pending.resolve(reply.result);
+  else if (reply.result) pending.resolve({ stages: reply.result, unclean: reply.unclean === true });
   else pending.reject(domainFailure('ExecutionFailed', `the runner could not carry out the job: ${(reply.error ?? 'no reason given').slice(-300)}`, { runnerError: reply.error }));
 }
 

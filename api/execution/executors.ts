@@ -54,7 +54,7 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
       let gate = gates.get(poolWorkflowId);
       if (!gate) gates.set(poolWorkflowId, (gate = new InFlightGate(maxAcquiresInFlight)));
       const deadline = Date.now() + settings.acquireWaitMs;
-      const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, settings, { leaseId: job.requestId, sessionKey: job.sessionKey }, deadline));
+      const lease = await gate.run(deadline, () => poolExhausted(settings), () => acquireLease(deps.temporal, deps.taskQueue, settings, { leaseId: job.requestId, ownerId, sessionKey: job.sessionKey }, deadline));
       const started = deps.temporal.workflow.start<typeof codeExecutionWorkflow>(executionKind.workflowType, {
         ...sessionStartOptions(executionKind, {
           key: [job.requestId], taskQueue: executionTaskQueue(deps.taskQueue), status: 'RUNNING', ownerId,

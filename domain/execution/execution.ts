@@ -112,13 +112,22 @@ export interface PoolSettings {
   leaseTtlMs: number;
   /** Continue as new after this many handed-out leases, to keep history short. */
   leasesPerRun: number;
+  /**
+   * Fair shares: the most containers one owner may hold leased at once, and the most session
+   * containers (idle or leased) one owner may keep. Absent in pools started before them: no limit.
+   */
+  maxLeasesPerOwner?: number;
+  maxSessionsPerOwner?: number;
 }
 
 export interface PoolContainer {
   containerId: string;
-  state: 'starting' | 'ready' | 'leased' | 'idle-session' | 'retiring';
+  /** `in-use-orphan`: left by an earlier run while an execution may still run in it; goes at the lease TTL. */
+  state: 'starting' | 'ready' | 'leased' | 'idle-session' | 'retiring' | 'in-use-orphan';
   sessionKey?: string;
   leaseId?: string;
+  /** Who holds it (leased) or keeps it (an idle session); absent in pools started before fair shares. */
+  ownerId?: string;
   /** Workflow time (ms) of the last hand-out or return. */
   lastUsedAt: number;
 }
@@ -131,6 +140,8 @@ export interface PoolState {
 
 export interface AcquireRequest {
   leaseId: string;
+  /** Whose execution it is: fair shares count containers per owner. */
+  ownerId?: string;
   sessionKey?: string;
   /** How long the pool may keep the request waiting at the cap (what is left of the api's wait). */
   waitMs?: number;
@@ -140,6 +151,8 @@ interface ReleaseRequest {
   leaseId: string;
   /** The container is no longer trustworthy (the run failed inside Docker): retire it. */
   retire: boolean;
+  /** Lets a pool's later run recognise a container an earlier run leased (absent from older executions). */
+  containerId?: string;
 }
 
 export const acquireUpdate = defineUpdate<Lease, [AcquireRequest]>('acquire');

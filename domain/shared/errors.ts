@@ -32,6 +32,7 @@ export const errorCatalogue = {
 
   // Code execution (seed 001).
   PoolExhausted: { status: 429, title: 'Every execution container is busy' },
+  ExecutionQuotaExceeded: { status: 429, title: 'Your share of the execution containers is in use' },
   RuntimeNotFound: { status: 400, title: 'No such runtime' },
   ContainerLost: { status: 503, title: 'The execution container disappeared' },
   ExecutionFailed: { status: 500, title: 'The execution could not be carried out' },

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
-import { runtimes, makePoolWorkflowId } from '../../domain/execution/execution';
+import { randomUUID } from 'node:crypto';
+import { runtimes, makePoolWorkflowId, type ExecutionJob, type RuntimeSpec } from '../../domain/execution/execution';
 import { eventually } from './api';
 import type { Infra } from './infra';
 import { testNamespace } from './testRun';
@@ -50,4 +51,15 @@ export async function spawnExecutionWorker(taskQueue: string): Promise<ChildProc
     child.once('exit', (code) => reject(new Error(`the execution worker process exited ${code} before polling`)));
   });
   return child;
+}
+
+/** A job as the api would resolve it: one file of `code` in the runtime's entry file, a fresh request id. */
+export function executionJob(runtime: RuntimeSpec, code: string, extra: Partial<ExecutionJob> = {}): ExecutionJob {
+  return {
+    requestId: randomUUID(), language: runtime.language, version: runtime.version,
+    files: [{ name: runtime.defaultFile, content: Buffer.from(code).toString('base64') }],
+    stdin: '', args: [], outputLimit: 65_536,
+    run: { command: runtime.run, timeoutMs: 3000, memoryLimit: -1 },
+    ...extra,
+  };
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createUserKey } from '../../api/platform/auth';
 import { createExecutionStore } from '../../activities/execution/store';
-import { findRuntime, runtimes, type ExecutionJob, type RuntimeSpec } from '../../domain/execution/execution';
+import { findRuntime, runtimes } from '../../domain/execution/execution';
+import { executionJob as job } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
 
 let infra: Infra;
@@ -18,15 +19,6 @@ afterAll(async () => {
   await infra.close();
 });
 
-function job(runtime: RuntimeSpec, code: string, extra: Partial<ExecutionJob> = {}): ExecutionJob {
-  return {
-    requestId: randomUUID(), language: runtime.language, version: runtime.version,
-    files: [{ name: runtime.defaultFile, content: Buffer.from(code).toString('base64') }],
-    stdin: '', args: [], outputLimit: 65536,
-    run: { command: runtime.run, timeoutMs: 3000, memoryLimit: -1 },
-    ...extra,
-  };
-}
 const python = findRuntime('python', '*')!;
 
 describe('execution containers', () => {

@@ -20,7 +20,7 @@ import { poolSettingsFrom } from '../../platform/executionSettings';
 import type { codeExecutionWorkflow } from '../../workflows/execution/codeExecution';
 import type { executionPoolWorkflow } from '../../workflows/execution/executionPool';
 import { eventually } from '../helpers/api';
-import { removedByDocker, removeExecutionPools } from '../helpers/executionPools';
+import { executionJob, removedByDocker, removeExecutionPools } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
 import { connectTestEnv, createTestExecutionWorker, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 
@@ -43,11 +43,7 @@ type Call = ['run', string] | ['release', string, boolean] | ['acquire', string,
 
 const python = findRuntime('python', '*')!;
 function pythonJob(code: string, sessionKey?: string): ExecutionJob {
-  return {
-    requestId: randomUUID(), language: python.language, version: python.version,
-    files: [{ name: python.defaultFile, content: Buffer.from(code).toString('base64') }],
-    stdin: '', args: [], outputLimit: 65_536, run: { command: python.run, timeoutMs: 5000, memoryLimit: -1 }, sessionKey,
-  };
+  return executionJob(python, code, { sessionKey, run: { command: python.run, timeoutMs: 5000, memoryLimit: -1 } });
 }
 
 interface Harness {

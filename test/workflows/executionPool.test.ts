@@ -2,11 +2,12 @@ import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporal
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
-import { acquireUpdate, makePoolWorkflowId, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolSettings, type PoolState } from '../../domain/execution/execution';
+import { acquireUpdate, findRuntime, makePoolWorkflowId, poolStateQuery, releaseSignal, type AcquireRequest, type Lease, type PoolContainer, type PoolSettings, type PoolState } from '../../domain/execution/execution';
+import { createUserKey } from '../../api/platform/auth';
 import { poolSettingsFrom } from '../../platform/executionSettings';
 import type { executionPoolWorkflow } from '../../workflows/execution/executionPool';
 import { eventually } from '../helpers/api';
-import { removedByDocker, removeExecutionPools } from '../helpers/executionPools';
+import { executionJob, removedByDocker, removeExecutionPools } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 
@@ -98,44 +99,44 @@ describe('executionPoolWorkflow across a worker restart and continue-as-new', ()
 
 // No time skipping offline (the time-skipping test server is a downloaded binary): cooldowns
 // and lease TTLs come from the pool's input, in seconds, and these tests wait them out.
-describe('executionPoolWorkflow timers', () => {
-  interface TimedPool {
-    id: string;
-    /** Starts the pool without a request, with containers carried over (as across continue-as-new). */
-    start(containers: PoolContainer[]): Promise<unknown>;
-    lease(request: AcquireRequest): Promise<Lease>;
-    release(leaseId: string): Promise<void>;
-    stateWhen(done: (state: PoolState) => boolean): Promise<PoolState>;
-    timersStarted(): Promise<number>;
-  }
-  /** A pool of its own with these settings, on a worker of its own; its containers go afterwards. */
-  async function withTimedPool(overrides: Partial<PoolSettings>, test: (pool: TimedPool) => Promise<void>): Promise<void> {
-    const queue = uniqueTaskQueue('execution-pool-timers');
-    const id = makePoolWorkflowId(queue, 'python');
-    const poolSettings = { ...settings(), readySessions: 0, maxContainers: 2, ...overrides };
-    const timedWorker = await createTestWorker(env, queue, infra.activities);
-    const handle = () => env.client.workflow.getHandle(id);
-    try {
-      await timedWorker.runUntil(() => test({
-        id,
-        start: (containers) => env.client.workflow.start<typeof executionPoolWorkflow>('executionPoolWorkflow', {
-          workflowId: id, taskQueue: queue, args: [{ settings: poolSettings, containers, leasesHandedOut: 0 }],
+interface TimedPool {
+  id: string;
+  /** Starts the pool without a request, with containers carried over (as across continue-as-new). */
+  start(containers: PoolContainer[]): Promise<unknown>;
+  lease(request: AcquireRequest): Promise<Lease>;
+  release(leaseId: string): Promise<void>;
+  stateWhen(done: (state: PoolState) => boolean): Promise<PoolState>;
+  timersStarted(): Promise<number>;
+}
+/** A pool of its own with these settings, on a worker of its own (with these activities); its containers go afterwards. */
+async function withTimedPool(overrides: Partial<PoolSettings>, test: (pool: TimedPool) => Promise<void>, activities = infra.activities): Promise<void> {
+  const queue = uniqueTaskQueue('execution-pool-timers');
+  const id = makePoolWorkflowId(queue, 'python');
+  const poolSettings = { ...settings(), readySessions: 0, maxContainers: 2, ...overrides };
+  const timedWorker = await createTestWorker(env, queue, activities);
+  const handle = () => env.client.workflow.getHandle(id);
+  try {
+    await timedWorker.runUntil(() => test({
+      id,
+      start: (containers) => env.client.workflow.start<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+        workflowId: id, taskQueue: queue, args: [{ settings: poolSettings, containers, leasesHandedOut: 0 }],
+      }),
+      lease: (request) => env.client.workflow.executeUpdateWithStart(acquireUpdate, {
+        args: [request],
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
+          workflowId: id, taskQueue: queue, workflowIdConflictPolicy: 'USE_EXISTING', args: [{ settings: poolSettings, containers: [], leasesHandedOut: 0 }],
         }),
-        lease: (request) => env.client.workflow.executeUpdateWithStart(acquireUpdate, {
-          args: [request],
-          startWorkflowOperation: new WithStartWorkflowOperation<typeof executionPoolWorkflow>('executionPoolWorkflow', {
-            workflowId: id, taskQueue: queue, workflowIdConflictPolicy: 'USE_EXISTING', args: [{ settings: poolSettings, containers: [], leasesHandedOut: 0 }],
-          }),
-        }),
-        release: (leaseId) => handle().signal(releaseSignal, { leaseId, retire: false }),
-        stateWhen: (done) => eventually(() => handle().query(poolStateQuery), done, 20_000),
-        timersStarted: async () => ((await handle().fetchHistory()).events ?? []).filter((event) => event.timerStartedEventAttributes).length,
-      }));
-    } finally {
-      await removeExecutionPools(env.client, infra, queue);
-    }
+      }),
+      release: (leaseId) => handle().signal(releaseSignal, { leaseId, retire: false }),
+      stateWhen: (done) => eventually(() => handle().query(poolStateQuery), done, 20_000),
+      timersStarted: async () => ((await handle().fetchHistory()).events ?? []).filter((event) => event.timerStartedEventAttributes).length,
+    }));
+  } finally {
+    await removeExecutionPools(env.client, infra, queue);
   }
+}
 
+describe('executionPoolWorkflow timers', () => {
   it('keeps a session\'s container for its next request until the cooldown, then retires it', async () => {
     await withTimedPool({ cooldownMs: 3000 }, async ({ lease, release, stateWhen }) => {
       const first = await lease({ leaseId: 'a', sessionKey: 'owner/s' });
@@ -193,6 +194,109 @@ describe('executionPoolWorkflow timers', () => {
       // Nothing falls due within a cooldown (a minute), so no wake-up in these seconds.
       expect((await timersStarted()) - before).toBe(0);
       expect((await stateWhen(() => true)).containers).toEqual([warm]);
+    });
+  });
+});
+
+describe('executionPoolWorkflow fair shares', () => {
+  const refusalOf = (err: unknown) => (err instanceof WorkflowUpdateFailedError ? err.cause : err) as { type?: string; details?: unknown[] };
+
+  it('serves a request at the cap by retiring the least recently used idle session of another user', async () => {
+    await withTimedPool({ maxContainers: 2, cooldownMs: 60_000, maxSessionsPerOwner: 4 }, async ({ lease, release, stateWhen }) => {
+      const older = await lease({ leaseId: 'a', ownerId: 'alice', sessionKey: 'alice/s' });
+      await release('a');
+      const newer = await lease({ leaseId: 'b', ownerId: 'bob', sessionKey: 'bob/s' });
+      await release('b');
+      await stateWhen((s) => s.containers.every((c) => c.state === 'idle-session'));
+
+      // Two idle sessions hold the whole cap for a minute; a stateless request does not wait it out.
+      const served = await lease({ leaseId: 'c', ownerId: 'carol', waitMs: 20_000 });
+      expect(served.cold).toBe(true);
+      const state = await stateWhen(() => true);
+      expect(state.containers.map((c) => [c.containerId, c.state])).toEqual(expect.arrayContaining([[newer.containerId, 'idle-session'], [served.containerId, 'leased']]));
+      expect(state.containers).toHaveLength(2);
+      expect(await removedByDocker(infra.docker, [older.containerId])).toEqual([true]);
+
+      // Alice's identifier starts fresh, as after a cooldown.
+      await release('c');
+      const again = await lease({ leaseId: 'd', ownerId: 'alice', sessionKey: 'alice/s', waitMs: 20_000 });
+      expect(again.containerId).not.toBe(older.containerId);
+    });
+  });
+
+  it('keeps one user to their share of leases, while another user is served', async () => {
+    await withTimedPool({ maxContainers: 3, maxLeasesPerOwner: 1 }, async ({ lease }) => {
+      await lease({ leaseId: 'a', ownerId: 'alice' });
+      const refused = await lease({ leaseId: 'b', ownerId: 'alice', waitMs: 300 }).catch(refusalOf);
+      expect(refused).toMatchObject({ type: 'ExecutionQuotaExceeded', details: [expect.objectContaining({ limit: 'in-flight', retryAfterSeconds: expect.any(Number) })] });
+      await expect(lease({ leaseId: 'c', ownerId: 'bob', waitMs: 20_000 })).resolves.toMatchObject({ leaseId: 'c' });
+    });
+  });
+
+  it('refuses a user a new session identifier beyond their share at once, and still serves the ones they have', async () => {
+    await withTimedPool({ maxContainers: 3, maxSessionsPerOwner: 1, cooldownMs: 60_000 }, async ({ lease, release }) => {
+      const kept = await lease({ leaseId: 'a', ownerId: 'alice', sessionKey: 'alice/one' });
+      await release('a');
+      const refused = await lease({ leaseId: 'b', ownerId: 'alice', sessionKey: 'alice/two', waitMs: 20_000 }).then(() => ({}), refusalOf);
+      expect(refused).toMatchObject({ type: 'ExecutionQuotaExceeded', details: [expect.objectContaining({ limit: 'sessions' })] });
+      // The retry hint is the time until the kept session cools down: about a minute, not the acquire wait.
+      expect((refused as { details: [{ retryAfterSeconds: number }] }).details[0].retryAfterSeconds).toBeGreaterThan(30);
+      await expect(lease({ leaseId: 'c', ownerId: 'alice', sessionKey: 'alice/one' })).resolves.toMatchObject({ containerId: kept.containerId });
+      await expect(lease({ leaseId: 'd', ownerId: 'bob', sessionKey: 'bob/one' })).resolves.toMatchObject({ leaseId: 'd' });
+    });
+  });
+
+  it('counts simultaneous new sessions of one user atomically', async () => {
+    await withTimedPool({ maxContainers: 6, maxSessionsPerOwner: 2 }, async ({ lease }) => {
+      const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => lease({ leaseId: `s${i}`, ownerId: 'alice', sessionKey: `alice/${i}`, waitMs: 20_000 }).then(() => 'served', (err: unknown) => refusalOf(err).type)));
+      expect(outcomes.filter((o) => o === 'served')).toHaveLength(2);
+      expect(outcomes.filter((o) => o === 'ExecutionQuotaExceeded')).toHaveLength(3);
+    });
+  });
+
+  it('survives Docker failing to remove a container, and removes it once Docker recovers', async () => {
+    let failuresLeft = 6; // more than the activity's four attempts
+    const flaky = {
+      ...infra.activities,
+      async removeExecutionContainer(input: { containerId: string }) {
+        if (failuresLeft-- > 0) throw new Error('injected: the Docker engine did not answer');
+        return infra.activities.removeExecutionContainer(input);
+      },
+    };
+    await withTimedPool({ maxContainers: 1 }, async ({ id, lease, stateWhen }) => {
+      const first = await lease({ leaseId: 'a', ownerId: 'alice' });
+      await env.client.workflow.getHandle(id).signal(releaseSignal, { leaseId: 'a', retire: true });
+      await eventually(async () => failuresLeft, (left) => left <= 2, 20_000);
+      expect((await env.client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
+      // Tried again later: the container goes, and the pool serves the next request.
+      expect((await stateWhen((s) => s.containers.length === 0)).containers).toEqual([]);
+      expect(await removedByDocker(infra.docker, [first.containerId])).toEqual([true]);
+      await expect(lease({ leaseId: 'b', ownerId: 'alice', waitMs: 20_000 })).resolves.toMatchObject({ cold: true });
+    }, flaky);
+  });
+
+  it('starts a new run that keeps a container an execution still runs in and removes an idle one', async () => {
+    await withTimedPool({ maxContainers: 2 }, async ({ id, lease, stateWhen }) => {
+      const busy = await lease({ leaseId: 'busy', ownerId: 'alice' });
+      const idle = await lease({ leaseId: 'idle', ownerId: 'bob' });
+      const job = executionJob(findRuntime('python', '*')!, 'import time; time.sleep(6); print("done")', { run: { command: ['python3', '-u', 'main.py'], timeoutMs: 10_000, memoryLimit: -1 } });
+      const { userId } = await createUserKey(infra.pool, `pool-${randomUUID().slice(0, 8)}`, 'user', 'test');
+      const running = infra.activities.runInContainer({ containerId: busy.containerId, job, ownerId: userId, historyOutputCap: 4096 });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+
+      // The pool is ended from outside, and the next request starts a new run that knows none of its containers.
+      await env.client.workflow.getHandle(id).terminate('test: the pool is lost');
+      const next = await lease({ leaseId: 'next', ownerId: 'carol', waitMs: 20_000 });
+      expect(await removedByDocker(infra.docker, [idle.containerId])).toEqual([true]);
+      const state = await stateWhen(() => true);
+      expect(state.containers).toEqual(expect.arrayContaining([expect.objectContaining({ containerId: busy.containerId, state: 'in-use-orphan' })]));
+      expect(next.containerId).not.toBe(busy.containerId);
+
+      const { result } = await running;
+      expect(result.run).toMatchObject({ stdout: 'done\n', code: 0 });
+      // Its release reaches the new run, which retires the container rather than hand it to someone else.
+      await env.client.workflow.getHandle(id).signal(releaseSignal, { leaseId: 'busy', retire: false, containerId: busy.containerId });
+      expect(await removedByDocker(infra.docker, [busy.containerId])).toEqual([true]);
     });
   });
 });

@@ -5,7 +5,8 @@ import { executionKind } from '../../domain/execution/kind';
 import { namedFailure } from '../../domain/shared/failures';
 import { upsertFinalStatus, upsertStatus } from '../shared/status';
 
-type ExecutionOutcome = { result: ExecutionResult; truncated: boolean };
+/** `retire`: the container could not be emptied after the job, so nobody else may have it. */
+type ExecutionOutcome = { result: ExecutionResult; truncated: boolean; retire?: boolean };
 
 /** Executions started before the runner link keep the steps their histories recorded. */
 const runnerLinkPatch = 'execution-runner-link';
@@ -35,12 +36,12 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
   for (let replacements = 0; ; replacements++) {
     try {
       const outcome = await run.runInContainer({ containerId: lease.containerId, job, ownerId: input.ownerId, sessionId: job.sessionKey, historyOutputCap: input.historyOutputCap });
-      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: false });
+      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: outcome.retire === true, containerId: lease.containerId });
       upsertStatus(executionKind, executionStatus(outcome.result));
       return outcome;
     } catch (err) {
       // A container the run failed in (vanished, runner silent) is not trusted again.
-      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: true });
+      await pool.releaseExecutionContainer({ poolWorkflowId: input.poolWorkflowId, leaseId: lease.leaseId, retire: true, containerId: lease.containerId });
       // One found dead before the job reached it (say, after a Docker restart) costs the
       // client nothing: the job goes to another container.
       if (!lostBeforeRun(err) || replacements >= maxReplacements) {
@@ -48,7 +49,7 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
         throw err;
       }
       try {
-        lease = await pool.acquireReplacementContainer({ poolWorkflowId: input.poolWorkflowId, request: { leaseId: `${input.lease.leaseId}/${replacements + 1}`, sessionKey: job.sessionKey } });
+        lease = await pool.acquireReplacementContainer({ poolWorkflowId: input.poolWorkflowId, request: { leaseId: `${input.lease.leaseId}/${replacements + 1}`, ownerId: input.ownerId, sessionKey: job.sessionKey } });
       } catch (refused) {
         // No container to run it in (the pool at its cap): the execution could not be carried out.
         upsertFinalStatus(executionKind, 'XX');
