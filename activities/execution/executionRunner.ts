@@ -31,13 +31,8 @@ WRITABLE_AREAS = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")
 
 def empty_dir(area):
     """Removes what is in area. Runs as the sandbox user, the owner of all of it: root here lacks
-    CAP_DAC_OVERRIDE and could not enter a directory a program made mode 000."""
-    def make_removable(func, path, _):
-        try:
-            os.chmod(os.path.dirname(path), 0o700)
-            func(path)
-        except OSError:
-            pass
+    CAP_DAC_OVERRIDE and could not enter a directory a program made mode 000, so every directory
+    is opened up (top down, before it is listed) and then removed."""
     try:
         names = os.listdir(area)
     except OSError:
@@ -47,10 +42,16 @@ def empty_dir(area):
         try:
             if os.path.isdir(target) and not os.path.islink(target):
                 os.chmod(target, 0o700)
-                shutil.rmtree(target, onerror=make_removable)
+                for parent, dirs, _ in os.walk(target):
+                    for d in dirs:
+                        try:
+                            os.chmod(os.path.join(parent, d), 0o700)
+                        except OSError:
+                            pass
+                shutil.rmtree(target, ignore_errors=True)
             else:
                 os.unlink(target)
-        except (OSError, RecursionError):
+        except Exception:
             pass  # what stays is found by the check in reset_writable_state
 
 def reset_writable_state():

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
+import { createUserKey } from '../../api/platform/auth';
 import { startApiHarness, type ApiHarness } from '../helpers/api';
 import { removeExecutionPools } from '../helpers/executionPools';
 import { openInfra } from '../helpers/infra';
@@ -23,9 +24,12 @@ async function main(): Promise<void> {
   const env = await connectTestEnv();
   const infra = openInfra();
   const image = infra.config.EXECUTION_IMAGE;
-  const api = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 2, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_ACQUIRE_WAIT_MS: 60_000, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
-  const coldApi = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 0, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_COOLDOWN_SECONDS: 1, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
-  const harnesses: ApiHarness[] = [api, coldApi];
+  // One key drives the platform's throughput here, so its fair share is the whole pool.
+  const api = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 2, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_MAX_IN_FLIGHT_PER_USER: 16, EXECUTION_ACQUIRE_WAIT_MS: 60_000, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
+  const coldApi = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 0, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_MAX_SESSIONS_PER_USER: 16, EXECUTION_COOLDOWN_SECONDS: 1, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
+  // Default fair shares, and a cap's worth of idle sessions kept by other users.
+  const crowdedApi = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 0, EXECUTION_MAX_CONTAINERS: 8, EXECUTION_COOLDOWN_SECONDS: 600, EXECUTION_ACQUIRE_WAIT_MS: 60_000, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
+  const harnesses: ApiHarness[] = [api, coldApi, crowdedApi];
   const floorName = `sf-exec-bench-floor-${randomUUID().slice(0, 8)}`;
   try {
     const servers = await Promise.all(harnesses.map(async (h) => {
@@ -82,6 +86,13 @@ async function main(): Promise<void> {
       cold.push(performance.now() - t0);
     }
     rows.push({ name: 'a api, cold (new container per request)', samples: cold });
+
+    // Idle sessions must not starve everyone: two users keep 4 sessions each (the whole cap of 8,
+    // cooling down for 10 minutes), then a third sends 50 stateless requests at once.
+    const keepers = await Promise.all([0, 1].map((i) => createUserKey(infra.pool, `bench-idle-${i}-${randomUUID().slice(0, 6)}`, 'user', 'test')));
+    for (let i = 0; i < 8; i++) await post(2, keepers[i % 2]!.key, { session_id: `idle-${i}` });
+    const crowded = await load(50, 50, () => post(2, crowdedApi.userKey));
+    rows.push({ name: 'a api, 50 in flight, cap held by 8 idle sessions', samples: crowded.samples, extra: `errors ${crowded.errors}` });
 
     printTable('code execution: warm and cold latency, throughput (python3, loopback)', rows);
     console.log('\nratios of p50 latency (warm):');

@@ -82,6 +82,15 @@ describe('execution containers', () => {
     expect(result.run?.stdout).toBe('65534 65534\nCapEff:\t0000000000000000\n');
   });
 
+  it('ask to be retired when a stateless run leaves what they cannot remove, and not otherwise', async () => {
+    const ordinary = await infra.activities.runInContainer({ containerId, job: job(python, 'open("/tmp/x", "w").write("x")'), ownerId, historyOutputCap: 1000 });
+    expect(ordinary.retire).toBeUndefined();
+    // Deeper than the runner's clean-up can follow: the container is not handed to anyone again.
+    const deep = 'import os\nos.chdir("/work")\nfor _ in range(3000):\n    os.mkdir("d")\n    os.chdir("d")\nprint("deep")';
+    const { result, retire } = await infra.activities.runInContainer({ containerId, job: job(python, deep), ownerId, historyOutputCap: 1000 });
+    expect([result.run?.stdout, retire]).toEqual(['deep\n', true]);
+  });
+
   it('are removed by the orphan sweep when their pool does not know them', async () => {
     const orphan = await infra.activities.createExecutionContainer({ name: `sf-exec-orphan-${randomUUID().slice(0, 8)}`, image: infra.config.EXECUTION_IMAGE, runtime: 'python', pool: 'integration-orphans' });
     expect(await infra.activities.removeOrphanExecutionContainers({ pool: 'integration-orphans', keep: [] })).toEqual([orphan]);
