@@ -8,8 +8,9 @@ import { createExecutionWorker, createSessionflowWorker } from '../workers/creat
 
 /**
  * Re-records the code-execution replay histories from real runs: a stateless execution, a
- * session execution, one that passes over a dead container, and a pool run that hands out
- * leases, takes them back and continues as new.
+ * session execution, one that passes over a dead container, a pool run that hands out
+ * leases, takes them back and continues as new, and a pool at its cap that retires another
+ * user's idle session for a waiting request (fair shares).
  */
 async function main(): Promise<void> {
   const recorder = await openRecorder();
@@ -19,8 +20,12 @@ async function main(): Promise<void> {
   const executor = createTemporalExecutor({
     temporal: client, pool, taskQueue, historyOutputCap: 64, eagerStart: true,
     // Two leases per run, so the recorded pool history ends in continue-as-new.
-    poolSettings: (runtime) => ({ ...poolSettingsFrom(config, runtime), readySessions: 1, leasesPerRun: 2 }),
+    poolSettings: (runtime) => runtime === 'bash'
+      // Two containers, no warm one, a long cooldown: two idle sessions hold the cap.
+      ? { ...poolSettingsFrom(config, runtime), readySessions: 0, maxContainers: 2, cooldownMs: 600_000 }
+      : { ...poolSettingsFrom(config, runtime), readySessions: 1, leasesPerRun: 2 },
   });
+  const { userId: otherUserId } = await createUserKey(pool, `recorder-${randomUUID().slice(0, 8)}`, 'user', 'recorder');
   const job = (code: string, sessionKey?: string): ExecutionJob => ({
     requestId: randomUUID(), language: 'python', version: '3.11.2', files: [{ name: 'main.py', content: Buffer.from(code).toString('base64') }],
     stdin: '', args: [], outputLimit: 65536, run: { command: ['python3', '-u', '{file}'], timeoutMs: 3000, memoryLimit: -1 }, sessionKey,
@@ -44,7 +49,13 @@ async function main(): Promise<void> {
     await recorder.docker.getContainer(ready.containerId).kill();
     const replaced = job('print(2)');
     await executor.execute(replaced, userId);
+    const bashJob = (sessionKey?: string): ExecutionJob => ({ ...job('echo hi', sessionKey), language: 'bash', version: '5.2.15', files: [{ name: 'main.sh', content: Buffer.from('echo hi').toString('base64') }], run: { command: ['bash', '{file}'], timeoutMs: 3000, memoryLimit: -1 } });
+    await executor.execute(bashJob(`${userId}/kept`), userId);
+    await executor.execute(bashJob(`${otherUserId}/kept`), otherUserId);
+    await executor.execute(bashJob(), userId);
+    const fairPoolId = makePoolWorkflowId(taskQueue, 'bash');
     recorded.push(
+      ['executionPool-fair-shares.json', fairPoolId],
       ['execution-stateless.json', makeExecutionWorkflowId(stateless.requestId)],
       ['execution-session.json', makeExecutionWorkflowId(session.requestId)],
       ['execution-dead-container-replaced.json', makeExecutionWorkflowId(replaced.requestId)],
@@ -55,10 +66,12 @@ async function main(): Promise<void> {
       await saveHistory(history, file);
     }
     await client.workflow.getHandle(poolId).terminate('recorded');
+    await client.workflow.getHandle(fairPoolId).terminate('recorded');
   });
   executionWorker.shutdown();
   await executions;
   await activities.removeOrphanExecutionContainers({ pool: poolId, keep: [] });
+  await activities.removeOrphanExecutionContainers({ pool: makePoolWorkflowId(taskQueue, 'bash'), keep: [] });
   await recorder.close();
 }
 
