@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { inTransaction } from '../../platform/database';
 import type { Principal, Role } from './auth';
 
 /** The platform's own tables: users and their API keys (stored as SHA-256 hashes only). */
@@ -17,10 +18,8 @@ export function createPlatformStore(pool: Pool) {
     },
 
     /** Creates the user (or gives an existing one this role) and adds the key, in one transaction. */
-    async addUserKey(name: string, role: Role, keyHash: string, label: string): Promise<string> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+    addUserKey(name: string, role: Role, keyHash: string, label: string): Promise<string> {
+      return inTransaction(pool, async (client) => {
         const { rows: [user] } = await client.query<{ id: string }>(
           `INSERT INTO users (name, role) VALUES ($1, $2)
            ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role
@@ -29,14 +28,8 @@ export function createPlatformStore(pool: Pool) {
         );
         if (!user) throw new Error('user upsert returned no row');
         await client.query('INSERT INTO api_keys (user_id, key_hash, label) VALUES ($1, $2, $3)', [user.id, keyHash, label]);
-        await client.query('COMMIT');
         return user.id;
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /** PostgreSQL answers at all (readiness). */
