@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
-import { createSandboxActivities } from './sandbox/sandbox';
+import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandbox';
 import { createSelfCheckActivities } from './selfCheck/probes';
 import { createPxeActivities } from './pxe/pxe';
 import { SshPool } from './shared/ssh';
@@ -20,6 +20,8 @@ export interface ActivityDeps {
   ssh?: SshPool;
   /** Resource limits of every execution container. */
   sandbox: SandboxLimits;
+  /** Resource limits and writable area of every chat sandbox container. */
+  chatSandbox: ChatSandboxLimits;
 }
 
 /**

@@ -34,6 +34,15 @@ const configSchema = z.object({
   SANDBOX_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(300),
   /** How often the scheduled cleanup sweeps expired sandboxes and orphan containers. */
   SANDBOX_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
+  /** Live chat sandboxes one user may hold at once; the next create is refused (429) until one ends. */
+  SANDBOX_MAX_PER_USER: z.coerce.number().int().min(1).max(10_000).default(10),
+  // Each chat sandbox container's limits (the worker reads them when it creates one).
+  SANDBOX_MEMORY_LIMIT_MB: z.coerce.number().int().min(32).default(256),
+  SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
+  SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).default(128),
+  SANDBOX_FILE_SIZE_LIMIT_BYTES: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
+  SANDBOX_WORKSPACE_BYTES: z.coerce.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
+  SANDBOX_TMP_BYTES: z.coerce.number().int().min(1024 * 1024).default(16 * 1024 * 1024),
   // Code execution (seed 001): the pool per runtime, the limits of each execution.
   EXECUTION_IMAGE: z.string().min(1).default('sessionflow/runtimes:bookworm'),
   /** `true` (or Docker unreachable at start): executions run as local subprocesses instead. */
@@ -72,6 +81,11 @@ const configSchema = z.object({
 export type Config = z.infer<typeof configSchema>;
 export const configKeys = Object.keys(configSchema.shape) as (keyof Config)[];
 
+/** All a chat sandbox can write: its workspace, /tmp and /dev/shm, each a sized tmpfs. */
+export function sandboxWritableBytes(config: Pick<Config, 'SANDBOX_WORKSPACE_BYTES' | 'SANDBOX_TMP_BYTES'>): number {
+  return config.SANDBOX_WORKSPACE_BYTES + 2 * config.SANDBOX_TMP_BYTES;
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -82,6 +96,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     .refine((config) => !(config.USE_LOCAL_EXECUTOR && config.NODE_ENV === 'production' && !config.ALLOW_LOCAL_EXECUTOR_IN_PRODUCTION), {
       path: ['USE_LOCAL_EXECUTOR'],
       message: 'the local executor runs user code unisolated, as the api\'s own user: refused with NODE_ENV=production unless ALLOW_LOCAL_EXECUTOR_IN_PRODUCTION=true',
+    })
+    .refine((config) => sandboxWritableBytes(config) < config.SANDBOX_MEMORY_LIMIT_MB * 1024 * 1024, {
+      path: ['SANDBOX_WORKSPACE_BYTES'],
+      message: 'a sandbox\'s tmpfs areas (the workspace, plus /tmp and /dev/shm of SANDBOX_TMP_BYTES each) live in its memory: together they must stay below SANDBOX_MEMORY_LIMIT_MB, or a full disk would become an out-of-memory kill',
     })
     .safeParse(known);
   if (!parsed.success) {

@@ -19,9 +19,11 @@ async function main(): Promise<void> {
   const { userId: ownerId } = await createUserKey(pool, `history-recorder-${randomUUID().slice(0, 8)}`, 'user', 'recorder');
 
   let refuseStops = false;
+  let refuseCreates = false;
   const faulty: typeof activities = {
     ...activities,
     stopSandboxContainer: (input) => (refuseStops ? Promise.reject(Object.assign(new Error('stop_failed'), { name: 'RuntimeError' })) : activities.stopSandboxContainer(input)),
+    createSandboxContainer: (input) => (refuseCreates ? Promise.reject(new Error('(injected) the engine could not start the container')) : activities.createSandboxContainer(input)),
   };
   const taskQueue = `record-sandbox-${randomUUID()}`;
   const worker = await createSessionflowWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, activities: faulty, workflowBundlePath: recorder.workflowBundlePath });
@@ -61,6 +63,32 @@ async function main(): Promise<void> {
     await client.workflow.getHandle(makeSandboxWorkflowId(failing)).result();
     await save('sandbox-clean-failed.json', makeSandboxWorkflowId(failing));
     await save('sandboxSweep.json', sweepId);
+
+    // A killed container found by an exec (SandboxLost): the sandbox is retired and, with
+    // nothing live, that run ends. A removed one found by an ensure, which replaces it.
+    const dying = randomUUID();
+    const dyingHandle = client.workflow.getHandle(makeSandboxWorkflowId(dying));
+    const exec = () => dyingHandle.executeUpdate(execInSandboxUpdate, { args: [{ ownerId, command: ['python3', '-c', 'print(42)'], timeoutMs: 5000 }] });
+    const killed = await ensureSandbox(client, { taskQueue, chatId: dying, ownerId, ttlMs: 60_000 });
+    await recorder.docker.getContainer(killed.sandbox.containerId).kill();
+    await exec().catch(() => undefined);
+    await dyingHandle.result();
+    await save('sandbox-lost-on-exec.json', dyingHandle.workflowId);
+    const removed = await ensureSandbox(client, { taskQueue, chatId: dying, ownerId, ttlMs: 60_000 });
+    await exec();
+    await recorder.docker.getContainer(removed.sandbox.containerId).remove({ force: true });
+    await ensureSandbox(client, { taskQueue, chatId: dying, ownerId, ttlMs: 60_000 });
+    await dyingHandle.executeUpdate(stopSandboxUpdate, { args: [{ ownerId }] });
+    await dyingHandle.result();
+    await save('sandbox-lost-on-ensure.json', dyingHandle.workflowId);
+
+    // A create that keeps failing: what it made is discarded, and the workflow ends with nothing left.
+    const unlucky = randomUUID();
+    refuseCreates = true;
+    await ensureSandbox(client, { taskQueue, chatId: unlucky, ownerId, ttlMs: 60_000 }).catch(() => undefined);
+    refuseCreates = false;
+    await client.workflow.getHandle(makeSandboxWorkflowId(unlucky)).result();
+    await save('sandbox-create-failed.json', makeSandboxWorkflowId(unlucky));
   });
   await recorder.close();
 }

@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import type { ActivityDeps } from '../activities';
 import type { Config } from '../platform/config';
 import { sandboxLimitsFrom } from '../platform/executionSettings';
+import { chatSandboxLimitsFrom } from '../platform/sandboxSettings';
 
 /** What every activity needs, from config: one place for the worker, the tests and the recorders. */
 export function activityDepsFrom(config: Config, { docker, pool }: { docker: Docker; pool: Pool }): ActivityDeps {
@@ -13,5 +14,6 @@ export function activityDepsFrom(config: Config, { docker, pool }: { docker: Doc
     registryAddress: config.REGISTRY_ADDRESS,
     instance: config.SESSIONFLOW_INSTANCE,
     sandbox: sandboxLimitsFrom(config),
+    chatSandbox: chatSandboxLimitsFrom(config),
   };
 }

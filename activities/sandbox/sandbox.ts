@@ -5,11 +5,13 @@ import { PassThrough } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { domainFailure } from '../../domain/shared/errors';
 import {
+  describeDeath,
   sandboxContainerName,
   sandboxExecOutputLimitBytes,
+  type ContainerDeath,
   type SandboxEvent,
   type SandboxExecResult,
-  type SandboxRecord,
+  type SandboxPlan,
   type StopReason,
 } from '../../domain/sandbox/sandbox';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
@@ -19,24 +21,43 @@ export const chatIdLabel = 'org.sessionflow.chat-id';
 const sandboxSessionLabel = 'org.sessionflow.sandbox-session';
 const sandboxKind = 'sandbox';
 const workingDir = '/workspace';
+/** nobody:nogroup, present in every Debian image: sandbox code never runs as root. */
+const sandboxUser = 65534;
 
-// A sandbox runs untrusted code: no network, bounded memory, CPU and process count.
-const sandboxLimits = { Memory: 256 * 1024 * 1024, NanoCpus: 1_000_000_000, PidsLimit: 128, NetworkMode: 'none' };
+/** Resource limits and writable area of every chat sandbox container (config). */
+export interface ChatSandboxLimits {
+  memoryBytes: number;
+  nanoCpus: number;
+  pids: number;
+  fileSizeBytes: number;
+  workspaceBytes: number;
+  /** Size of /tmp, and of /dev/shm. */
+  tmpBytes: number;
+}
 
-export function createSandboxActivities({ docker, pool, baseImage, instance }: Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance'>) {
+export function createSandboxActivities({ docker, pool, baseImage, instance, chatSandbox: limits }: Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance' | 'chatSandbox'>) {
   const store = createSandboxStore(pool);
   return {
     /**
      * Records the session, then makes (or finds) its container and starts it. The row comes
      * first so the orphan sweep never mistakes a container being created for an orphan; the
      * container name comes from the session id, so a retry after a crash finds the container
-     * the lost attempt made instead of creating a second one.
+     * the lost attempt made instead of creating a second one. An owner at their limit is
+     * refused before anything is written or made.
      */
-    async createSandboxContainer(sandbox: Omit<SandboxRecord, 'containerId' | 'status'>): Promise<{ containerId: string }> {
-      await store.recordCreating(sandbox);
+    async createSandboxContainer(sandbox: SandboxPlan): Promise<{ containerId: string }> {
+      const refusal = await store.recordCreating(sandbox);
+      if (refusal) {
+        throw domainFailure('SandboxQuotaExceeded', `you hold ${refusal.live} live sandboxes, the most allowed (${refusal.limit}); stop one or wait until one expires`, { ...refusal });
+      }
       const containerId = await findOrCreateContainer(sandbox);
       await store.markRunning(sandbox.sessionId, containerId);
       return { containerId };
+    },
+
+    /** Whether the sandbox's container still runs: undefined if so, else how it was found. */
+    async probeSandboxContainer({ containerName }: { containerName: string }): Promise<ContainerDeath | undefined> {
+      return deathOf(await ignoreNotFound(docker.getContainer(containerName).inspect()));
     },
 
     /** Removes the container (already gone is fine) and marks the session stopped. */
@@ -89,7 +110,7 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: P
     },
   };
 
-  async function findOrCreateContainer(sandbox: Omit<SandboxRecord, 'containerId' | 'status'>): Promise<string> {
+  async function findOrCreateContainer(sandbox: SandboxPlan): Promise<string> {
     const name = sandboxContainerName(sandbox.sessionId);
     let container = docker.getContainer(name);
     const found = await ignoreNotFound(container.inspect());
@@ -107,7 +128,32 @@ export function createSandboxActivities({ docker, pool, baseImage, instance }: P
         WorkingDir: workingDir,
         Labels: sessionflowLabels(instance, sandboxKind, { [chatIdLabel]: sandbox.chatId, [sandboxSessionLabel]: sandbox.sessionId }),
         NetworkDisabled: true,
-        HostConfig: { ...sandboxLimits, Init: true },
+        User: `${sandboxUser}:${sandboxUser}`,
+        Env: [`HOME=${workingDir}`],
+        // Untrusted code: no network, no root, no capabilities, nothing gained by exec'ing a
+        // setuid binary; bounded memory (no swap), CPU, processes and file size. The root is
+        // read-only and every writable place is a sized tmpfs, charged to the container's own
+        // memory: a sandbox that writes without end fills its own quota, never the engine's disk.
+        HostConfig: {
+          NetworkMode: 'none',
+          Memory: limits.memoryBytes,
+          MemorySwap: limits.memoryBytes,
+          NanoCpus: limits.nanoCpus,
+          PidsLimit: limits.pids,
+          Ulimits: [{ Name: 'fsize', Soft: limits.fileSizeBytes, Hard: limits.fileSizeBytes }],
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges'],
+          ReadonlyRootfs: true,
+          Tmpfs: {
+            [workingDir]: `rw,exec,nosuid,nodev,size=${limits.workspaceBytes},uid=${sandboxUser},gid=${sandboxUser},mode=0755`,
+            '/tmp': `rw,exec,nosuid,nodev,size=${limits.tmpBytes},mode=1777`,
+          },
+          ShmSize: limits.tmpBytes,
+          // What the sandbox writes to its main process's stdout would otherwise fill the engine's log files.
+          LogConfig: { Type: 'none', Config: {} },
+          // docker-init reaps what user programs orphan, so zombies never eat the pids limit.
+          Init: true,
+        },
       });
     } catch (err) {
       // Two attempts raced (a retry overlapping a slow first try): the other one made it.
@@ -146,14 +192,33 @@ class CappedSink extends PassThrough {
   }
 }
 
+/** undefined for a running container; else how it was found (Docker's state, or gone). */
+function deathOf(info: Docker.ContainerInspectInfo | undefined): ContainerDeath | undefined {
+  if (!info) return { state: 'gone' };
+  if (info.State.Running) return undefined;
+  return { state: info.State.Status, exitCode: info.State.ExitCode, oomKilled: info.State.OOMKilled };
+}
+
+/** The sandbox's container died: a named failure the workflow acts on and the api answers 409. */
+function sandboxLost(death: ContainerDeath) {
+  return domainFailure('SandboxLost', `the sandbox is lost: ${describeDeath(death)}; its files are gone. Ensure a new sandbox (PUT) to go on`, { state: 'LOST', container: death });
+}
+
 async function runExec(container: Docker.Container, command: string[], stdin: string, timeoutMs: number): Promise<SandboxExecResult> {
-  if (!(await ignoreNotFound(container.inspect()))) throw domainFailure('InvalidSessionState', 'the sandbox container is gone', { state: 'STOPPED' });
+  const death = deathOf(await ignoreNotFound(container.inspect()));
+  if (death) throw sandboxLost(death);
   // coreutils' timeout kills the command inside the container; the timer below is a backstop
   // for a daemon that stops answering.
-  const exec = await container.exec({
-    Cmd: ['timeout', '-s', 'KILL', (timeoutMs / 1000).toFixed(3), ...command],
-    AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false, WorkingDir: workingDir,
-  });
+  const exec = await container
+    .exec({
+      Cmd: ['timeout', '-s', 'KILL', (timeoutMs / 1000).toFixed(3), ...command],
+      AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false, WorkingDir: workingDir,
+    })
+    .catch(async (err: unknown) => {
+      // 409 or 404: it stopped, or was removed, since the look above.
+      const died = statusOf(err) === 409 || statusOf(err) === 404 ? deathOf(await ignoreNotFound(container.inspect())) : undefined;
+      throw died ? sandboxLost(died) : err;
+    });
   const started = performance.now();
   const stream = await exec.start({ hijack: true, stdin: true });
   const stdout = new CappedSink(sandboxExecOutputLimitBytes);

@@ -1,22 +1,51 @@
 import type { Pool } from 'pg';
-import type { SandboxEvent, SandboxRecord, SandboxStatus, StopReason } from '../../domain/sandbox/sandbox';
+import type { SandboxEvent, SandboxPlan, SandboxRecord, SandboxStatus, StopReason } from '../../domain/sandbox/sandbox';
+import { inTransaction } from '../../platform/database';
 
 interface SandboxRow {
   session_id: string; chat_id: string; owner_id: string; container_name: string; container_id: string;
   status: SandboxStatus; created_at: Date; expires_at: Date;
 }
 
+/** A create refused at the owner's limit: how many they hold, and when the soonest expires. */
+export interface QuotaRefusal {
+  limit: number;
+  live: number;
+  retryAfterSeconds: number;
+}
+
 /** The chat sandboxes' read model: chats and their owners, sandbox sessions, and the seed's events. */
 export function createSandboxStore(pool: Pool) {
   return {
-    /** The chat's first sandbox makes its owner the chat's owner; the session starts CREATING. */
-    async recordCreating(sandbox: Omit<SandboxRecord, 'containerId' | 'status'>): Promise<void> {
-      await pool.query('INSERT INTO sandbox_chats (chat_id, owner_id) VALUES ($1, $2) ON CONFLICT (chat_id) DO NOTHING', [sandbox.chatId, sandbox.ownerId]);
-      await pool.query(
-        `INSERT INTO sandboxes (session_id, chat_id, owner_id, container_name, status, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, 'CREATING', $5, $6) ON CONFLICT (session_id) DO NOTHING`,
-        [sandbox.sessionId, sandbox.chatId, sandbox.ownerId, sandbox.containerName, sandbox.createdAt, sandbox.expiresAt],
-      );
+    /**
+     * The chat's first sandbox makes its owner the chat's owner; the session starts CREATING —
+     * unless the owner already holds `maxPerUser` live sandboxes: then nothing is written and
+     * the answer says when the soonest of them expires. One owner's creates take turns on an
+     * advisory lock (whichever worker runs them), so counting and inserting never interleave.
+     */
+    recordCreating(sandbox: SandboxPlan): Promise<QuotaRefusal | undefined> {
+      return inTransaction(pool, async (db) => {
+        if (sandbox.maxPerUser !== undefined) {
+          await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('sandbox-quota/' || $1, 0))`, [sandbox.ownerId]);
+          const { rows: [held] } = await db.query<{ live: number; admitted: boolean | null; retry_after: number | null }>(
+            `SELECT count(*)::int AS live, bool_or(session_id = $2) AS admitted,
+                    ceil(extract(epoch FROM min(expires_at) - now()))::int AS retry_after
+               FROM sandboxes WHERE owner_id = $1 AND status IN ('CREATING', 'RUNNING') AND expires_at > now()`,
+            [sandbox.ownerId, sandbox.sessionId],
+          );
+          // A retried create finds its own row: it was admitted the first time.
+          if (held && !held.admitted && held.live >= sandbox.maxPerUser) {
+            return { limit: sandbox.maxPerUser, live: held.live, retryAfterSeconds: Math.max(1, held.retry_after ?? 1) };
+          }
+        }
+        await db.query('INSERT INTO sandbox_chats (chat_id, owner_id) VALUES ($1, $2) ON CONFLICT (chat_id) DO NOTHING', [sandbox.chatId, sandbox.ownerId]);
+        await db.query(
+          `INSERT INTO sandboxes (session_id, chat_id, owner_id, container_name, status, created_at, expires_at)
+           VALUES ($1, $2, $3, $4, 'CREATING', $5, $6) ON CONFLICT (session_id) DO NOTHING`,
+          [sandbox.sessionId, sandbox.chatId, sandbox.ownerId, sandbox.containerName, sandbox.createdAt, sandbox.expiresAt],
+        );
+        return undefined;
+      });
     },
 
     async markRunning(sessionId: string, containerId: string): Promise<void> {

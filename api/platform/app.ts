@@ -18,7 +18,7 @@ import { registerTerminalRoutes, type TerminalConfig } from '../terminal/routes'
 import { ApiRoutes } from './routes';
 
 interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS'> & ExecutionServiceConfig & TerminalConfig;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER'> & ExecutionServiceConfig & TerminalConfig;
   temporal: Client;
   /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
   executionClient?: Client;
@@ -52,7 +52,7 @@ export function createApp(deps: AppDeps): express.Express {
   registerSelfCheckRoutes(api, {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });
-  registerSandboxRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.SANDBOX_TTL_SECONDS, metrics });
+  registerSandboxRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.SANDBOX_TTL_SECONDS, maxPerUser: deps.config.SANDBOX_MAX_PER_USER, metrics });
   registerPxeResourceRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   registerPxeSessionRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   registerExecuteRoutes(api, { config: deps.config, executor: createExecutionService(deps), metrics });

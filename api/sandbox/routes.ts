@@ -29,6 +29,8 @@ interface SandboxRouteDeps {
   pool: Pool;
   taskQueue: string;
   ttlSeconds: number;
+  /** SANDBOX_MAX_PER_USER: checked by the create itself, so concurrent creates cannot overshoot it. */
+  maxPerUser: number;
   metrics: ApiMetrics;
 }
 
@@ -91,7 +93,7 @@ export function registerSandboxRoutes(api: ApiRoutes, deps: SandboxRouteDeps): v
   async function ensure(chatId: string, ownerId: string) {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await ensureSandbox(temporal, { taskQueue: deps.taskQueue, chatId, ownerId, ttlMs: deps.ttlSeconds * 1000 });
+        return await ensureSandbox(temporal, { taskQueue: deps.taskQueue, chatId, ownerId, ttlMs: deps.ttlSeconds * 1000, maxPerUser: deps.maxPerUser });
       } catch (err) {
         if (toProblem(err) || attempt >= ensureAttempts) throw err;
       }
@@ -189,8 +191,11 @@ export function sandboxStartOperation(options: { taskQueue: string } & SandboxWo
  * Update-with-start: ensures through the chat's workflow, starting it when none runs. Temporal
  * runs one workflow per id, so concurrent ensures for a chat meet in one workflow.
  */
-export function ensureSandbox(temporal: Client, options: { taskQueue: string } & SandboxWorkflowInput): Promise<EnsureSandboxResult> {
-  return temporal.workflow.executeUpdateWithStart(ensureSandboxUpdate, { args: [{ ownerId: options.ownerId, ttlMs: options.ttlMs }], startWorkflowOperation: sandboxStartOperation(options) });
+export function ensureSandbox(temporal: Client, { maxPerUser, ...options }: { taskQueue: string; maxPerUser?: number } & SandboxWorkflowInput): Promise<EnsureSandboxResult> {
+  return temporal.workflow.executeUpdateWithStart(ensureSandboxUpdate, {
+    args: [{ ownerId: options.ownerId, ttlMs: options.ttlMs, maxPerUser }],
+    startWorkflowOperation: sandboxStartOperation(options),
+  });
 }
 
 function present(sandbox: SandboxRecord) {
@@ -212,7 +217,7 @@ function present(sandbox: SandboxRecord) {
 function registerSandboxEventMetrics(store: SandboxStore, metrics: ApiMetrics): void {
   new Counter({
     name: 'sessionflow_sandbox_events_total',
-    help: 'Chat sandbox events (sandbox_created, sandbox_reused, sandbox_replaced, sandbox_cleaned, sandbox_clean_failed, sandbox_stopped)',
+    help: `Chat sandbox events (${sandboxEvents.join(', ')})`,
     labelNames: ['event'] as const,
     registers: [metrics.registry],
     async collect() {

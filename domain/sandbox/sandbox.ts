@@ -45,8 +45,11 @@ export function sandboxContainerName(sessionId: string): string {
  */
 export type SandboxStatus = 'CREATING' | 'RUNNING' | 'EXPIRED' | 'STOPPED';
 
-/** Why a sandbox was stopped: the read model keeps the first reason. */
-export type StopReason = 'replaced' | 'expired' | 'stopped';
+/**
+ * Why a sandbox was stopped: the read model keeps the first reason. `lost`: its container died
+ * (killed, the engine restarted); `failed`: its create failed and what it made was removed.
+ */
+export type StopReason = 'replaced' | 'expired' | 'stopped' | 'lost' | 'failed';
 
 /** A sandbox session; plain data (ISO strings) so it crosses continue-as-new unchanged. */
 export interface SandboxRecord {
@@ -84,6 +87,24 @@ export interface SandboxRequester {
 interface EnsureSandboxRequest extends SandboxRequester {
   /** The lifetime of a sandbox created by this ensure; the workflow's own when absent. */
   ttlMs?: number;
+  /** Live sandboxes the owner may hold (SANDBOX_MAX_PER_USER); a create past it is refused. Unlimited when absent. */
+  maxPerUser?: number;
+}
+
+/** What an ensure's create asks of the worker: the planned sandbox, and the owner's limit. */
+export type SandboxPlan = Omit<SandboxRecord, 'containerId' | 'status'> & { maxPerUser?: number };
+
+/** How a sandbox's container was found dead: removed (`gone`) or no longer running. */
+export interface ContainerDeath {
+  /** Docker's state (`exited`, `dead`, …), or `gone` when the container no longer exists. */
+  state: string;
+  exitCode?: number;
+  oomKilled?: boolean;
+}
+
+export function describeDeath({ state, exitCode, oomKilled }: ContainerDeath): string {
+  if (state === 'gone') return 'its container was removed';
+  return `its container is ${state}${exitCode === undefined ? '' : ` (exit code ${exitCode}${oomKilled ? ', killed for lack of memory' : ''})`}`;
 }
 
 export interface EnsureSandboxResult {
@@ -122,8 +143,11 @@ export const execInSandboxUpdate = defineUpdate<SandboxExecResult, [SandboxExecR
 export const cleanupExpiredSignal = defineSignal<[CleanupOrder]>('cleanupExpired');
 export const currentSandboxQuery = defineQuery<SandboxRecord | null>('currentSandbox');
 
-/** The seed's structured log events (names verbatim), plus a user's explicit stop. */
-export const sandboxEvents = ['sandbox_created', 'sandbox_reused', 'sandbox_replaced', 'sandbox_cleaned', 'sandbox_clean_failed', 'sandbox_stopped'] as const;
+/**
+ * The seed's structured log events (names verbatim), plus a user's explicit stop and a sandbox
+ * found with its container dead (`sandbox_lost`, the container's state as `error`).
+ */
+export const sandboxEvents = ['sandbox_created', 'sandbox_reused', 'sandbox_replaced', 'sandbox_cleaned', 'sandbox_clean_failed', 'sandbox_stopped', 'sandbox_lost'] as const;
 export type SandboxEventName = (typeof sandboxEvents)[number];
 
 export interface SandboxEvent {
@@ -131,7 +155,7 @@ export interface SandboxEvent {
   chatId: string;
   sessionId: string;
   containerId: string;
-  /** The failure's type, for sandbox_clean_failed. */
+  /** The failure's type, for sandbox_clean_failed; the container's state, for sandbox_lost. */
   error?: string;
 }
 

@@ -37,6 +37,11 @@ export const errorCatalogue = {
   ContainerLost: { status: 503, title: 'The execution container disappeared' },
   ExecutionFailed: { status: 500, title: 'The execution could not be carried out' },
 
+  // Chat sandboxes (seed 003).
+  SandboxQuotaExceeded: { status: 429, title: 'The user holds as many live sandboxes as allowed' },
+  SandboxLost: { status: 409, title: 'The sandbox\'s container died; ensure a new sandbox' },
+  SandboxCreateFailed: { status: 503, title: 'The sandbox container could not be created' },
+
   // Terminals (seed 002).
   SessionLimit: { status: 429, title: 'Too many active sessions' },
   SessionNotFound: { status: 404, title: 'No such session' },

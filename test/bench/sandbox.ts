@@ -17,7 +17,8 @@ async function main(): Promise<void> {
   process.env.SESSIONFLOW_INSTANCE ??= 'bench-sandbox';
   const env = await connectTestEnv();
   const infra = openInfra();
-  const api = await startApiHarness(env, infra, { SANDBOX_TTL_SECONDS: 600 });
+  // One user holds every chat of the benchmark (121 at the peak).
+  const api = await startApiHarness(env, infra, { SANDBOX_TTL_SECONDS: 600, SANDBOX_MAX_PER_USER: 1000 });
   const server = api.app.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

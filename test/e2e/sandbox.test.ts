@@ -12,7 +12,7 @@ import type { sandboxSweepWorkflow } from '../../workflows/sandbox/sandboxSweep'
 import { createLogger } from '../../platform/logger';
 import { eventually, startApiHarness, type ApiHarness } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';
-import { containersOfChat, discardChats, eventsOfChat, newChatId, userIdOfKey } from '../helpers/sandbox';
+import { containersOfChat, discardChats, eventsOfChat, trackedChats, userIdOfKey } from '../helpers/sandbox';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 
 /**
@@ -22,21 +22,24 @@ import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/te
  */
 const ttlSeconds = 120;
 const shortTtlSeconds = 3;
+// One user makes every chat of this file; the per-user limit has tests of its own (sandboxIsolation).
+const maxPerUser = 1000;
 let env: TestWorkflowEnvironment;
 let infra: Infra;
 let api: ApiHarness;
 let expiringApi: Express;
 let server: Server;
 let base: string;
-const chats = new Set<string>();
+const chats = trackedChats();
+const chat = chats.next;
 
 beforeAll(async () => {
   env = await connectTestEnv();
   infra = openInfra();
-  api = await startApiHarness(env, infra, { SANDBOX_TTL_SECONDS: ttlSeconds });
+  api = await startApiHarness(env, infra, { SANDBOX_TTL_SECONDS: ttlSeconds, SANDBOX_MAX_PER_USER: maxPerUser });
   // The same users and worker, another TTL.
   expiringApi = createApp({
-    config: { ...infra.config, TEMPORAL_TASK_QUEUE: api.taskQueue, SANDBOX_TTL_SECONDS: shortTtlSeconds },
+    config: { ...infra.config, TEMPORAL_TASK_QUEUE: api.taskQueue, SANDBOX_TTL_SECONDS: shortTtlSeconds, SANDBOX_MAX_PER_USER: maxPerUser },
     temporal: env.client, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'sandbox-test'),
   });
   server = api.app.listen(0, '127.0.0.1');
@@ -45,18 +48,13 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   server.close();
-  await discardChats(env.client, infra.docker, infra.config.SESSIONFLOW_INSTANCE, chats);
+  await discardChats(env.client, infra.docker, infra.config.SESSIONFLOW_INSTANCE, chats.ids);
   await api.stop();
   await infra.close();
   await env.teardown();
 });
 
 const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
-const chat = () => {
-  const id = newChatId();
-  chats.add(id);
-  return id;
-};
 const ensure = (chatId: string, key = api.userKey, app = api.app) => request(app).put(`/api/v1/chats/${chatId}/sandbox`).set(bearer(key));
 const ensureExpiring = (chatId: string) => ensure(chatId, api.userKey, expiringApi);
 const current = (chatId: string, key = api.userKey) => request(api.app).get(`/api/v1/chats/${chatId}/sandbox`).set(bearer(key));
@@ -278,7 +276,7 @@ describe('sandbox metrics', () => {
     await ensure(chatId).expect(201);
     await ensure(chatId).expect(200);
     const res = await request(api.app).get('/metrics').expect(200);
-    for (const event of ['sandbox_created', 'sandbox_reused', 'sandbox_replaced', 'sandbox_cleaned', 'sandbox_clean_failed']) {
+    for (const event of ['sandbox_created', 'sandbox_reused', 'sandbox_replaced', 'sandbox_cleaned', 'sandbox_clean_failed', 'sandbox_lost']) {
       expect(res.text).toMatch(new RegExp(`sessionflow_sandbox_events_total\\{event="${event}"\\} \\d+`));
     }
     expect(Number(/sessionflow_sandbox_events_total\{event="sandbox_reused"\} (\d+)/.exec(res.text)?.[1])).toBeGreaterThanOrEqual(1);

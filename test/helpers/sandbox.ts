@@ -9,6 +9,19 @@ import { makeSandboxWorkflowId } from '../../domain/sandbox/sandbox';
 
 export const newChatId = (): string => randomUUID();
 
+/** A test file's chats: `next()` makes a chat id and remembers it, for discardChats(…, ids) at the end. */
+export function trackedChats(): { ids: Set<string>; next: () => string } {
+  const ids = new Set<string>();
+  return {
+    ids,
+    next() {
+      const id = newChatId();
+      ids.add(id);
+      return id;
+    },
+  };
+}
+
 /** This run's sandbox containers of one chat, running or not. */
 export async function containersOfChat(docker: Docker, instance: string, chatId: string): Promise<Docker.ContainerInfo[]> {
   return docker.listContainers({ all: true, filters: { label: [`${instanceLabel}=${instance}`, `${chatIdLabel}=${chatId}`] } });
@@ -42,4 +55,21 @@ export async function discardChats(client: Client, docker: Docker, instance: str
       await docker.getContainer(container.Id).remove({ force: true }).catch(() => undefined);
     }
   }
+}
+
+/**
+ * The real engine, except that it cannot start a container: create works (the container is
+ * left behind, as when the engine fails between create and start), every start is refused.
+ */
+export function dockerThatCannotStart(docker: Docker): Docker {
+  const refuseStart = (container: Docker.Container) =>
+    Object.assign(container, { start: () => Promise.reject(Object.assign(new Error('(injected) the engine could not start the container'), { statusCode: 500 })) });
+  return new Proxy(docker, {
+    get(target, property) {
+      if (property === 'getContainer') return (id: string) => refuseStart(target.getContainer(id));
+      if (property === 'createContainer') return async (options: Docker.ContainerCreateOptions) => refuseStart(await target.createContainer(options));
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

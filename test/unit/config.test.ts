@@ -22,6 +22,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ NODE_ENV: 'development', USE_LOCAL_EXECUTOR: 'true' }).USE_LOCAL_EXECUTOR).toBe(true);
   });
 
+  it('refuses chat sandbox tmpfs areas that would not fit in the sandbox\'s memory', () => {
+    // Writes to a tmpfs are charged to the container's memory: past it, a full disk would be an OOM kill instead of ENOSPC.
+    expect(() => loadConfig({ SANDBOX_MEMORY_LIMIT_MB: '64', SANDBOX_WORKSPACE_BYTES: String(48 * 1024 * 1024) })).toThrow(/SANDBOX_WORKSPACE_BYTES: .*SANDBOX_MEMORY_LIMIT_MB/);
+    expect(loadConfig({ SANDBOX_MEMORY_LIMIT_MB: '64', SANDBOX_WORKSPACE_BYTES: String(16 * 1024 * 1024), SANDBOX_TMP_BYTES: String(8 * 1024 * 1024) })).toMatchObject({ SANDBOX_MEMORY_LIMIT_MB: 64 });
+  });
+
   describe('docs/configuration.md', () => {
     const page = readFileSync(join(__dirname, '../../docs/configuration.md'), 'utf8');
     // Rows of the variables table: | `NAME` | default | meaning |

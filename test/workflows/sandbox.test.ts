@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
 import { createUserKey } from '../../api/platform/auth';
+import { createSandboxActivities } from '../../activities/sandbox/sandbox';
 import { ensureSandbox, sandboxStartOperation } from '../../api/sandbox/routes';
 import {
   currentSandboxQuery,
@@ -13,17 +14,20 @@ import {
   type SandboxRecord,
   type SandboxSweepReport,
 } from '../../domain/sandbox/sandbox';
+import { namedFailure } from '../../domain/shared/failures';
+import { activityDepsFrom } from '../../workers/activityDeps';
 import { ChatId, OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import type { sandboxSweepWorkflow } from '../../workflows/sandbox/sandboxSweep';
 import { eventually } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';
-import { containersOfChat, discardChats, eventsOfChat, newChatId } from '../helpers/sandbox';
+import { containersOfChat, discardChats, dockerThatCannotStart, eventsOfChat, trackedChats } from '../helpers/sandbox';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
 let infra: Infra;
 let ownerId: string;
-const chats = new Set<string>();
+const chats = trackedChats();
+const chat = chats.next;
 
 beforeAll(async () => {
   env = await connectTestEnv();
@@ -31,16 +35,11 @@ beforeAll(async () => {
   ({ userId: ownerId } = await createUserKey(infra.pool, `sandbox-owner-${randomUUID().slice(0, 8)}`, 'user', 'test'));
 });
 afterAll(async () => {
-  await discardChats(env.client, infra.docker, infra.config.SESSIONFLOW_INSTANCE, chats);
+  await discardChats(env.client, infra.docker, infra.config.SESSIONFLOW_INSTANCE, chats.ids);
   await infra.close();
   await env.teardown();
 });
 
-const chat = () => {
-  const id = newChatId();
-  chats.add(id);
-  return id;
-};
 const containers = (chatId: string) => containersOfChat(infra.docker, infra.config.SESSIONFLOW_INSTANCE, chatId);
 const handleOf = (chatId: string) => env.client.workflow.getHandle(makeSandboxWorkflowId(chatId));
 const untilStatus = (chatId: string, status: SandboxRecord['status']) =>
@@ -130,6 +129,40 @@ describe('sandboxWorkflow', () => {
       expect(ran).toMatchObject({ stdout: '42\n', exitCode: 0 });
       expect((await eventsOfChat(infra.pool, chatId)).map((e) => e.event)).toEqual(['sandbox_created']);
     });
+  });
+
+  it('leaves no container and no CREATING row when a create fails, and fails by name', async () => {
+    const sessionsOf = async (chatId: string) => (await infra.pool.query('SELECT status, stop_reason FROM sandboxes WHERE chat_id = $1', [chatId])).rows;
+    const failedEnsure = async (activities: Partial<Infra['activities']>, queue: string) => {
+      const chatId = chat();
+      const taskQueue = uniqueTaskQueue(queue);
+      const worker = await createTestWorker(env, taskQueue, { ...infra.activities, ...activities });
+      const failure = await worker.runUntil(async () => {
+        const err = await ensureSandbox(env.client, { taskQueue, chatId, ownerId, ttlMs: 300_000 }).catch((caught: unknown) => caught);
+        // With no sandbox left, the chat's workflow ends rather than waiting for ever.
+        await handleOf(chatId).result();
+        return err;
+      });
+      expect(failure).toBeInstanceOf(WorkflowUpdateFailedError);
+      const attributes = (await handleOf(chatId).describe()).typedSearchAttributes;
+      expect([attributes.get(SessionStatus), attributes.get(SessionDetail)]).toEqual(['ENDED', 'STOPPED']);
+      return { chatId, type: namedFailure(failure)?.type };
+    };
+    const deps = activityDepsFrom(infra.config, infra);
+
+    // The engine makes the container, then cannot start it, on every attempt.
+    const unstartable = createSandboxActivities({ ...deps, docker: dockerThatCannotStart(infra.docker) });
+    const refused = await failedEnsure({ createSandboxContainer: unstartable.createSandboxContainer }, 'sandbox-create-fails');
+    expect(refused.type).toBe('SandboxCreateFailed');
+    expect(await containers(refused.chatId)).toEqual([]);
+    expect(await sessionsOf(refused.chatId)).toEqual([{ status: 'STOPPED', stop_reason: 'failed' }]);
+
+    // The image is not there: nothing is made, nothing is left CREATING.
+    const imageless = createSandboxActivities({ ...deps, baseImage: `sessionflow/missing:${randomUUID()}` });
+    const missing = await failedEnsure({ createSandboxContainer: imageless.createSandboxContainer }, 'sandbox-no-image');
+    expect(missing.type).toBe('ImageNotFound');
+    expect(await containers(missing.chatId)).toEqual([]);
+    expect(await sessionsOf(missing.chatId)).toEqual([{ status: 'STOPPED', stop_reason: 'failed' }]);
   });
 
   it('continues as new when its history grows long, keeping the same sandbox', async () => {

@@ -3,6 +3,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -10,15 +11,17 @@ import {
   uuid4,
 } from '@temporalio/workflow';
 import type { SandboxActivities } from '../../activities/sandbox/sandbox';
-import { domainFailure } from '../../domain/shared/errors';
+import { domainFailure, isErrorCode } from '../../domain/shared/errors';
 import {
   cleanupExpiredSignal,
   currentSandboxQuery,
+  describeDeath,
   ensureSandboxUpdate,
   execInSandboxUpdate,
   isExpired,
   sandboxContainerName,
   stopSandboxUpdate,
+  type ContainerDeath,
   type SandboxEventName,
   type SandboxRecord,
   type SandboxRequester,
@@ -26,17 +29,17 @@ import {
   type StopReason,
 } from '../../domain/sandbox/sandbox';
 import { sandboxKind } from '../../domain/sandbox/kind';
-import { describeFailure } from '../../domain/shared/failures';
+import { describeFailure, namedFailure } from '../../domain/shared/failures';
 import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
 import { shouldContinueAsNew } from '../shared/continueAsNew';
-import { upsertStatus } from '../shared/status';
+import { upsertFinalStatus, upsertStatus } from '../shared/status';
 
 // Creating and starting a container takes about a second (several under a burst of creates);
 // after 30 s a dead worker's attempt times out and the retry finds that attempt's container
 // by name. A missing image will not appear by retrying.
 const containers = proxyActivities<SandboxActivities>({
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '500ms', maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound'] },
+  retry: { initialInterval: '500ms', maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound', 'SandboxQuotaExceeded'] },
 });
 // A stop is retried a little, then reported: the sweep logs the failure and tries again on
 // its next run rather than blocking on one stuck container.
@@ -47,8 +50,15 @@ const stopper = proxyActivities<SandboxActivities>({
 // The command's own timeout (at most 120 s) bounds an exec; never retried, because running
 // user code twice is not idempotent.
 const executor = proxyActivities<SandboxActivities>({ startToCloseTimeout: '150s', retry: { maximumAttempts: 1 } });
-// Read-model writes are single quick statements: local activities spare a server round trip.
+// Read-model writes are single quick statements, and a container's liveness one Docker inspect:
+// local activities spare a server round trip.
 const readModel = proxyLocalActivities<SandboxActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 5 } });
+
+// Determinism: behind these, running workflows whose histories predate them replay unchanged.
+/** An ensure checks that the container it would reuse still runs; a dead one is retired, also by exec. */
+const retireDeadContainersPatch = 'sandbox-retire-dead-containers';
+/** A failed create removes what it made and fails by name. */
+const discardFailedCreatePatch = 'sandbox-discard-failed-create';
 
 /** Past this many events a long-lived chat continues as new, carrying only its sandbox. */
 const defaultHistoryLimit = 2000;
@@ -79,6 +89,11 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     await stopper.stopSandboxContainer({ sessionId: sandbox.sessionId, containerName: sandbox.containerName, reason });
     setCurrent({ ...sandbox, status: 'STOPPED' });
   };
+  // A dead container is not restarted: its files are gone, so the chat gets a new sandbox, knowingly.
+  const retireLost = async (sandbox: SandboxRecord, death: ContainerDeath) => {
+    await stop(sandbox, 'lost');
+    await record('sandbox_lost', sandbox, describeDeath(death));
+  };
   // Only the chat's owner (or an admin the api vouched for) reaches this sandbox; rejected
   // in the validator, so a stranger's request leaves no trace in history.
   const ownerOnly = (request: SandboxRequester) => {
@@ -94,15 +109,18 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
         const now = Date.now(); // workflow time: deterministic on replay
         const previous = current;
         if (previous?.status === 'RUNNING' && !isExpired(previous, now)) {
-          await record('sandbox_reused', previous);
-          return { sandbox: previous, reused: true };
-        }
-        if (previous && previous.status !== 'STOPPED') {
+          const death = patched(retireDeadContainersPatch) ? await readModel.probeSandboxContainer({ containerName: previous.containerName }) : undefined;
+          if (!death) {
+            await record('sandbox_reused', previous);
+            return { sandbox: previous, reused: true };
+          }
+          await retireLost(previous, death);
+        } else if (previous && previous.status !== 'STOPPED') {
           await stop(previous, 'replaced');
           await record('sandbox_replaced', previous);
         }
-        // The api's current configuration decides a new sandbox's lifetime.
-        const sandbox = await create(now, request.ttlMs ?? ttlMs);
+        // The api's current configuration decides a new sandbox's lifetime and the owner's limit.
+        const sandbox = await create(now, request.ttlMs ?? ttlMs, request.maxPerUser);
         return { sandbox, reused: false };
       }),
     { validator: ownerOnly },
@@ -128,7 +146,19 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       if (!sandbox || sandbox.status !== 'RUNNING' || isExpired(sandbox, Date.now())) {
         throw domainFailure('InvalidSessionState', `chat ${chatId} has no active sandbox; ensure one first`, { state: sandbox?.status ?? 'NONE' });
       }
-      return executor.execInSandbox({ containerName: sandbox.containerName, command, stdin, timeoutMs });
+      try {
+        return await executor.execInSandbox({ containerName: sandbox.containerName, command, stdin, timeoutMs });
+      } catch (err) {
+        const lost = namedFailure(err);
+        if (lost?.type === 'SandboxLost' && patched(retireDeadContainersPatch)) {
+          const [{ container } = {}] = (lost.details ?? []) as { container?: ContainerDeath }[];
+          // Concurrent execs may all find it dead; the first retires it, unless an ensure replaced it already.
+          await serially(async () => {
+            if (current === sandbox) await retireLost(sandbox, container ?? { state: 'gone' });
+          });
+        }
+        throw err;
+      }
     },
     { validator: ownerOnly },
   );
@@ -149,7 +179,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     }),
   );
 
-  async function create(now: number, lifetimeMs: number): Promise<SandboxRecord> {
+  async function create(now: number, lifetimeMs: number, maxPerUser: number | undefined): Promise<SandboxRecord> {
     // uuid4() is seeded by the workflow: the same id on replay, so the container name is too.
     const sessionId = uuid4();
     const planned = {
@@ -158,11 +188,30 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + lifetimeMs).toISOString(),
     };
-    const { containerId } = await containers.createSandboxContainer(planned);
+    let containerId: string;
+    try {
+      ({ containerId } = await containers.createSandboxContainer({ ...planned, maxPerUser }));
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) || !patched(discardFailedCreatePatch)) throw err;
+      throw await discardFailedCreate(planned, err);
+    }
     const sandbox: SandboxRecord = { ...planned, containerId, status: 'RUNNING' };
     setCurrent(sandbox);
     await record('sandbox_created', sandbox);
     return sandbox;
+  }
+
+  /**
+   * After a create gave up: removes the container it may have made and marks its row stopped,
+   * so no half-made sandbox stays behind; then the failure to answer with, by name. A refusal
+   * at the owner's limit made nothing and passes through as it is.
+   */
+  async function discardFailedCreate(planned: Pick<SandboxRecord, 'sessionId' | 'containerName'>, err: ActivityFailure) {
+    const { type, message } = describeFailure(err);
+    if (type === 'SandboxQuotaExceeded') return err;
+    await stopper.stopSandboxContainer({ sessionId: planned.sessionId, containerName: planned.containerName, reason: 'failed' });
+    if (isErrorCode(type)) return err;
+    return domainFailure('SandboxCreateFailed', `the sandbox container could not be created: ${message}`, { cause: type, retryAfterSeconds: 5 });
   }
 
   // Determinism: every wait below is a workflow condition or timer derived from the record.
@@ -190,7 +239,11 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     } else {
       // No live sandbox: once nothing is in flight the chat's workflow has nothing left to do.
       await condition(allHandlersFinished);
-      if (current === watched) return watched;
+      if (current === watched) {
+        // A run whose only create failed or was refused ends without a sandbox: not STARTING for ever.
+        if (!watched) upsertFinalStatus(sandboxKind, 'STOPPED');
+        return watched;
+      }
     }
   }
 }

@@ -10,7 +10,8 @@ export function upsertStatus<S extends string>(manifest: { lifecycle: Readonly<R
 /**
  * Determinism: workflows that did not upsert their final status before the session contract
  * (the PXE image and boot-server probes, the sandbox sweep, an execution whose replacement lease
- * was refused) add that command behind this patch, so their recorded histories still replay.
+ * was refused, a chat whose only create failed) add that command behind this patch, so their
+ * recorded histories still replay.
  */
 const finalStatusPatch = 'session-lifecycle-final-status';
 
