@@ -165,6 +165,30 @@ describe('sandboxWorkflow', () => {
     expect(await sessionsOf(missing.chatId)).toEqual([{ status: 'STOPPED', stop_reason: 'failed' }]);
   });
 
+  it('reuses its sandbox while the engine does not answer the probe, and replaces it once the engine says its container died', async () => {
+    let engineAnswers = false;
+    const taskQueue = uniqueTaskQueue('sandbox-probe');
+    const worker = await createTestWorker(env, taskQueue, {
+      ...infra.activities,
+      probeSandboxContainer: (input: Parameters<Infra['activities']['probeSandboxContainer']>[0]) =>
+        engineAnswers ? infra.activities.probeSandboxContainer(input) : Promise.reject(Object.assign(new Error('(injected) connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' })),
+    });
+    const chatId = chat();
+    await worker.runUntil(async () => {
+      const input = { taskQueue, chatId, ownerId, ttlMs: 300_000 };
+      const { sandbox } = await ensureSandbox(env.client, input);
+      await infra.docker.getContainer(sandbox.containerId).kill();
+      // Unknown is not dead: the ensure answers as it did before it could probe.
+      expect(await ensureSandbox(env.client, input)).toEqual({ sandbox, reused: true });
+      engineAnswers = true;
+      const replaced = await ensureSandbox(env.client, input);
+      expect(replaced.reused).toBe(false);
+      expect(replaced.sandbox.sessionId).not.toBe(sandbox.sessionId);
+      expect((await containers(chatId)).map((c) => [c.Id, c.State])).toEqual([[replaced.sandbox.containerId, 'running']]);
+      expect((await eventsOfChat(infra.pool, chatId)).map((e) => e.event)).toEqual(['sandbox_created', 'sandbox_reused', 'sandbox_lost', 'sandbox_created']);
+    });
+  });
+
   it('continues as new when its history grows long, keeping the same sandbox', async () => {
     const taskQueue = uniqueTaskQueue('sandbox-continue');
     const worker = await createTestWorker(env, taskQueue, infra.activities);

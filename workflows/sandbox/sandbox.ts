@@ -3,11 +3,13 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  isCancellation,
   patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  TemporalFailure,
   uuid4,
 } from '@temporalio/workflow';
 import type { SandboxActivities } from '../../activities/sandbox/sandbox';
@@ -50,9 +52,11 @@ const stopper = proxyActivities<SandboxActivities>({
 // The command's own timeout (at most 120 s) bounds an exec; never retried, because running
 // user code twice is not idempotent.
 const executor = proxyActivities<SandboxActivities>({ startToCloseTimeout: '150s', retry: { maximumAttempts: 1 } });
-// Read-model writes are single quick statements, and a container's liveness one Docker inspect:
-// local activities spare a server round trip.
+// Read-model writes are single quick statements: local activities spare a server round trip.
 const readModel = proxyLocalActivities<SandboxActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 5 } });
+// A container's liveness is one Docker inspect, on every reuse: asked once more at most, so an
+// engine that does not answer delays an ensure by seconds, not by a long backoff.
+const prober = proxyLocalActivities<SandboxActivities>({ startToCloseTimeout: '5s', retry: { maximumAttempts: 2 } });
 
 // Determinism: behind these, running workflows whose histories predate them replay unchanged.
 /** An ensure checks that the container it would reuse still runs; a dead one is retired, also by exec. */
@@ -89,6 +93,13 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     await stopper.stopSandboxContainer({ sessionId: sandbox.sessionId, containerName: sandbox.containerName, reason });
     setCurrent({ ...sandbox, status: 'STOPPED' });
   };
+  // An engine that does not answer is not a dead container: reuse it, as before probes; an exec will tell.
+  const probe = (sandbox: SandboxRecord) =>
+    prober.probeSandboxContainer({ containerName: sandbox.containerName }).catch((err: unknown) => {
+      // A local activity's failure arrives as what it threw (or a timeout), not wrapped in an ActivityFailure.
+      if (err instanceof TemporalFailure && !isCancellation(err)) return undefined;
+      throw err;
+    });
   // A dead container is not restarted: its files are gone, so the chat gets a new sandbox, knowingly.
   const retireLost = async (sandbox: SandboxRecord, death: ContainerDeath) => {
     await stop(sandbox, 'lost');
@@ -109,7 +120,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
         const now = Date.now(); // workflow time: deterministic on replay
         const previous = current;
         if (previous?.status === 'RUNNING' && !isExpired(previous, now)) {
-          const death = patched(retireDeadContainersPatch) ? await readModel.probeSandboxContainer({ containerName: previous.containerName }) : undefined;
+          const death = patched(retireDeadContainersPatch) ? await probe(previous) : undefined;
           if (!death) {
             await record('sandbox_reused', previous);
             return { sandbox: previous, reused: true };
