@@ -2,8 +2,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { makePoolWorkflowId, makeSessionKey, poolStateQuery } from '../../../domain/execution/execution';
-import { startApiHarness, type ApiHarness } from '../../helpers/api';
-import { removeExecutionPools } from '../../helpers/executionPools';
+import { startExecutorHarnesses, type ExecutorHarnesses } from '../../helpers/executionPools';
 import { openInfra, type Infra } from '../../helpers/infra';
 import { connectTestEnv } from '../../helpers/temporal';
 
@@ -14,25 +13,20 @@ import { connectTestEnv } from '../../helpers/temporal';
  */
 let env: TestWorkflowEnvironment;
 let infra: Infra;
-const harnesses: Record<'docker' | 'local', ApiHarness | undefined> = { docker: undefined, local: undefined };
+let harnesses: ExecutorHarnesses | undefined;
 beforeAll(async () => {
   env = await connectTestEnv();
   infra = openInfra();
   // A body limit raised past the default 1mb, as an operator may: the job-size guard is then what answers.
-  harnesses.docker = await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: false, EXECUTION_READY_SESSIONS: 1, REQUEST_BODY_LIMIT: '8mb' });
-  harnesses.local = await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: true });
+  harnesses = await startExecutorHarnesses(env, infra, { EXECUTION_READY_SESSIONS: 1, REQUEST_BODY_LIMIT: '8mb' });
 });
 afterAll(async () => {
-  for (const harness of Object.values(harnesses)) {
-    if (!harness) continue;
-    await removeExecutionPools(env.client, infra, harness.taskQueue);
-    await harness.stop();
-  }
+  await harnesses?.stop();
   await infra.close();
   await env.teardown();
 });
 
-const docker = () => harnesses.docker!;
+const docker = () => harnesses!.docker;
 const execute = (body: Record<string, unknown>, api = docker()) =>
   request(api.app).post('/api/v2/execute').set({ Authorization: `Bearer ${api.userKey}` }).send({ language: 'python', version: '3', ...body });
 const python = (content: string, extra: Record<string, unknown> = {}, api = docker()) => execute({ files: [{ content }], ...extra }, api);
@@ -62,14 +56,14 @@ async function sessionWithFile(): Promise<{ sessionId: string; container: string
 
 describe.each(['docker', 'local'] as const)('output with NUL characters (%s executor)', (executor) => {
   it('comes back byte for byte on stdout and in output, escaped as \\u0000 in the JSON', async () => {
-    const res = await python('import sys\nsys.stdout.write("a\\x00b\\x00\\x00c\\n")', {}, harnesses[executor]).expect(200);
+    const res = await python('import sys\nsys.stdout.write("a\\x00b\\x00\\x00c\\n")', {}, harnesses![executor]).expect(200);
     expect(res.headers['x-sessionflow-executor']).toBe(executor);
     expect(res.body.run).toMatchObject({ stdout: 'a\0b\0\0c\n', output: 'a\0b\0\0c\n', stderr: '', code: 0, status: null });
     expect(res.text).toContain('"stdout":"a\\u0000b\\u0000\\u0000c\\n"');
   });
 
   it('comes back byte for byte past the history cap (read from the executions table), stderr too', async () => {
-    const res = await python('import sys\nsys.stdout.write("\\x00" + "x" * 6000 + "\\x00end")\nsys.stdout.flush()\nsys.stderr.write("e\\x00rr")', {}, harnesses[executor]).expect(200);
+    const res = await python('import sys\nsys.stdout.write("\\x00" + "x" * 6000 + "\\x00end")\nsys.stdout.flush()\nsys.stderr.write("e\\x00rr")', {}, harnesses![executor]).expect(200);
     expect(res.body.run.stdout).toBe(`\0${'x'.repeat(6000)}\0end`);
     expect(res.body.run.stderr).toBe('e\0rr');
     // The two streams are read as they come: either may be first in `output`.
