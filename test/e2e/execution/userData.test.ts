@@ -62,7 +62,7 @@ describe.each(['docker', 'local'] as const)('output with NUL characters (%s exec
     expect(res.text).toContain('"stdout":"a\\u0000b\\u0000\\u0000c\\n"');
   });
 
-  it('comes back byte for byte past the history cap (read from the executions table), stderr too', async () => {
+  it('comes back byte for byte past the history cap (docker: read back from the executions table), stderr too', async () => {
     const res = await python('import sys\nsys.stdout.write("\\x00" + "x" * 6000 + "\\x00end")\nsys.stdout.flush()\nsys.stderr.write("e\\x00rr")', {}, harnesses![executor]).expect(200);
     expect(res.body.run.stdout).toBe(`\0${'x'.repeat(6000)}\0end`);
     expect(res.body.run.stderr).toBe('e\0rr');
