@@ -348,10 +348,12 @@ export function toRunnerJob(job: ExecutionJob, placement: RunnerPlacement): Runn
   };
 }
 
+type RunnerStages = Omit<ExecutionResult, 'language' | 'version'>;
+
 /** The runner's result of a job: the stages it ran, or the file it could not write (then nothing ran). */
-export type RunnerResult = Omit<ExecutionResult, 'language' | 'version'> & { unwritable_file?: UnwritableFile };
+export type RunnerResult = RunnerStages & { unwritable_file?: UnwritableFile };
 
 /** A runner result's stages, and the file it could not write if it turned the job down. */
-export function splitRunnerResult({ unwritable_file: unwritableFile, ...stages }: RunnerResult): { stages: Omit<ExecutionResult, 'language' | 'version'>; unwritableFile?: UnwritableFile } {
+export function splitRunnerResult({ unwritable_file: unwritableFile, ...stages }: RunnerResult): { stages: RunnerStages; unwritableFile?: UnwritableFile } {
   return { stages, ...(unwritableFile ? { unwritableFile } : {}) };
 }
