@@ -30,6 +30,9 @@ const configSchema = z.object({
   REGISTRY_ADDRESS: z.string().regex(/^[\w.-]+(:\d+)?$/, 'host:port').default('127.0.0.1:5000'),
   WORKFLOW_BUNDLE_PATH: z.string().min(1).default('dist/workflow-bundle.js'),
   REQUEST_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'a size such as 1mb').default('1mb'),
+  /** Requests one API key may make per window on the authenticated api (429 RateLimited past it); 0 turns the limit off. */
+  API_RATE_LIMIT_REQUESTS: z.coerce.number().int().min(0).max(1_000_000).default(6000),
+  API_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
   /** A chat sandbox's absolute lifetime from its creation (the seed's 5 minutes). */
   SANDBOX_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(300),
   /** How often the scheduled cleanup sweeps expired sandboxes and orphan containers. */

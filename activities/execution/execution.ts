@@ -1,10 +1,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { ActivityDeps } from '..';
-import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease } from '../../domain/execution/execution';
+import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type UnwritableFile } from '../../domain/execution/execution';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, managedLabel, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
 import { createExecutionStore } from './store';
-import { runnerSource, toRunnerJob } from './executionRunner';
+import { runnerSource, splitRunnerResult, toRunnerJob } from './executionRunner';
 import { RunnerLinks } from './runnerLinks';
 
 /** Resource limits of every execution container (config). */
@@ -83,7 +83,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
      * Runs one job in a leased container through the runner, as the sandbox user; records the
      * full result for the api and returns it cut to `historyOutputCap` for the workflow history.
      */
-    async runInContainer(input: RunInContainerInput): Promise<{ result: ExecutionResult; truncated: boolean; retire?: boolean }> {
+    async runInContainer(input: RunInContainerInput): Promise<{ result: ExecutionResult; truncated: boolean; retire?: boolean; unwritableFile?: UnwritableFile }> {
       const { containerId, job } = input;
       const runnerJob = toRunnerJob(job, {
         workDir: job.sessionKey ? sessionWorkDir : `/work/${job.requestId}`,
@@ -94,10 +94,12 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
         processLimit: 0,
       });
       const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 20_000;
-      const { stages, unclean } = await runners.run(containerId, job.requestId, runnerJob, guardMs);
+      const { stages: answer, unclean } = await runners.run(containerId, job.requestId, runnerJob, guardMs);
+      // A job turned down (a file it could not write) ran nothing: an answer, and the container stays sound.
+      const { stages, unwritableFile } = splitRunnerResult(answer);
       const result = { language: job.language, version: job.version, ...stages };
       await store.record({ id: job.requestId, ownerId: input.ownerId, sessionId: input.sessionId, executor: 'docker', containerId, result });
-      return { ...capForHistory(result, input.historyOutputCap), ...(unclean ? { retire: true } : {}) };
+      return { ...capForHistory(result, input.historyOutputCap), ...(unclean ? { retire: true } : {}), ...(unwritableFile ? { unwritableFile } : {}) };
     },
 
     /**

@@ -1,4 +1,4 @@
-import type { ExecutionJob, StageSpec } from '../../domain/execution/execution';
+import type { ExecutionJob, ExecutionResult, StageSpec, UnwritableFile } from '../../domain/execution/execution';
 
 /**
  * The program that carries out one execution job, wherever it runs. It writes the job's files
@@ -67,17 +67,26 @@ def reset_writable_state():
         pass
     return all(not os.listdir(area) for area in WRITABLE_AREAS if os.path.isdir(area))
 
+def write_files(job):
+    """The job's files into its work directory; the first one that cannot be written, if any.
+    The api only sends names it can honour, but a session's work directory keeps what earlier
+    programs left there (a directory where a file goes, a file made read-only): the request's
+    problem, answered as such, not a fault of the runner."""
+    for index, f in enumerate(job["files"]):
+        path = os.path.join(job["work_dir"], f["name"])
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as out:
+                out.write(base64.b64decode(f["content"]))
+        except OSError as e:
+            return {"index": index, "reason": e.strerror or str(e)}
+    return None
+
 def run_job(job):
     work = job["work_dir"]
     if job.get("kill_all") and not os.path.exists(work):
         # A fresh work directory means a new owner of the container: nothing may be left for it.
         reset_writable_state()
-    os.makedirs(work, exist_ok=True)
-    for f in job["files"]:
-        path = os.path.join(work, f["name"])
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as out:
-            out.write(base64.b64decode(f["content"]))
 
     def limits(memory, fsize, nproc):
         def apply():
@@ -192,6 +201,9 @@ def run_job(job):
 
     result = {}
     try:
+        unwritable = write_files(job)
+        if unwritable:
+            return {"unwritable_file": unwritable}
         if job.get("compile"):
             result["compile"] = stage(job["compile"], b"")
         if "compile" not in result or result["compile"]["code"] == 0:
@@ -334,4 +346,14 @@ export function toRunnerJob(job: ExecutionJob, placement: RunnerPlacement): Runn
     compile: job.compile && stage(job.compile),
     run: stage(job.run, job.args),
   };
+}
+
+type RunnerStages = Omit<ExecutionResult, 'language' | 'version'>;
+
+/** The runner's result of a job: the stages it ran, or the file it could not write (then nothing ran). */
+export type RunnerResult = RunnerStages & { unwritable_file?: UnwritableFile };
+
+/** A runner result's stages, and the file it could not write if it turned the job down. */
+export function splitRunnerResult({ unwritable_file: unwritableFile, ...stages }: RunnerResult): { stages: RunnerStages; unwritableFile?: UnwritableFile } {
+  return { stages, ...(unwritableFile ? { unwritableFile } : {}) };
 }

@@ -1,17 +1,14 @@
 import type Docker from 'dockerode';
 import { PassThrough, type Duplex } from 'node:stream';
-import type { ExecutionResult } from '../../domain/execution/execution';
 import { domainFailure } from '../../domain/shared/errors';
 import { statusOf } from '../shared/docker';
-import type { RunnerJob } from './executionRunner';
-
-type RunnerStages = Omit<ExecutionResult, 'language' | 'version'>;
+import type { RunnerJob, RunnerResult } from './executionRunner';
 
 interface RunnerReply {
   id: string;
   /** The runner has the job and is about to run it. */
   accepted?: boolean;
-  result?: RunnerStages;
+  result?: RunnerResult;
   error?: string;
   /** The runner could not empty the container's writable areas after the job: retire it. */
   unclean?: boolean;
@@ -19,7 +16,7 @@ interface RunnerReply {
 
 /** A job's result, and whether the container may serve anyone again. */
 export interface RunnerOutcome {
-  stages: RunnerStages;
+  stages: RunnerResult;
   unclean: boolean;
 }
 

@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { createExecutionStore } from '../../activities/execution/store';
 import { runLocally } from '../../activities/execution/localExecutor';
-import { acquireUpdate, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings } from '../../domain/execution/execution';
+import { acquireUpdate, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type PoolSettings, type UnwritableFile } from '../../domain/execution/execution';
 import { Runtime } from '../../domain/shared/searchAttributes';
 import { causeChain, describeFailure } from '../../domain/shared/failures';
 import { executionTaskQueue } from '../../domain/shared/taskQueues';
@@ -74,6 +74,7 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
       const outcome = await execution.result().catch((err: unknown) => {
         throw toExecutionFailure(err);
       });
+      if (outcome.unwritableFile) throw unwritableFileError(outcome.unwritableFile);
       const result = outcome.truncated ? ((await store.result(job.requestId, ownerId)) ?? outcome.result) : outcome.result;
       return { result, cold: lease.cold };
     },
@@ -139,12 +140,23 @@ function toExecutionFailure(err: unknown): unknown {
   return new ApiError('ExecutionFailed', `the execution did not complete: ${reason}; its container was retired`);
 }
 
+/**
+ * The runner turned the job down before running it: a file of the request cannot be written
+ * where it would run (in a session, something an earlier program left is in the way).
+ */
+function unwritableFileError({ index, reason }: UnwritableFile): ApiError {
+  const message = `cannot be written in the work directory: ${reason}`;
+  return new ApiError('ValidationFailed', `file ${index} ${message}`, { errors: [{ field: `body.files.${index}.name`, message }] });
+}
+
 export function createLocalExecutor(pool: Pool): Executor {
   const store = createExecutionStore(pool);
   return {
     name: 'local',
     async execute(job, ownerId) {
-      return { result: await runLocally(job, ownerId, store), cold: false };
+      const { result, unwritableFile } = await runLocally(job, ownerId, store);
+      if (unwritableFile) throw unwritableFileError(unwritableFile);
+      return { result, cold: false };
     },
   };
 }

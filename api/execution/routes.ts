@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { findRuntime, makeSessionKey, runtimes, type ExecutionJob, type RuntimeSpec, type SourceFile } from '../../domain/execution/execution';
+import { fileNameConflicts, fileNameProblem } from '../../domain/execution/fileNames';
 import type { Config } from '../../platform/config';
 import type { Executor } from './executors';
 import type { ApiMetrics } from '../platform/metrics';
@@ -19,19 +20,33 @@ interface ExecuteRouteDeps {
 }
 
 const maxFiles = 20;
-const safeFileName = /^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[\w.\-/ ]{1,255}$/;
 const memoryLimit = z.number().int().min(-1).optional();
+
+/** Paired surrogates are one code point under /u: what is left is half a character. */
+const loneSurrogate = /\p{Surrogate}/u;
+
+/**
+ * Text handed to the program as it is (stdin, arguments): the runner encodes it as UTF-8, which
+ * half a surrogate pair (legal in a JSON string) cannot be.
+ */
+const programText = (max: number) => z.string().max(max).refine((text) => !loneSurrogate.test(text), 'must be well-formed Unicode (no lone surrogate)');
+
+const fileName = z.string().superRefine((name, ctx) => {
+  const problem = fileNameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const executeBody = z.object({
   language: z.string().min(1).max(64),
   version: z.string().min(1).max(64).default('*'),
   files: z.array(z.object({
-    name: z.string().regex(safeFileName, 'a relative path without . or .. segments').optional(),
+    name: fileName.optional(),
     content: z.string().max(1024 * 1024),
     encoding: z.enum(['utf8', 'base64', 'hex']).default('utf8'),
   })).min(1).max(maxFiles),
-  stdin: z.string().max(1024 * 1024).default(''),
-  args: z.array(z.string().max(4096)).max(64).default([]),
+  stdin: programText(1024 * 1024).default(''),
+  // A NUL would end the argument in the kernel's argv: the program could never see it whole.
+  args: z.array(programText(4096).refine((arg) => !arg.includes('\0'), 'must not contain a NUL character')).max(64).default([]),
   compile_timeout: z.number().int().positive().optional(),
   run_timeout: z.number().int().positive().optional(),
   compile_memory_limit: memoryLimit,
@@ -76,7 +91,8 @@ export function registerExecuteRoutes(api: ApiRoutes, deps: ExecuteRouteDeps): v
       body: executeBody,
       responses: {
         200: { description: 'the compile and run results; header X-Sessionflow-Executor names the executor', schema: executeResponse },
-        400: { description: 'bad request: `message` says why' },
+        400: { description: 'bad request (ValidationFailed naming the field, e.g. a file name the runner cannot honour; RuntimeNotFound): `message` says why' },
+        413: { description: 'PayloadTooLarge: the files, stdin and args would not fit in the execution workflow\'s input' },
         429: { description: 'PoolExhausted: every container is busy; retry after Retry-After seconds' },
         500: { description: 'ExecutionFailed: the runner could not carry out the job (its container is retired)' },
         503: { description: 'ContainerLost: the execution container vanished during the run (it is retired); or DependencyUnavailable: the Docker engine does not answer, retry after Retry-After seconds (executions never fall back to the host)' },
@@ -114,8 +130,12 @@ function toJob(body: ExecuteBody, runtime: RuntimeSpec, config: ExecutionConfig,
     name: file.name ?? (index === 0 ? runtime.defaultFile : `file${index}.code`),
     content: Buffer.from(file.content, file.encoding === 'utf8' ? 'utf8' : file.encoding).toString('base64'),
   }));
-  if (new Set(files.map((f) => f.name)).size !== files.length) reject('files', 'file names must be unique');
-  return {
+  // After the defaults: an unnamed file takes a name a named one may already have.
+  const conflicts = fileNameConflicts(files.map((f) => f.name));
+  if (conflicts.length > 0) {
+    throw new ApiError('ValidationFailed', 'the files cannot all be written side by side', { errors: conflicts.map(({ index, message }) => ({ field: `body.files.${index}.name`, message })) });
+  }
+  const job: ExecutionJob = {
     requestId: randomUUID(),
     language: runtime.language,
     version: runtime.version,
@@ -127,7 +147,17 @@ function toJob(body: ExecuteBody, runtime: RuntimeSpec, config: ExecutionConfig,
     outputLimit: config.EXECUTION_OUTPUT_LIMIT_BYTES,
     sessionKey: body.session_id && makeSessionKey(ownerId, body.session_id),
   };
+  const size = Buffer.byteLength(JSON.stringify(job));
+  if (size > maxJobBytes) throw new ApiError('PayloadTooLarge', `files (in base64), stdin and args come to ${size} bytes as the execution's input; at most ${maxJobBytes}`);
+  return job;
 }
+
+/**
+ * The job travels as one Temporal payload (the execution workflow's input), and the server
+ * refuses a payload past 2 MB by default: a job that would not fit gets 413, not the 500 of a
+ * refused workflow start. Only a REQUEST_BODY_LIMIT above 1mb lets a request come this far.
+ */
+const maxJobBytes = 1536 * 1024;
 
 function reject(field: string, message: string): never {
   throw new ApiError('ValidationFailed', message, { errors: [{ field: `body.${field}`, message }] });

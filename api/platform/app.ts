@@ -15,10 +15,11 @@ import { registerPxeSessionRoutes } from '../pxe/sessions';
 import { createExecutionService, type ExecutionServiceConfig } from '../execution/executionService';
 import { pistonProblems, registerExecuteRoutes } from '../execution/routes';
 import { registerTerminalRoutes, type TerminalConfig } from '../terminal/routes';
+import { createRateLimit, type RateLimitConfig } from './rateLimit';
 import { ApiRoutes } from './routes';
 
 interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER'> & ExecutionServiceConfig & TerminalConfig;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER'> & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
   temporal: Client;
   /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
   executionClient?: Client;
@@ -43,7 +44,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/terminals', express.urlencoded({ extended: false, limit: '4kb' }));
 
   const router = express.Router();
-  const api = new ApiRoutes(router, deps.pool);
+  const api = new ApiRoutes(router, deps.pool, createRateLimit(deps.config, deps.log));
   let openApi: unknown;
   registerHealthRoutes(api, {
     temporal: deps.temporal, pool: deps.pool, docker: deps.docker, registryAddress: deps.config.REGISTRY_ADDRESS, metrics,

@@ -47,12 +47,14 @@ export function authenticate(pool: Pool): RequestHandler {
   const store = createPlatformStore(pool);
   return async (req, res, next) => {
     const key = credentialFrom(req.headers.authorization);
-    const principal = key ? await store.principalByKeyHash(hashApiKey(key)) : undefined;
+    const keyHash = key && hashApiKey(key);
+    const principal = keyHash ? await store.principalByKeyHash(keyHash) : undefined;
     if (!principal) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="sessionflow"');
       throw new ApiError('Unauthenticated', key ? 'the API key is not valid' : 'send Authorization: Bearer <api key>');
     }
     res.locals.principal = principal;
+    res.locals.apiKeyHash = keyHash;
     next();
   };
 }
@@ -80,6 +82,13 @@ export function ownerScope(principal: Principal): string | undefined {
 export function visibleTo(principal: Principal, ownerId: string): boolean {
   const scope = ownerScope(principal);
   return scope === undefined || scope === ownerId;
+}
+
+/** The SHA-256 of the key that authenticated this request: what per-key limits count by. */
+export function apiKeyHashOf(res: Response): string {
+  const keyHash = res.locals.apiKeyHash as string | undefined;
+  if (!keyHash) throw new ApiError('Unauthenticated', 'send Authorization: Bearer <api key>');
+  return keyHash;
 }
 
 export function principalOf(res: Response): Principal {

@@ -36,6 +36,8 @@ function parameters(schema: z.ZodType | undefined, where: 'path' | 'query') {
   }));
 }
 
+const rateLimitedResponse = 'RateLimited: this API key made too many requests in the window; retry after Retry-After seconds';
+
 export function buildOpenApi(specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[], version: string) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const spec of specs) {
@@ -43,6 +45,11 @@ export function buildOpenApi(specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[]
     for (const [status, response] of Object.entries(spec.responses)) {
       const contentType = response.contentType ?? 'application/json';
       responses[status] = { description: response.description, ...(response.schema ? { content: { [contentType]: { schema: jsonSchema(response.schema) } } } : {}) };
+    }
+    // Every authenticated route counts against the key's rate limit (api/platform/rateLimit.ts).
+    if (spec.access !== 'public') {
+      const existing = responses['429'] as { description: string } | undefined;
+      responses['429'] = { ...existing, description: [existing?.description, rateLimitedResponse].filter(Boolean).join('; or ') };
     }
     responses.default = { description: 'A named error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
     const path = openApiPath(spec.path);

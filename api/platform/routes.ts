@@ -43,13 +43,15 @@ type Handler<P, Q, B> = (input: RouteInput<P, Q, B>) => Promise<void> | void;
 
 export class ApiRoutes {
   readonly specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[] = [];
-  private readonly authenticated: RequestHandler;
+  private readonly authenticated: RequestHandler[];
 
+  /** `rateLimit` counts each authenticated request by its key (undefined: no limit). */
   constructor(
     private readonly router: Router,
     pool: Pool,
+    rateLimit?: RequestHandler,
   ) {
-    this.authenticated = authenticate(pool);
+    this.authenticated = rateLimit ? [authenticate(pool), rateLimit] : [authenticate(pool)];
   }
 
   route<P extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown, B extends z.ZodType = z.ZodUnknown>(
@@ -58,7 +60,7 @@ export class ApiRoutes {
   ): void {
     this.specs.push(spec as unknown as RouteSpec<z.ZodType, z.ZodType, z.ZodType>);
     const guards: RequestHandler[] = [];
-    if (spec.access !== 'public') guards.push(this.authenticated);
+    if (spec.access !== 'public') guards.push(...this.authenticated);
     if (spec.access === 'admin') guards.push(requireRole('admin'));
     this.router[spec.method](spec.path, ...guards, async (req, res) => {
       const params = parse(spec.params, req.params, 'params');

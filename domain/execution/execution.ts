@@ -83,6 +83,16 @@ export interface ExecutionResult {
   compile?: StageResult;
 }
 
+/**
+ * A job the runner turned down before running any of it: the file (its index in the request)
+ * it could not write in the work directory — in a session, something an earlier program left
+ * is in the way — and the file system's reason. The request's problem, not the container's.
+ */
+export interface UnwritableFile {
+  index: number;
+  reason: string;
+}
+
 export interface CodeExecutionInput {
   job: ExecutionJob;
   ownerId: string;
@@ -198,7 +208,10 @@ export function capForHistory(result: ExecutionResult, cap: number): { result: E
 /** An execution's own status: OK, a failed compile (CE), or the failing stage's Piston status. */
 export type ExecutionStatus = 'OK' | 'CE' | StageStatus;
 
-/** One word for the read model and the Web UI: the failing stage's status, or OK. */
+/**
+ * One word for the read model and the Web UI: the failing stage's status, or OK; XX when no
+ * stage ran (the runner turned the job down).
+ */
 export function executionStatus(result: ExecutionResult): ExecutionStatus {
-  return result.compile?.status ?? (result.compile && result.compile.code !== 0 ? 'CE' : undefined) ?? result.run?.status ?? 'OK';
+  return result.compile?.status ?? (result.compile && result.compile.code !== 0 ? 'CE' : undefined) ?? result.run?.status ?? (result.run ? 'OK' : 'XX');
 }

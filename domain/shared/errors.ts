@@ -59,6 +59,7 @@ export const errorCatalogue = {
   MachineAddressTaken: { status: 409, title: 'Another machine already has this MAC or IP address' },
 
   // The platform itself.
+  RateLimited: { status: 429, title: 'Too many requests with this API key' },
   DependencyUnavailable: { status: 503, title: 'A service sessionflow depends on does not answer' },
   Internal: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

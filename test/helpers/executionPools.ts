@@ -3,7 +3,8 @@ import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { randomUUID } from 'node:crypto';
 import { runtimes, makePoolWorkflowId, type ExecutionJob, type RuntimeSpec } from '../../domain/execution/execution';
-import { eventually } from './api';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { eventually, startApiHarness, type ApiHarness } from './api';
 import type { Infra } from './infra';
 import { testNamespace } from './testRun';
 
@@ -14,6 +15,32 @@ export async function removeExecutionPools(client: Client, infra: Infra, taskQue
     await client.workflow.getHandle(poolId).terminate('test finished').catch(() => undefined);
     await infra.activities.removeOrphanExecutionContainers({ pool: poolId, keep: [] });
   }
+}
+
+/** The api once per executor, for tests that hold the container pool and the local subprocess to one contract. */
+export interface ExecutorHarnesses {
+  docker: ApiHarness;
+  local: ApiHarness;
+  /** Stops both and removes the docker one's pools and containers. */
+  stop(): Promise<void>;
+}
+
+export async function startExecutorHarnesses(env: TestWorkflowEnvironment, infra: Infra, dockerOverrides: Partial<Infra['config']> = {}): Promise<ExecutorHarnesses> {
+  const started: ApiHarness[] = [];
+  const stop = async () => {
+    for (const harness of started) {
+      await removeExecutionPools(env.client, infra, harness.taskQueue);
+      await harness.stop();
+    }
+  };
+  try {
+    started.push(await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: false, ...dockerOverrides }));
+    started.push(await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: true }));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { docker: started[0]!, local: started[1]!, stop };
 }
 
 /**

@@ -38,4 +38,13 @@ describe('/openapi.json', () => {
     expect(start.requestBody.content['application/json'].schema.properties.checks.items.enum).toEqual(['docker', 'container', 'database', 'registry']);
     expect(body.paths['/api/v1/admin/self-check/{id}'].get.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
   });
+
+  it('documents the rate limit\'s 429 on every authenticated route, beside a route\'s own 429, and on no public one', async () => {
+    const { body } = await request(app).get('/openapi.json').expect(200);
+    const operations = Object.values(body.paths as Record<string, Record<string, { security: unknown[]; responses: Record<string, { description: string }> }>>).flatMap((methods) => Object.values(methods));
+    for (const operation of operations) {
+      expect(operation.responses['429']?.description?.includes('RateLimited') ?? false).toBe(operation.security.length > 0);
+    }
+    expect(body.paths['/api/v2/execute'].post.responses['429'].description).toMatch(/^PoolExhausted.*; or RateLimited/);
+  });
 });

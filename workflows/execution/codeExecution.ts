@@ -1,12 +1,15 @@
 import { getExternalWorkflowHandle, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ExecutionActivities } from '../../activities/execution/execution';
-import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult } from '../../domain/execution/execution';
+import { executionStatus, releaseSignal, type CodeExecutionInput, type ExecutionResult, type UnwritableFile } from '../../domain/execution/execution';
 import { executionKind } from '../../domain/execution/kind';
 import { namedFailure } from '../../domain/shared/failures';
 import { upsertFinalStatus, upsertStatus } from '../shared/status';
 
-/** `retire`: the container could not be emptied after the job, so nobody else may have it. */
-type ExecutionOutcome = { result: ExecutionResult; truncated: boolean; retire?: boolean };
+/**
+ * `retire`: the container could not be emptied after the job, so nobody else may have it.
+ * `unwritableFile`: the runner turned the job down and ran nothing (the api answers 400).
+ */
+type ExecutionOutcome = { result: ExecutionResult; truncated: boolean; retire?: boolean; unwritableFile?: UnwritableFile };
 
 /** Executions started before the runner link keep the steps their histories recorded. */
 const runnerLinkPatch = 'execution-runner-link';

@@ -1,26 +1,20 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
-import { startApiHarness, type ApiHarness } from '../../helpers/api';
-import { removeExecutionPools } from '../../helpers/executionPools';
+import { startExecutorHarnesses, type ExecutorHarnesses } from '../../helpers/executionPools';
 import { openInfra, type Infra } from '../../helpers/infra';
 import { connectTestEnv } from '../../helpers/temporal';
 import { expectedShape, loadCases } from '../../cases/loadCases';
 
 let env: TestWorkflowEnvironment;
 let infra: Infra;
-const harnesses: Record<'docker' | 'local', ApiHarness | undefined> = { docker: undefined, local: undefined };
+let harnesses: ExecutorHarnesses | undefined;
 beforeAll(async () => {
   env = await connectTestEnv();
   infra = openInfra();
-  harnesses.docker = await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: false });
-  harnesses.local = await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: true });
+  harnesses = await startExecutorHarnesses(env, infra);
 });
 afterAll(async () => {
-  for (const harness of Object.values(harnesses)) {
-    if (!harness) continue;
-    await removeExecutionPools(env.client, infra, harness.taskQueue);
-    await harness.stop();
-  }
+  await harnesses?.stop();
   await infra.close();
   await env.teardown();
 });
@@ -29,7 +23,7 @@ const cases = loadCases();
 
 describe.each(['docker', 'local'] as const)('the test/cases folder through POST /api/v2/execute (%s executor)', (executor) => {
   it('matches every case, 100%', async () => {
-    const api = harnesses[executor]!;
+    const api = harnesses![executor];
     const outcomes = [];
     for (const c of cases) {
       const res = await request(api.app).post('/api/v2/execute').set({ Authorization: `Bearer ${api.userKey}` })

@@ -46,6 +46,8 @@ describe('execution ids and status', () => {
     expect(executionStatus({ language: 'c', version: '12', run: stage('') })).toBe('OK');
     expect(executionStatus({ language: 'c', version: '12', run: stage('', { status: 'TO' }) })).toBe('TO');
     expect(executionStatus({ language: 'c', version: '12', compile: stage('', { code: 1, status: 'RE' }) })).toBe('RE');
+    // The runner turned the job down: nothing ran.
+    expect(executionStatus({ language: 'c', version: '12' })).toBe('XX');
   });
 });
 
