@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
 import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandbox';
+import type { ContainerRuntime } from './shared/containerRuntime';
 import { createSelfCheckActivities } from './selfCheck/probes';
 import { createPxeActivities } from './pxe/pxe';
 import { SshPool } from './shared/ssh';
@@ -22,6 +23,8 @@ export interface ActivityDeps {
   sandbox: SandboxLimits;
   /** Resource limits and writable area of every chat sandbox container. */
   chatSandbox: ChatSandboxLimits;
+  /** The OCI runtime every container holding user code runs under (gVisor where the engine has it). */
+  containerRuntime: ContainerRuntime;
 }
 
 /**

@@ -6,6 +6,7 @@ import { createPool } from '../platform/database';
 import { createDocker } from '../platform/docker';
 import { createLogger } from '../platform/logger';
 import { connectTemporal } from '../platform/temporal';
+import { containerRuntimeAtStart } from '../workers/activityDeps';
 import { connectExecutionWorker } from '../workers/createWorker';
 import { TemporalPinoLogger } from '../workers/temporalLogger';
 import { createApp } from './platform/app';
@@ -46,9 +47,11 @@ async function main(): Promise<void> {
  * process at once (eager start), and their runs and releases are local activities here.
  */
 async function startExecutionWorker(config: Config, log: ReturnType<typeof createLogger>, deps: Parameters<typeof connectExecutionWorker>[1]): Promise<{ client: Client; worker: Worker; running: Promise<void> }> {
+  // It creates execution containers: an explicit CONTAINER_RUNTIME=runsc the engine lacks stops the api here.
+  const containerRuntime = await containerRuntimeAtStart(config, deps.docker, log);
   // The api's handlers stop it; the SDK's own signal handling would drain it before them.
   Runtime.install({ logger: new TemporalPinoLogger(log), shutdownSignals: [], telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
-  const { connection, worker } = await connectExecutionWorker(config, deps);
+  const { connection, worker } = await connectExecutionWorker(config, { ...deps, containerRuntime });
   const running = worker.run().finally(() => connection.close());
   return { client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), worker, running };
 }

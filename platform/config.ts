@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { containerRuntimeSettings } from '../activities/shared/containerRuntime';
 import { defaultTaskQueue } from '../domain/shared/taskQueues';
 
 /**
@@ -26,6 +27,11 @@ const configSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(defaultTaskQueue),
   TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
   DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
+  /**
+   * The OCI runtime of session containers (executions, sandboxes, the self-check's probe):
+   * `auto` takes gVisor (`runsc`) when the engine has it and says so when it falls back to runc.
+   */
+  CONTAINER_RUNTIME: z.enum(containerRuntimeSettings).default('auto'),
   BASE_IMAGE: z.string().min(1).default('sessionflow/base:bookworm'),
   REGISTRY_ADDRESS: z.string().regex(/^[\w.-]+(:\d+)?$/, 'host:port').default('127.0.0.1:5000'),
   WORKFLOW_BUNDLE_PATH: z.string().min(1).default('dist/workflow-bundle.js'),

@@ -2,11 +2,9 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { existsSync } from 'node:fs';
 import type { Config } from '../platform/config';
 import type { Activities } from '../activities';
-import type Docker from 'dockerode';
-import type { Pool } from 'pg';
 import { createExecutionActivities, type ExecutionActivities } from '../activities/execution/execution';
 import { maxConcurrentExecutions } from '../platform/executionSettings';
-import { activityDepsFrom } from './activityDeps';
+import { activityDepsFrom, type ActivityDepsSources } from './activityDeps';
 import { executionTaskQueue } from '../domain/shared/taskQueues';
 
 interface SessionflowWorkerOptions {
@@ -70,7 +68,7 @@ export function createExecutionWorker(options: ExecutionWorkerOptions): Promise<
  * A process's own execution worker, from its config: a NativeConnection of its own (a client
  * on it starts executions eagerly) and the execution activities only.
  */
-export async function connectExecutionWorker(config: Config, deps: { docker: Docker; pool: Pool }): Promise<{ connection: NativeConnection; worker: Worker }> {
+export async function connectExecutionWorker(config: Config, deps: ActivityDepsSources): Promise<{ connection: NativeConnection; worker: Worker }> {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await createExecutionWorker({
     connection,

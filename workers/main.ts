@@ -1,5 +1,5 @@
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
-import { activityDepsFrom } from './activityDeps';
+import { activityDepsFrom, containerRuntimeAtStart } from './activityDeps';
 import { createActivities } from '../activities';
 import { loadConfig } from '../platform/config';
 import { createPool } from '../platform/database';
@@ -22,12 +22,13 @@ async function main(): Promise<void> {
 
   const pool = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE, { connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
   const docker = createDocker(config.DOCKER_SOCKET);
+  const containerRuntime = await containerRuntimeAtStart(config, docker, log);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
 
   const workflowBundlePath = workflowBundleFrom(config);
   const prebuilt = workflowBundlePath !== undefined;
   const workerOptions = { connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, workflowBundlePath };
-  const activities = createActivities(activityDepsFrom(config, { docker, pool }));
+  const activities = createActivities(activityDepsFrom(config, { docker, pool, containerRuntime }));
   const worker = await createSessionflowWorker({ ...workerOptions, activities });
   // Executions whose api is gone finish here (the api's own execution worker starts them eagerly).
   const executionWorker = await createExecutionWorker({ ...workerOptions, activities, maxConcurrentExecutions: maxConcurrentExecutions(config) });

@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { ActivityDeps } from '..';
 import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type ExecutionJob, type ExecutionResult, type Lease, type UnwritableFile } from '../../domain/execution/execution';
+import { fitHostConfig } from '../shared/containerRuntime';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, managedLabel, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
 import { createExecutionStore } from './store';
 import { runnerSource, splitRunnerResult, toRunnerJob } from './executionRunner';
@@ -22,7 +23,7 @@ const poolLabel = 'org.sessionflow.pool';
 /** Stateless runs get /work/<requestId>; a session keeps /work/session across executions. */
 const sessionWorkDir = '/work/session';
 
-export function createExecutionActivities({ docker, pool, instance, sandbox }: Pick<ActivityDeps, 'docker' | 'pool' | 'instance' | 'sandbox'>) {
+export function createExecutionActivities({ docker, pool, instance, sandbox, containerRuntime }: Pick<ActivityDeps, 'docker' | 'pool' | 'instance' | 'sandbox' | 'containerRuntime'>) {
   const runners = new RunnerLinks(docker);
   const store = createExecutionStore(pool);
   return {
@@ -50,7 +51,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
         AttachStderr: true,
         Labels: sessionflowLabels(instance, 'execution', { [runtimeLabel]: runtime, [poolLabel]: poolId }),
         NetworkDisabled: true,
-        HostConfig: {
+        HostConfig: fitHostConfig(await containerRuntime(), {
           NetworkMode: 'none',
           ReadonlyRootfs: true,
           Tmpfs: { '/work': tmpfs, '/tmp': tmpfs },
@@ -69,7 +70,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox }: P
           Init: true,
           // A restarted Docker engine brings the pool's containers back instead of leaving it dead ones.
           RestartPolicy: { Name: 'unless-stopped' },
-        },
+        }),
       });
       await container.start();
       return container.id;

@@ -14,6 +14,7 @@ import {
   type SandboxPlan,
   type StopReason,
 } from '../../domain/sandbox/sandbox';
+import { fitHostConfig } from '../shared/containerRuntime';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
 import { createSandboxStore } from './store';
 
@@ -35,7 +36,7 @@ export interface ChatSandboxLimits {
   tmpBytes: number;
 }
 
-export function createSandboxActivities({ docker, pool, baseImage, instance, chatSandbox: limits }: Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance' | 'chatSandbox'>) {
+export function createSandboxActivities({ docker, pool, baseImage, instance, chatSandbox: limits, containerRuntime }: Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance' | 'chatSandbox' | 'containerRuntime'>) {
   const store = createSandboxStore(pool);
   return {
     /**
@@ -134,7 +135,7 @@ export function createSandboxActivities({ docker, pool, baseImage, instance, cha
         // setuid binary; bounded memory (no swap), CPU, processes and file size. The root is
         // read-only and every writable place is a sized tmpfs, charged to the container's own
         // memory: a sandbox that writes without end fills its own quota, never the engine's disk.
-        HostConfig: {
+        HostConfig: fitHostConfig(await containerRuntime(), {
           NetworkMode: 'none',
           Memory: limits.memoryBytes,
           MemorySwap: limits.memoryBytes,
@@ -153,7 +154,7 @@ export function createSandboxActivities({ docker, pool, baseImage, instance, cha
           LogConfig: { Type: 'none', Config: {} },
           // docker-init reaps what user programs orphan, so zombies never eat the pids limit.
           Init: true,
-        },
+        }),
       });
     } catch (err) {
       // Two attempts raced (a retry overlapping a slow first try): the other one made it.

@@ -4,11 +4,12 @@ import type { ActivityDeps } from '..';
 import { pack } from 'tar-stream';
 import type { CheckOutcome } from '../../domain/selfCheck/selfCheck';
 import { domainFailure } from '../../domain/shared/errors';
+import { fitHostConfig } from '../shared/containerRuntime';
 import { demultiplex, ensureImage, ignoreNotFound, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
 import { deleteManifest, followProgress, manifestDigest } from '../shared/registry';
 import { createSelfCheckStore } from './store';
 
-export type SelfCheckActivityDeps = Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance' | 'registryAddress'>;
+export type SelfCheckActivityDeps = Pick<ActivityDeps, 'docker' | 'pool' | 'baseImage' | 'instance' | 'registryAddress' | 'containerRuntime'>;
 
 const probeMarker = 'sessionflow-probe-ok';
 const probeRepository = 'sessionflow/self-check';
@@ -17,7 +18,7 @@ const probeRepository = 'sessionflow/self-check';
  * The self-check's probes, one per piece of real infrastructure. Each names what it makes
  * after the probe id, so a retried probe finds (and replaces) what an earlier attempt left.
  */
-export function createSelfCheckActivities({ docker, pool, baseImage, instance, registryAddress }: SelfCheckActivityDeps) {
+export function createSelfCheckActivities({ docker, pool, baseImage, instance, registryAddress, containerRuntime }: SelfCheckActivityDeps) {
   const store = createSelfCheckStore(pool);
   return {
     async pingDocker() {
@@ -27,20 +28,25 @@ export function createSelfCheckActivities({ docker, pool, baseImage, instance, r
       });
     },
 
-    /** Runs a short-lived container from the base image and reads what it printed. */
+    /**
+     * Runs a short-lived container from the base image, under the runtime sessions get, and
+     * reads what it printed: the Python version and the kernel release the container sees
+     * (gVisor's own under runsc), so the report shows which isolation is in use.
+     */
     async runProbeContainer({ probeId }: { probeId: string }) {
       const name = `sf-probe-${probeId}`;
       return timed(async () => {
         await ensureImage(docker, baseImage);
         // An earlier attempt may have died after creating the container: replace it.
         await removeContainerIfPresent(docker, name);
+        const runtime = await containerRuntime();
         const container = await docker.createContainer({
           name,
           Image: baseImage,
-          Cmd: ['python3', '-c', `import sys; print("${probeMarker}", sys.version.split()[0])`],
+          Cmd: ['python3', '-c', `import platform; print("${probeMarker}", platform.python_version(), platform.release())`],
           Labels: sessionflowLabels(instance, 'self-check'),
           NetworkDisabled: true,
-          HostConfig: { Memory: 64 * 1024 * 1024, PidsLimit: 32, NetworkMode: 'none' },
+          HostConfig: fitHostConfig(runtime, { Memory: 64 * 1024 * 1024, PidsLimit: 32, NetworkMode: 'none' }),
         });
         try {
           await container.start();
@@ -49,7 +55,8 @@ export function createSelfCheckActivities({ docker, pool, baseImage, instance, r
           if (StatusCode !== 0 || !output.startsWith(probeMarker)) {
             throw new Error(`probe container exited ${StatusCode}: ${output.slice(0, 200)}`);
           }
-          return `${baseImage} ran python ${output.slice(probeMarker.length).trim()}`;
+          const [python, kernel] = output.slice(probeMarker.length).trim().split(' ');
+          return `${baseImage} ran python ${python} under ${runtime} (kernel ${kernel})`;
         } finally {
           // The probe's verdict stands even when the cleanup fails; the next attempt replaces the container.
           await removeContainerIfPresent(docker, name).catch(() => undefined);

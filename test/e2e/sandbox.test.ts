@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import request from 'supertest';
 import { createApp } from '../../api/platform/app';
+import { fitHostConfig } from '../../activities/shared/containerRuntime';
 import { instanceLabel } from '../../activities/shared/docker';
 import { currentSandboxQuery, makeSandboxWorkflowId, sandboxContainerName } from '../../domain/sandbox/sandbox';
 import type { sandboxSweepWorkflow } from '../../workflows/sandbox/sandboxSweep';
@@ -81,7 +82,8 @@ describe('PUT /api/v1/chats/:chatId/sandbox', () => {
     expect(container).toMatchObject({ Id: res.body.container_id, State: 'running', Names: [`/${sandboxContainerName(res.body.session_id)}`] });
     expect(container!.Labels[instanceLabel]).toBe(infra.config.SESSIONFLOW_INSTANCE);
     const inspected = await infra.docker.getContainer(container!.Id).inspect();
-    expect(inspected.HostConfig).toMatchObject({ NetworkMode: 'none', Memory: 256 * 1024 * 1024 });
+    // Under gVisor (the default here: the bring-up registers runsc), with its kernel's share on top of the limits.
+    expect(inspected.HostConfig).toMatchObject(fitHostConfig('runsc', { NetworkMode: 'none', Memory: 256 * 1024 * 1024, PidsLimit: 128 }));
 
     expect(await events(chatId)).toEqual([{ event: 'sandbox_created', session_id: res.body.session_id, container_id: res.body.container_id, error: null }]);
     const again = await current(chatId).expect(200);
@@ -246,9 +248,16 @@ describe('POST /api/v1/chats/:chatId/sandbox/exec', () => {
   it('has no network inside the sandbox', async () => {
     const chatId = chat();
     await ensure(chatId).expect(201);
-    // Only the loopback interface exists: NetworkMode none.
-    const res = await exec(chatId, { language: 'shell', code: 'ls /sys/class/net' }).expect(200);
+    // Only the loopback interface exists: NetworkMode none. (/proc/net/dev, because gVisor's sysfs answers `ls /sys/class/net` with EINVAL.)
+    const res = await exec(chatId, { language: 'shell', code: "tail -n +3 /proc/net/dev | cut -d: -f1" }).expect(200);
     expect(res.body.stdout.trim().split(/\s+/)).toEqual(['lo']);
+  });
+
+  it('runs code under gVisor\'s kernel, not the host\'s', async () => {
+    const chatId = chat();
+    await ensure(chatId).expect(201);
+    const res = await exec(chatId, { language: 'shell', code: 'uname -r' }).expect(200);
+    expect(res.body).toMatchObject({ stdout: '4.4.0\n', exit_code: 0 });
   });
 
   it('kills a command that runs past its timeout, and cuts output at the cap', async () => {

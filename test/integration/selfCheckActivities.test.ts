@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
+import { containerRuntimeResolver } from '../../activities/shared/containerRuntime';
 import { kindLabel } from '../../activities/shared/docker';
 import { createSelfCheckActivities, type SelfCheckActivityDeps } from '../../activities/selfCheck/probes';
 import { openInfra, type Infra } from '../helpers/infra';
@@ -12,6 +13,7 @@ afterAll(() => infra.close());
 
 const probeDeps = (): SelfCheckActivityDeps => ({
   docker: infra.docker, pool: infra.pool, baseImage: infra.config.BASE_IMAGE, instance: infra.config.SESSIONFLOW_INSTANCE, registryAddress: infra.config.REGISTRY_ADDRESS,
+  containerRuntime: containerRuntimeResolver(infra.docker, infra.config.CONTAINER_RUNTIME),
 });
 
 const probeContainers = async () =>
@@ -26,7 +28,7 @@ describe('Docker probes', () => {
   it('runs python in a container from the base image and removes the container', async () => {
     const probeId = `it-${randomUUID()}`;
     const { detail, durationMs } = await infra.activities.runProbeContainer({ probeId });
-    expect(detail).toMatch(/ran python 3\.\d+\.\d+$/);
+    expect(detail).toMatch(/ran python 3\.\d+\.\d+ under runsc \(kernel 4\.4\.0\)$/);
     expect(durationMs).toBeGreaterThan(0);
     expect((await probeContainers()).filter((c) => c.Names.includes(`/sf-probe-${probeId}`))).toHaveLength(0);
   });

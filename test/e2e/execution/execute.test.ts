@@ -91,6 +91,11 @@ describe('POST /api/v2/execute (seed 001)', () => {
 });
 
 describe('isolation', () => {
+  it('runs a program under gVisor\'s kernel, not the host\'s', async () => {
+    const res = await python('import platform; print(platform.release())').expect(200);
+    expect(res.body.run.stdout).toBe('4.4.0\n');
+  });
+
   it('gives a program no network but loopback', async () => {
     const res = await python('import os; print(sorted(os.listdir("/sys/class/net")))').expect(200);
     expect(res.body.run.stdout).toBe("['lo']\n");
