@@ -1,5 +1,8 @@
 import { ContainerRuntimeUnavailableError, containerRuntimeResolver, fitHostConfig } from '../../activities/shared/containerRuntime';
+import type Docker from 'dockerode';
 import { loadConfig } from '../../platform/config';
+import { createLogger } from '../../platform/logger';
+import { containerRuntimeAtStart } from '../../workers/activityDeps';
 
 /**
  * An engine lacking runsc, or not answering at all: faults to inject. (The real engine, which has
@@ -52,6 +55,32 @@ describe('containerRuntimeResolver', () => {
     const docker = engine(new Error('not asked'));
     expect(await containerRuntimeResolver(docker, 'runc')()).toBe('runc');
     expect(docker.info).not.toHaveBeenCalled();
+  });
+});
+
+describe('containerRuntimeAtStart (worker and api start)', () => {
+  const logLines = () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger('info', 'test', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    return { log, lines };
+  };
+
+  it('refuses to start with an explicit runsc the engine lacks', async () => {
+    const { log } = logLines();
+    await expect(containerRuntimeAtStart({ CONTAINER_RUNTIME: 'runsc' }, engine(['runc']) as unknown as Docker, log)).rejects.toThrow(ContainerRuntimeUnavailableError);
+  });
+
+  it('starts with an engine that does not answer yet, and says the runtime is not known', async () => {
+    const { log, lines } = logLines();
+    const resolve = await containerRuntimeAtStart({ CONTAINER_RUNTIME: 'runsc' }, engine(new Error('connect ENOENT')) as unknown as Docker, log);
+    expect(typeof resolve).toBe('function');
+    expect(lines).toEqual([expect.objectContaining({ containerRuntime: 'unknown until Docker answers', setting: 'runsc' })]);
+  });
+
+  it('logs the fallback of auto as a warning, then the runtime in use', async () => {
+    const { log, lines } = logLines();
+    await containerRuntimeAtStart({ CONTAINER_RUNTIME: 'auto' }, engine(['runc']) as unknown as Docker, log);
+    expect(lines.map((line) => [line.level, line.containerRuntime ?? line.msg])).toEqual([[40, expect.stringMatching(/without gVisor/)], [30, 'runc']]);
   });
 });
 
