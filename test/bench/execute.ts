@@ -17,13 +17,16 @@ const expected = '499500\n';
 /**
  * Code execution figures, side by side: (a) our api (pool + Temporal workflows, eager start),
  * (b) the floor — `docker exec` of the same program in a running container, (c) the naive
- * baseline — `docker run --rm` per request. Loopback only; every loop is bounded.
+ * baseline — `docker run --rm` per request. Loopback only; every loop is bounded. Every
+ * container runs under the runtime CONTAINER_RUNTIME resolves to (run it once per runtime to
+ * compare gVisor with runc).
  */
 async function main(): Promise<void> {
   process.env.SF_TEST_WORKFLOW_BUNDLE ??= require.resolve('../../workflow-bundle.js');
   const env = await connectTestEnv();
   const infra = openInfra();
   const image = infra.config.EXECUTION_IMAGE;
+  const runtime = await infra.containerRuntime();
   // One key drives the platform's throughput here, so its fair share is the whole pool.
   const api = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 2, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_MAX_IN_FLIGHT_PER_USER: 16, EXECUTION_ACQUIRE_WAIT_MS: 60_000, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
   const coldApi = await startApiHarness(env, infra, { EXECUTION_READY_SESSIONS: 0, EXECUTION_MAX_CONTAINERS: 16, EXECUTION_MAX_SESSIONS_PER_USER: 16, EXECUTION_COOLDOWN_SECONDS: 1, USE_LOCAL_EXECUTOR: false }, { eagerStart: true });
@@ -52,9 +55,9 @@ async function main(): Promise<void> {
     // Warm-up: the pool started and at its cap of 16 containers, so the warm rows create none.
     await load(5, 1, () => post(0, api.userKey));
     await load(48, 16, () => post(0, api.userKey));
-    await run('docker', ['run', '-d', '--name', floorName, '--label', `org.sessionflow.instance=${infra.config.SESSIONFLOW_INSTANCE}`, '--network', 'none', image, 'sleep', 'infinity']);
+    await run('docker', ['run', '-d', '--name', floorName, '--label', `org.sessionflow.instance=${infra.config.SESSIONFLOW_INSTANCE}`, '--runtime', runtime, '--network', 'none', image, 'sleep', 'infinity']);
     const floor = () => run('docker', ['exec', floorName, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
-    const naive = () => run('docker', ['run', '--rm', '--network', 'none', image, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
+    const naive = () => run('docker', ['run', '--rm', '--runtime', runtime, '--network', 'none', image, 'python3', '-c', program]).then(({ stdout }) => { if (stdout !== expected) throw new Error(stdout); });
 
     // (d) the runner alone: the same job sent straight to a warm container (no HTTP, no Temporal), so a − d is their overhead.
     const direct = await infra.activities.createExecutionContainer({ name: `sf-exec-bench-direct-${randomUUID().slice(0, 8)}`, image, runtime: 'python', pool: 'bench-direct' });
@@ -94,7 +97,7 @@ async function main(): Promise<void> {
     const crowded = await load(50, 50, () => post(2, crowdedApi.userKey));
     rows.push({ name: 'a api, 50 in flight, cap held by 8 idle sessions', samples: crowded.samples, extra: `errors ${crowded.errors}` });
 
-    printTable('code execution: warm and cold latency, throughput (python3, loopback)', rows);
+    printTable(`code execution under ${runtime}: warm and cold latency, throughput (python3, loopback)`, rows);
     console.log('\nratios of p50 latency (warm):');
     for (const c of [1, 10, 50]) {
       const a = p50[`a api@${c}`]!;

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
 
     const stop = await load(burst.length, 10, async (i) => void (await call('DELETE', `/api/v1/chats/${burst[i]}/sandbox`, [204])));
 
-    printTable('chat sandboxes (loopback api, real Temporal dev server, PostgreSQL, Docker)', [
+    printTable(`chat sandboxes under ${await infra.containerRuntime()} (loopback api, real Temporal dev server, PostgreSQL, Docker)`, [
       { name: 'PUT ensure → create (new chat)', samples: create.samples, extra: `errors ${create.errors}` },
       { name: 'PUT ensure → reuse, 1 in flight', samples: reuse.samples, extra: `errors ${reuse.errors}` },
       { name: 'PUT ensure → reuse, 10 in flight (one chat)', samples: reuse10.samples, extra: `${Math.round(reuse10.samples.length / (reuse10.wallMs / 1000))} req/s, errors ${reuse10.errors}` },

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import { activityDepsFrom } from '../../workers/activityDeps';
 import { createActivities } from '../../activities';
+import { containerRuntimeResolver, type ContainerRuntime } from '../../activities/shared/containerRuntime';
 import { loadConfig, type Config } from '../../platform/config';
 import { createPool } from '../../platform/database';
 import { createDocker } from '../../platform/docker';
@@ -12,6 +13,8 @@ export interface Infra {
   pool: Pool;
   docker: Docker;
   activities: ReturnType<typeof createActivities>;
+  /** The runtime the activities' containers run under (benchmarks run their CLI baselines under it too). */
+  containerRuntime: ContainerRuntime;
   close(): Promise<void>;
 }
 
@@ -19,11 +22,13 @@ export function openInfra(): Infra {
   const config = loadConfig();
   const pool = createPool(config.DATABASE_URL, 4);
   const docker = createDocker(config.DOCKER_SOCKET);
+  const containerRuntime = containerRuntimeResolver(docker, config.CONTAINER_RUNTIME);
   return {
     config,
     pool,
     docker,
-    activities: createActivities(activityDepsFrom(config, { docker, pool })),
+    activities: createActivities(activityDepsFrom(config, { docker, pool, containerRuntime })),
+    containerRuntime,
     close: () => pool.end(),
   };
 }
