@@ -28,6 +28,9 @@ SANDBOX_UID = SANDBOX_GID = 65534
 
 # Everything a sandboxed program can write to in an execution container (the root is read-only).
 WRITABLE_AREAS = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")
+# Under gVisor: the id after the last System V shared memory segment and message queue removed
+# by id (see remove_ipc_by_id); the serving runner keeps them from job to job.
+IPC_MARKS = {"shm": 0, "msg": 0}
 
 def empty_dir(area):
     """Removes what is in area. Runs as the sandbox user, the owner of all of it: root here lacks
@@ -65,7 +68,27 @@ def reset_writable_state():
         subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     except OSError:
         pass
+    if not os.path.isdir("/proc/sysvipc"):
+        remove_ipc_by_id()
     return all(not os.listdir(area) for area in WRITABLE_AREAS if os.path.isdir(area))
+
+def remove_ipc_by_id():
+    """gVisor (runsc) has no /proc/sysvipc and answers neither SHM_STAT nor MSG_STAT, so ipcrm
+    finds no shared memory segment or message queue there. It hands their ids out in sequence,
+    never one twice, though: a new probe's id bounds every id made since the last probe, and all
+    of those go, the probe with them. Should the probe fail (a program made all it may), the next
+    4096 ids go now and the rest at the next reset."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    calls = {"shm": (lambda: libc.shmget(0, 1, 0o1600), lambda ipc_id: libc.shmctl(ipc_id, 0, None)),
+             "msg": (lambda: libc.msgget(0, 0o1600), lambda ipc_id: libc.msgctl(ipc_id, 0, None))}
+    for kind, (make, remove) in calls.items():
+        start = IPC_MARKS[kind]
+        probe = make()
+        end = probe if probe >= 0 else start + 4096
+        for ipc_id in range(start, end + 1):
+            remove(ipc_id)
+        IPC_MARKS[kind] = end + 1
 
 def write_files(job):
     """The job's files into its work directory; the first one that cannot be written, if any.
@@ -242,6 +265,7 @@ def run_as_sandbox_user(job):
                     reply["unclean"] = True
             except Exception:
                 reply = {"error": traceback.format_exc(limit=4)[-2000:]}
+            reply["ipc_marks"] = IPC_MARKS
             payload = memoryview(json.dumps(reply).encode("utf-8"))
             while payload:
                 payload = payload[os.write(writer, payload):]
@@ -267,6 +291,9 @@ def run_as_sandbox_user(job):
         # Parsed, not passed through: only a well-formed reply leaves the container, as one line.
         reply = json.loads(b"".join(chunks))
         if isinstance(reply, dict) and ("result" in reply or "error" in reply):
+            marks = reply.get("ipc_marks")
+            if isinstance(marks, dict):
+                IPC_MARKS.update((kind, mark) for kind, mark in marks.items() if kind in IPC_MARKS and isinstance(mark, int))
             return {key: reply[key] for key in ("result", "error", "unclean") if key in reply}
     except ValueError:
         pass

@@ -31,18 +31,24 @@ afterAll(async () => {
 const bash = (key: string, script: string, extra: Record<string, unknown> = {}) => request(api.app).post('/api/v2/execute')
   .set({ Authorization: `Bearer ${key}` }).send({ language: 'bash', version: '*', files: [{ content: script }], ...extra });
 
+/**
+ * How many System V shared memory segments and message queues exist, found by id (IPC_STAT): gVisor
+ * has no /proc/sysvipc, so `ipcs` lists none there even when they exist.
+ */
+const ipcCount = `python3 -c 'import ctypes; c = ctypes.CDLL(None); b = ctypes.create_string_buffer(512); print("ipc:%d" % sum((c.shmctl(i, 2, b) == 0) + (c.msgctl(i, 2, b) == 0) for i in range(256)))'`;
+
 const plant = `
 mkdir -p /work/node_modules/evil && echo 'module.exports = "planted"' > /work/node_modules/evil/index.js
 mkdir -p /work/locked/inner && echo secret > /work/locked/inner/f && chmod 000 /work/locked/inner /work/locked
 echo secret > /tmp/left; echo secret > /dev/shm/left
 ipcmk --shmem 4096 >/dev/null && ipcmk --queue >/dev/null
 ( sleep 60 & ) ; cd /work && node -e 'console.log(require("evil"))'
-echo "ipc:$(ipcs -m -q | grep -c nobody)"`;
+${ipcCount}`;
 
 const look = `
 echo "work:$(ls -A /work | grep -vx "$(basename "$PWD")" | tr '\\n' ' ')"
 echo "tmp:$(ls -A /tmp /dev/shm | grep -v ':$' | tr -d '\\n')"
-echo "ipc:$(ipcs -m -q | grep -c nobody)"
+${ipcCount}
 echo "procs:$(ps -u nobody -o comm= | grep -c sleep)"
 cd /work && node -e 'try { console.log(require("evil")) } catch { console.log("clean") }'`;
 
