@@ -1,6 +1,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
 import { createActivities } from '../../activities';
+import { fitHostConfig } from '../../activities/shared/containerRuntime';
 import { activityDepsFrom } from '../../workers/activityDeps';
 import { startApiHarness, type ApiHarness } from '../helpers/api';
 import { openInfra, type Infra } from '../helpers/infra';
@@ -74,7 +75,10 @@ describe('a chat sandbox container', () => {
   it('runs code as a non-root user with no capabilities, no new privileges and a read-only root', async () => {
     const chatId = chat();
     await ensure(chatId).expect(201);
-    const res = await shell(chatId, 'id -u; grep -E "^(CapEff|CapPrm|CapBnd|NoNewPrivs):" /proc/self/status; touch /probe 2>&1 || true').expect(200);
+    // prctl(PR_GET_NO_NEW_PRIVS), not /proc/self/status: gVisor's has no NoNewPrivs line. /var/tmp is
+    // world-writable, so only a read-only root stops the touch (in / gVisor checks permissions first).
+    const noNewPrivs = 'python3 -c "import ctypes; print(\'NoNewPrivs:\', ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))"';
+    const res = await shell(chatId, `id -u; grep -E "^(CapEff|CapPrm|CapBnd):" /proc/self/status; ${noNewPrivs}; touch /var/tmp/probe 2>&1 || true`).expect(200);
     const [uid, ...rest] = String(res.body.stdout).trim().split('\n');
     expect(uid).not.toBe('0');
     expect(uid).toBe('65534');
@@ -88,10 +92,12 @@ describe('a chat sandbox container', () => {
     const chatId = chat();
     const { body } = await ensure(chatId).expect(201);
     const { HostConfig } = await infra.docker.getContainer(body.container_id).inspect();
-    expect(HostConfig).toMatchObject({
+    // As configured, fitted to the runtime (under gVisor its kernel's share on top, the process limit inside it).
+    expect(HostConfig).toMatchObject(fitHostConfig(await infra.containerRuntime(), {
       Memory: 128 * MiB, MemorySwap: 128 * MiB, PidsLimit: 48, ReadonlyRootfs: true,
-      Ulimits: [{ Name: 'fsize', Soft: 8 * MiB, Hard: 8 * MiB }], LogConfig: { Type: 'none' },
-    });
+      Ulimits: [{ Name: 'fsize', Soft: 8 * MiB, Hard: 8 * MiB }],
+    }));
+    expect(HostConfig.LogConfig).toMatchObject({ Type: 'none' });
     const df = await shell(chatId, 'df -B1 --output=target,size /workspace /tmp /dev/shm | tail -n +2').expect(200);
     expect(String(df.body.stdout).trim().split('\n').map((line) => line.trim().split(/\s+/))).toEqual([
       ['/workspace', String(16 * MiB)], ['/tmp', String(4 * MiB)], ['/dev/shm', String(4 * MiB)],
