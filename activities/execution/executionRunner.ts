@@ -77,14 +77,16 @@ def remove_ipc_by_id():
     finds no shared memory segment or message queue there. It hands their ids out in sequence,
     never one twice, though: a new probe's id bounds every id made since the last probe, and all
     of those go, the probe with them. Should the probe fail (a program made all it may), the next
-    4096 ids go now and the rest at the next reset."""
-    import ctypes
+    4096 ids go now and the rest at the next reset; a kernel without System V IPC has none to go."""
+    import ctypes, errno
     libc = ctypes.CDLL(None, use_errno=True)
     calls = {"shm": (lambda: libc.shmget(0, 1, 0o1600), lambda ipc_id: libc.shmctl(ipc_id, 0, None)),
              "msg": (lambda: libc.msgget(0, 0o1600), lambda ipc_id: libc.msgctl(ipc_id, 0, None))}
     for kind, (make, remove) in calls.items():
         start = IPC_MARKS[kind]
         probe = make()
+        if probe < 0 and ctypes.get_errno() == errno.ENOSYS:
+            continue
         end = probe if probe >= 0 else start + 4096
         for ipc_id in range(start, end + 1):
             remove(ipc_id)
