@@ -47,4 +47,16 @@ describe('/openapi.json', () => {
     }
     expect(body.paths['/api/v2/execute'].post.responses['429'].description).toMatch(/^PoolExhausted.*; or RateLimited/);
   });
+
+  it('offers HTTP Basic and text/plain JSON only where a headerless client needs them (Piston, the close beacon)', async () => {
+    const { body } = await request(app).get('/openapi.json').expect(200);
+    const operations = Object.entries(body.paths as Record<string, Record<string, { security: object[]; requestBody?: { content: Record<string, unknown> } }>>)
+      .flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ route: `${method} ${path}`, operation })));
+    const withBasic = operations.filter(({ operation }) => operation.security.some((scheme) => 'basic' in scheme)).map(({ route }) => route);
+    expect(withBasic.sort()).toEqual(['get /api/v2/runtimes', 'post /api/v2/execute']);
+    const takes = (type: string) => operations.filter(({ operation }) => operation.requestBody && type in operation.requestBody.content).map(({ route }) => route).sort();
+    expect(takes('text/plain')).toEqual(['post /api/v1/terminals/{id}/close-beacon', 'post /api/v2/execute']);
+    expect(takes('application/x-www-form-urlencoded')).toEqual(['post /api/v1/terminals/{id}/close-beacon']);
+    expect(takes('application/json').length).toBeGreaterThan(10);
+  });
 });
