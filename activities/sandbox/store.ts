@@ -82,6 +82,12 @@ export function createSandboxStore(pool: Pool) {
       return new Set(rows.map((row) => row.session_id));
     },
 
+    /** The chats where the owner has a sandbox not stopped yet. */
+    async liveChatsOf(ownerId: string): Promise<string[]> {
+      const { rows } = await pool.query<{ chat_id: string }>(`SELECT DISTINCT chat_id FROM sandboxes WHERE owner_id = $1 AND status <> 'STOPPED'`, [ownerId]);
+      return rows.map((row) => row.chat_id);
+    },
+
     async chatOwner(chatId: string): Promise<string | undefined> {
       const { rows } = await pool.query<{ owner_id: string }>('SELECT owner_id FROM sandbox_chats WHERE chat_id = $1', [chatId]);
       return rows[0]?.owner_id;

@@ -17,6 +17,7 @@ import { pistonProblems, registerExecuteRoutes } from '../execution/routes';
 import { registerTerminalRoutes, type TerminalConfig } from '../terminal/routes';
 import { createRateLimit, type RateLimitConfig } from './rateLimit';
 import { ApiRoutes } from './routes';
+import { registerUserRoutes } from './users';
 
 interface AppDeps {
   config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER'> & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
@@ -47,6 +48,7 @@ export function createApp(deps: AppDeps): express.Express {
     temporal: deps.temporal, pool: deps.pool, docker: deps.docker, registryAddress: deps.config.REGISTRY_ADDRESS, metrics,
     openApi: () => (openApi ??= buildOpenApi(api.specs, version)),
   });
+  registerUserRoutes(api, { pool: deps.pool, temporal: deps.temporal });
   registerSelfCheckRoutes(api, {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });

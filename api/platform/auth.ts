@@ -106,9 +106,13 @@ export function principalOf(res: Response): Principal {
   return principal;
 }
 
-/** Creates a user (or finds it by name) and a new key for it; returns the key, shown only once. */
-export async function createUserKey(pool: Pool, name: string, role: Role, label = 'cli'): Promise<{ key: string; userId: string }> {
+/**
+ * Creates a user (or finds it by name) and a new key for it; returns the key, shown only once.
+ * An existing user keeps its role (`role` undefined: whatever it is); asking for another fails
+ * with RoleMismatch.
+ */
+export async function createUserKey(pool: Pool, name: string, role: Role | undefined, label = 'cli', expiresAt?: Date): Promise<{ key: string; userId: string }> {
   const key = generateApiKey();
-  const userId = await createPlatformStore(pool).addUserKey(name, role, hashApiKey(key), label);
+  const userId = await createPlatformStore(pool).addUserKey(name, role, hashApiKey(key), label, expiresAt);
   return { key, userId };
 }

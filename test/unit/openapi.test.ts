@@ -59,4 +59,19 @@ describe('/openapi.json', () => {
     expect(takes('application/x-www-form-urlencoded')).toEqual(['post /api/v1/terminals/{id}/close-beacon']);
     expect(takes('application/json').length).toBeGreaterThan(10);
   });
+
+  it('lists the user and key routes as admin-only, and no key route takes a role', async () => {
+    const { body } = await request(app).get('/openapi.json').expect(200);
+    const userRoutes = Object.entries(body.paths as Record<string, Record<string, { 'x-required-role'?: string; requestBody?: { content: Record<string, { schema: { properties?: object; additionalProperties?: boolean } }> } }>>)
+      .filter(([path]) => path.startsWith('/api/v1/admin/users'))
+      .flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ route: `${method} ${path}`, operation })));
+    expect(userRoutes.map(({ route }) => route).sort()).toEqual([
+      'delete /api/v1/admin/users/{userId}/keys/{keyId}', 'get /api/v1/admin/users', 'get /api/v1/admin/users/{userId}', 'post /api/v1/admin/users',
+      'post /api/v1/admin/users/{userId}/disable', 'post /api/v1/admin/users/{userId}/enable', 'post /api/v1/admin/users/{userId}/keys',
+    ]);
+    for (const { route, operation } of userRoutes) expect({ route, role: operation['x-required-role'] }).toEqual({ route, role: 'admin' });
+    const issue = body.paths['/api/v1/admin/users/{userId}/keys'].post.requestBody.content['application/json'].schema;
+    expect(Object.keys(issue.properties).sort()).toEqual(['expires_at', 'label']);
+    expect(issue.additionalProperties).toBe(false);
+  });
 });
