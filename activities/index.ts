@@ -4,6 +4,7 @@ import { createExecutionActivities, type SandboxLimits } from './execution/execu
 import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandbox';
 import { createSelfCheckActivities } from './selfCheck/probes';
 import { createPxeActivities } from './pxe/pxe';
+import { createRetentionActivities } from './retention/retention';
 import { SshPool } from './shared/ssh';
 import { createTerminalActivities } from './terminal/terminal';
 
@@ -36,6 +37,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
     ...createExecutionActivities(deps),
     ...createTerminalActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

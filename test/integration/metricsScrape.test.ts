@@ -1,7 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { randomUUID } from 'node:crypto';
-import type { Pool, QueryConfig } from 'pg';
 import request from 'supertest';
 import { createSandboxStore } from '../../activities/sandbox/store';
 import { createTerminalStore } from '../../activities/terminal/store';
@@ -9,6 +8,7 @@ import { createApp } from '../../api/platform/app';
 import { createUserKey } from '../../api/platform/auth';
 import { createLogger } from '../../platform/logger';
 import { openInfra, type Infra } from '../helpers/infra';
+import { planNodes, recordingPool, type Statement } from '../helpers/statements';
 
 /**
  * /metrics must not scan the event and session tables on each scrape: they only grow (until
@@ -44,26 +44,6 @@ afterAll(async () => {
   await infra.close();
 });
 
-interface Statement { text: string; values?: unknown[] }
-
-/** The real pool, with every statement sent through `query` written down. */
-function recordingPool(pool: Pool, statements: Statement[]): Pool {
-  const query = (config: string | QueryConfig, values?: unknown[]) => {
-    statements.push(typeof config === 'string' ? { text: config, values } : { text: config.text, values: config.values ?? values });
-    return pool.query(config as string, values);
-  };
-  return new Proxy(pool, {
-    get(target, property) {
-      if (property === 'query') return query;
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-}
-
-interface PlanNode { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] }
-const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
-
 async function scrape(): Promise<{ text: string; statements: Statement[] }> {
   const statements: Statement[] = [];
   // Building the app and scraping touch only PostgreSQL; these placeholders are never called.
@@ -80,8 +60,7 @@ describe('a /metrics scrape', () => {
     const { statements } = await scrape();
     expect(statements).toHaveLength(2);
     for (const statement of statements) {
-      const { rows: [{ 'QUERY PLAN': [plan] }] } = await infra.pool.query(`EXPLAIN (FORMAT JSON) ${statement.text}`, statement.values);
-      const touched = nodesOf(plan.Plan as PlanNode).filter((node) => node['Relation Name'] && growingTables.includes(node['Relation Name']));
+      const touched = (await planNodes(infra.pool, statement)).filter((node) => node['Relation Name'] && growingTables.includes(node['Relation Name']));
       // At most the active terminals, counted through their partial index: never a sequential
       // scan, never the events or the executions.
       const forbidden = touched.filter((node) => node['Node Type'] === 'Seq Scan' || node['Relation Name'] !== 'terminal_sessions');
