@@ -112,7 +112,7 @@ export function createSandboxStore(pool: Pool) {
      * there are, and retention deleting old events never makes a count go down.
      */
     async eventCounts(): Promise<{ event: string; n: number }[]> {
-      const { rows } = await pool.query<{ event: string; n: string }>(`SELECT label AS event, value AS n FROM metric_counters WHERE metric = 'sandbox_event'`);
+      const { rows } = await pool.query<{ event: string; n: string }>(`SELECT label AS event, sum(value) AS n FROM metric_counters WHERE metric = 'sandbox_event' GROUP BY label`);
       return rows.map((row) => ({ event: row.event, n: Number(row.n) }));
     },
   };

@@ -126,7 +126,7 @@ export function createTerminalStore(pool: Pool) {
       const { rows } = await pool.query<{ reason: string | null; count: string }>(
         `SELECT NULL AS reason, count(*) FROM terminal_sessions WHERE status = 'active'
          UNION ALL
-         SELECT label, value FROM metric_counters WHERE metric = 'terminal_session_ended'`,
+         SELECT label, sum(value) FROM metric_counters WHERE metric = 'terminal_session_ended' GROUP BY label`,
       );
       return rows;
     },

@@ -2,21 +2,24 @@
 -- Counters /metrics reads instead of counting event and session rows on every scrape: a scrape
 -- reads a handful of rows here whatever the tables' size, and a counter never goes down when
 -- retention deletes old rows (Prometheus counters must not). Triggers keep them, so every
--- writer — each worker's activities — counts, in the same transaction as its row.
+-- writer — each worker's activities — counts, in the same transaction as its row. Each counter
+-- is spread over a few rows (shard: the writing backend's pid modulo 16) so concurrent writers
+-- do not queue on one row's lock until they commit; readers sum the shards.
 CREATE TABLE metric_counters (
   metric  text NOT NULL,
   label   text NOT NULL,
+  shard   smallint NOT NULL,
   value   bigint NOT NULL,
-  PRIMARY KEY (metric, label)
+  PRIMARY KEY (metric, label, shard)
 );
 
 -- sessionflow_sandbox_events_total{event}: once per statement, with what it inserted (a bulk
 -- insert bumps each event's counter once, not once per row).
 CREATE FUNCTION count_sandbox_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO metric_counters (metric, label, value)
-    SELECT 'sandbox_event', event, count(*) FROM inserted GROUP BY event
-  ON CONFLICT (metric, label) DO UPDATE SET value = metric_counters.value + EXCLUDED.value;
+  INSERT INTO metric_counters (metric, label, shard, value)
+    SELECT 'sandbox_event', event, pg_backend_pid() % 16, count(*) FROM inserted GROUP BY event
+  ON CONFLICT (metric, label, shard) DO UPDATE SET value = metric_counters.value + EXCLUDED.value;
   RETURN NULL;
 END $$;
 CREATE TRIGGER sandbox_events_counted AFTER INSERT ON sandbox_events
@@ -27,8 +30,8 @@ CREATE TRIGGER sandbox_events_counted AFTER INSERT ON sandbox_events
 -- updates free of it; a row inserted already ended (imports, tests) counts per statement.
 CREATE FUNCTION count_terminal_session_ended() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO metric_counters (metric, label, value) VALUES ('terminal_session_ended', NEW.reason_closed, 1)
-  ON CONFLICT (metric, label) DO UPDATE SET value = metric_counters.value + 1;
+  INSERT INTO metric_counters (metric, label, shard, value) VALUES ('terminal_session_ended', NEW.reason_closed, pg_backend_pid() % 16, 1)
+  ON CONFLICT (metric, label, shard) DO UPDATE SET value = metric_counters.value + 1;
   RETURN NULL;
 END $$;
 CREATE TRIGGER terminal_sessions_ended_counted AFTER UPDATE OF reason_closed ON terminal_sessions
@@ -36,9 +39,9 @@ CREATE TRIGGER terminal_sessions_ended_counted AFTER UPDATE OF reason_closed ON 
 
 CREATE FUNCTION count_terminal_sessions_inserted_ended() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO metric_counters (metric, label, value)
-    SELECT 'terminal_session_ended', reason_closed, count(*) FROM inserted WHERE reason_closed IS NOT NULL GROUP BY reason_closed
-  ON CONFLICT (metric, label) DO UPDATE SET value = metric_counters.value + EXCLUDED.value;
+  INSERT INTO metric_counters (metric, label, shard, value)
+    SELECT 'terminal_session_ended', reason_closed, pg_backend_pid() % 16, count(*) FROM inserted WHERE reason_closed IS NOT NULL GROUP BY reason_closed
+  ON CONFLICT (metric, label, shard) DO UPDATE SET value = metric_counters.value + EXCLUDED.value;
   RETURN NULL;
 END $$;
 CREATE TRIGGER terminal_sessions_inserted_ended_counted AFTER INSERT ON terminal_sessions
@@ -46,10 +49,12 @@ CREATE TRIGGER terminal_sessions_inserted_ended_counted AFTER INSERT ON terminal
 
 -- What happened before this migration (the triggers exist already, and hold their tables'
 -- locks until commit, so no row is counted twice or missed).
-INSERT INTO metric_counters (metric, label, value)
-  SELECT 'sandbox_event', event, count(*) FROM sandbox_events GROUP BY event;
-INSERT INTO metric_counters (metric, label, value)
-  SELECT 'terminal_session_ended', reason_closed, count(*) FROM terminal_sessions WHERE reason_closed IS NOT NULL GROUP BY reason_closed;
+INSERT INTO metric_counters (metric, label, shard, value)
+  SELECT 'sandbox_event', event, 0, count(*) FROM sandbox_events GROUP BY event
+  ON CONFLICT (metric, label, shard) DO UPDATE SET value = metric_counters.value + EXCLUDED.value;
+INSERT INTO metric_counters (metric, label, shard, value)
+  SELECT 'terminal_session_ended', reason_closed, 0, count(*) FROM terminal_sessions WHERE reason_closed IS NOT NULL GROUP BY reason_closed
+  ON CONFLICT (metric, label, shard) DO UPDATE SET value = metric_counters.value + EXCLUDED.value;
 
 -- Down Migration
 DROP TRIGGER terminal_sessions_inserted_ended_counted ON terminal_sessions;
