@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { createRetentionStore } from '../../activities/retention/store';
 import { createSandboxStore } from '../../activities/sandbox/store';
+import { createTerminalStore } from '../../activities/terminal/store';
 import { createApp } from '../../api/platform/app';
 import { createUserKey } from '../../api/platform/auth';
 import { loadConfig } from '../../platform/config';
@@ -55,6 +56,11 @@ async function main(): Promise<void> {
     for (const statement of statements) await pool.query(statement);
   })).samples;
   const beforeSamples = await timeStatements(before, 10);
+  const terminals = createTerminalStore(pool);
+  const nowSamples = (await load(200, 1, async () => {
+    await createSandboxStore(pool).eventCounts();
+    await terminals.sessionCountsByReason();
+  })).samples;
   const app = createApp({ config, temporal: {} as Client, pool, docker: {} as Docker, log: createLogger('silent', 'bench') });
   const scrapes = await load(200, 1, async () => {
     await request(app).get('/metrics').expect(200);
@@ -98,6 +104,7 @@ async function main(): Promise<void> {
   const perSecond = (run: { samples: number[]; wallMs: number }) => `${Math.round(run.samples.length / (run.wallMs / 1000))}/s`;
   printTable(`/metrics with ${events} sandbox events and ${sessions} ended terminal sessions`, [
     { name: 'the statements a scrape ran before (row counts)', samples: beforeSamples },
+    { name: 'the statements a scrape runs now (counters)', samples: nowSamples },
     { name: 'GET /metrics now, 1 in flight', samples: scrapes.samples, extra: perSecond(scrapes) },
     { name: 'GET /metrics now, 4 in flight', samples: scrapes4.samples, extra: perSecond(scrapes4) },
   ]);
