@@ -5,6 +5,7 @@ import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandb
 import type { ContainerRuntime } from './shared/containerRuntime';
 import { createSelfCheckActivities } from './selfCheck/probes';
 import { createPxeActivities } from './pxe/pxe';
+import { createRetentionActivities } from './retention/retention';
 import { SshPool } from './shared/ssh';
 import { createTerminalActivities } from './terminal/terminal';
 
@@ -39,6 +40,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
     ...createExecutionActivities(deps),
     ...createTerminalActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

@@ -52,6 +52,11 @@ const configSchema = z.object({
   SANDBOX_FILE_SIZE_LIMIT_BYTES: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
   SANDBOX_WORKSPACE_BYTES: z.coerce.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
   SANDBOX_TMP_BYTES: z.coerce.number().int().min(1024 * 1024).default(16 * 1024 * 1024),
+  /** Retention: days a sandbox event row and an execution row are kept (0: for ever), and the sweep's pace. */
+  RETENTION_SANDBOX_EVENTS_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  RETENTION_EXECUTIONS_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  RETENTION_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(3600),
+  RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
   // Code execution (seed 001): the pool per runtime, the limits of each execution.
   EXECUTION_IMAGE: z.string().min(1).default('sessionflow/runtimes:bookworm'),
   /** `true` (or Docker unreachable at start): executions run as local subprocesses instead. */

@@ -11,3 +11,4 @@ npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat 
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-pxe-histories.js
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-execution-histories.js
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-terminal-histories.js
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-retention-histories.js

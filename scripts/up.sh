@@ -28,12 +28,13 @@ ready() { curl -fsS -o /dev/null "$api_url/readyz"; }
 wait_for "api /readyz" 60 ready || true
 daemon_running worker || die "worker exited, see $SF_RUN/worker.log"
 
-# One admin key for local use, kept in SF_HOME (0600) and re-created if the database lost it.
+# One admin key for local use, kept in SF_HOME (0600) and re-created if the database lost it
+# (or it was revoked or expired).
 key_file="$SF_HOME/admin.key"
 key_valid() {
   [ -s "$key_file" ] || return 1
   local hash; hash="$(tr -d '\n' <"$key_file" | sha256sum | cut -d' ' -f1)"
-  [ "$(psql -d "$PGDATABASE" -Atqc "SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = '$hash' AND k.revoked_at IS NULL AND u.role = 'admin'")" = 1 ]
+  [ "$(psql -d "$PGDATABASE" -Atqc "SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = '$hash' AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AND u.disabled_at IS NULL AND u.role = 'admin'")" = 1 ]
 }
 if ! key_valid; then
   (umask 077; node dist/scripts/create-api-key.js --name admin --role admin --label local-admin >"$key_file")

@@ -9,6 +9,7 @@ import { connectTemporal } from '../platform/temporal';
 import { createExecutionWorker, createSessionflowWorker, workflowBundleFrom } from './createWorker';
 import { executionTaskQueue } from '../domain/shared/taskQueues';
 import { maxConcurrentExecutions } from '../platform/executionSettings';
+import { ensureRetentionSchedule } from './retentionSchedule';
 import { ensureSandboxSweepSchedule } from './sandboxSchedule';
 import { TemporalPinoLogger } from './temporalLogger';
 
@@ -36,8 +37,10 @@ async function main(): Promise<void> {
 
   const client = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const sweepSchedule = await ensureSandboxSweepSchedule(client, { instance: config.SESSIONFLOW_INSTANCE, taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS });
+  const retentionSchedule = await ensureRetentionSchedule(client, config);
   await client.connection.close();
   log.info({ scheduleId: sweepSchedule, everySeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS }, 'sandbox sweep scheduled');
+  log.info({ scheduleId: retentionSchedule, everySeconds: config.RETENTION_SWEEP_INTERVAL_SECONDS }, 'retention sweep scheduled');
 
   // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks have drained (Runtime's shutdown signals).
   await Promise.all([worker.run(), executionWorker.run()]);

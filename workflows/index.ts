@@ -2,6 +2,7 @@
 export { selfCheckWorkflow } from './selfCheck/selfCheck';
 export { sandboxWorkflow } from './sandbox/sandbox';
 export { sandboxSweepWorkflow } from './sandbox/sandboxSweep';
+export { retentionSweepWorkflow } from './retention/retention';
 export { pxeSessionWorkflow } from './pxe/pxeSession';
 export { pxeImageWorkflow, pxeBootServerStatusWorkflow } from './pxe/pxeImage';
 export { codeExecutionWorkflow } from './execution/codeExecution';

@@ -82,6 +82,12 @@ export function createSandboxStore(pool: Pool) {
       return new Set(rows.map((row) => row.session_id));
     },
 
+    /** The chats where the owner has a sandbox not stopped yet. */
+    async liveChatsOf(ownerId: string): Promise<string[]> {
+      const { rows } = await pool.query<{ chat_id: string }>(`SELECT DISTINCT chat_id FROM sandboxes WHERE owner_id = $1 AND status <> 'STOPPED'`, [ownerId]);
+      return rows.map((row) => row.chat_id);
+    },
+
     async chatOwner(chatId: string): Promise<string | undefined> {
       const { rows } = await pool.query<{ owner_id: string }>('SELECT owner_id FROM sandbox_chats WHERE chat_id = $1', [chatId]);
       return rows[0]?.owner_id;
@@ -100,10 +106,14 @@ export function createSandboxStore(pool: Pool) {
       };
     },
 
-    /** How often each event happened, across every worker. */
+    /**
+     * How often each event happened, across every worker: the counters a trigger keeps as each
+     * event row is written (db/migrations), so a scrape reads a few rows however many events
+     * there are, and retention deleting old events never makes a count go down.
+     */
     async eventCounts(): Promise<{ event: string; n: number }[]> {
-      const { rows } = await pool.query<{ event: string; n: number }>('SELECT event, count(*)::int AS n FROM sandbox_events GROUP BY event');
-      return rows;
+      const { rows } = await pool.query<{ event: string; n: string }>(`SELECT label AS event, sum(value) AS n FROM metric_counters WHERE metric = 'sandbox_event' GROUP BY label`);
+      return rows.map((row) => ({ event: row.event, n: Number(row.n) }));
     },
   };
 }

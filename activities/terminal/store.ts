@@ -117,10 +117,16 @@ export function createTerminalStore(pool: Pool) {
       return candidate;
     },
 
-    /** Sessions per close reason; the null reason counts the active ones. */
+    /**
+     * Sessions per close reason; the null reason counts the active ones. Ended sessions come from
+     * the counters a trigger keeps as each session ends (db/migrations), active ones through the
+     * partial index of active sessions: neither reads the ended rows, however many there are.
+     */
     async sessionCountsByReason(): Promise<{ reason: string | null; count: string }[]> {
       const { rows } = await pool.query<{ reason: string | null; count: string }>(
-        `SELECT reason_closed AS reason, count(*) FROM terminal_sessions GROUP BY reason_closed`,
+        `SELECT NULL AS reason, count(*) FROM terminal_sessions WHERE status = 'active'
+         UNION ALL
+         SELECT label, sum(value) FROM metric_counters WHERE metric = 'terminal_session_ended' GROUP BY label`,
       );
       return rows;
     },

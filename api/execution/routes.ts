@@ -7,7 +7,7 @@ import type { Executor } from './executors';
 import type { ApiMetrics } from '../platform/metrics';
 import type { ErrorRequestHandler } from 'express';
 import { ApiError, sendProblem, toProblem } from '../platform/problems';
-import type { ApiRoutes } from '../platform/routes';
+import type { ApiRoutes, HeaderlessClient } from '../platform/routes';
 
 export type ExecutionConfig = Pick<Config,
   'EXECUTION_RUN_TIMEOUT_MS' | 'EXECUTION_MAX_RUN_TIMEOUT_MS' | 'EXECUTION_COMPILE_TIMEOUT_MS' | 'EXECUTION_MAX_COMPILE_TIMEOUT_MS' |
@@ -74,10 +74,14 @@ export const pistonProblems: ErrorRequestHandler = (err, _req, res, next) => {
   sendProblem(res, { status: known.status, body: { ...known.body, message: known.body.message ?? known.body.detail } });
 };
 
+/** Piston clients put the key in the server URL (Basic) and send their JSON as text/plain. */
+const pistonClients: HeaderlessClient = { basicAuth: true, textPlainJson: true };
+
 export function registerExecuteRoutes(api: ApiRoutes, deps: ExecuteRouteDeps): void {
   api.route(
     {
       method: 'get', path: '/api/v2/runtimes', summary: 'Runtimes code can be executed in (Piston v2)', tag: 'execution', access: 'user',
+      headerless: pistonClients,
       responses: { 200: { description: 'the runtimes', schema: z.array(runtimeView) } },
     },
     ({ res }) => {
@@ -88,6 +92,7 @@ export function registerExecuteRoutes(api: ApiRoutes, deps: ExecuteRouteDeps): v
   api.route(
     {
       method: 'post', path: '/api/v2/execute', summary: 'Execute code in a sandbox (Piston v2; optional session_id keeps a container)', tag: 'execution', access: 'user',
+      headerless: pistonClients,
       body: executeBody,
       responses: {
         200: { description: 'the compile and run results; header X-Sessionflow-Executor names the executor', schema: executeResponse },

@@ -17,6 +17,7 @@ import { pistonProblems, registerExecuteRoutes } from '../execution/routes';
 import { registerTerminalRoutes, type TerminalConfig } from '../terminal/routes';
 import { createRateLimit, type RateLimitConfig } from './rateLimit';
 import { ApiRoutes } from './routes';
+import { registerUserRoutes } from './users';
 
 interface AppDeps {
   config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER'> & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
@@ -38,18 +39,16 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('query parser', 'simple');
   app.use(metrics.observeRequests);
   app.use(requestLog(deps.log));
-  // text/plain too: navigator.sendBeacon and the Piston client send JSON under that type.
-  app.use(express.json({ limit: deps.config.REQUEST_BODY_LIMIT, type: ['application/json', 'application/*+json', 'text/plain'] }));
-  // A close beacon may also come as a form (navigator.sendBeacon with URLSearchParams).
-  app.use('/api/v1/terminals', express.urlencoded({ extended: false, limit: '4kb' }));
 
   const router = express.Router();
-  const api = new ApiRoutes(router, deps.pool, createRateLimit(deps.config, deps.log));
+  // Bodies are parsed per route (routes.ts): text/plain and forms only where a route's client needs them.
+  const api = new ApiRoutes(router, deps.pool, { bodyLimit: deps.config.REQUEST_BODY_LIMIT, rateLimit: createRateLimit(deps.config, deps.log) });
   let openApi: unknown;
   registerHealthRoutes(api, {
     temporal: deps.temporal, pool: deps.pool, docker: deps.docker, registryAddress: deps.config.REGISTRY_ADDRESS, metrics,
     openApi: () => (openApi ??= buildOpenApi(api.specs, version)),
   });
+  registerUserRoutes(api, { pool: deps.pool, temporal: deps.temporal });
   registerSelfCheckRoutes(api, {
     temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, namespace: deps.config.TEMPORAL_NAMESPACE, temporalUiUrl: deps.config.TEMPORAL_UI_URL, metrics,
   });

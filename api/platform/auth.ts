@@ -22,16 +22,17 @@ export function hashApiKey(key: string): string {
 }
 
 /**
- * The key from `Authorization: Bearer <key>`, or the password of `Basic user:<key>` — the
- * form Piston clients produce from a `http://user:KEY@host` server URL, since they cannot
- * set headers of their own.
+ * The key from `Authorization: Bearer <key>`, or — where `basic` is allowed — the password of
+ * `Basic user:<key>`, the form Piston clients produce from a `http://user:KEY@host` server URL,
+ * since they cannot set headers of their own. Basic is refused elsewhere: a browser replays
+ * Basic credentials it remembers on cross-site requests, a bearer key it never sends by itself.
  */
-export function credentialFrom(header: string | undefined): string | undefined {
+export function credentialFrom(header: string | undefined, options: { basic: boolean }): string | undefined {
   if (!header) return undefined;
   const [scheme, value] = header.trim().split(/\s+/, 2);
   if (!value) return undefined;
   if (/^bearer$/i.test(scheme ?? '')) return value;
-  if (/^basic$/i.test(scheme ?? '')) {
+  if (options.basic && isBasic(header)) {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     return colon >= 0 && colon < decoded.length - 1 ? decoded.slice(colon + 1) : undefined;
@@ -39,19 +40,27 @@ export function credentialFrom(header: string | undefined): string | undefined {
   return undefined;
 }
 
+function isBasic(header: string): boolean {
+  return /^\s*basic\s/i.test(header);
+}
+
 export function findPrincipal(pool: Pool, key: string): Promise<Principal | undefined> {
   return createPlatformStore(pool).principalByKeyHash(hashApiKey(key));
 }
 
-export function authenticate(pool: Pool): RequestHandler {
+/** Resolves the request's key to its principal; `basic`: the route also takes the key as a Basic password. */
+export function authenticate(pool: Pool, options: { basic: boolean }): RequestHandler {
   const store = createPlatformStore(pool);
   return async (req, res, next) => {
-    const key = credentialFrom(req.headers.authorization);
+    const header = req.headers.authorization;
+    const key = credentialFrom(header, options);
     const keyHash = key && hashApiKey(key);
     const principal = keyHash ? await store.principalByKeyHash(keyHash) : undefined;
     if (!principal) {
+      // Never a Basic challenge: a browser would prompt, remember, and replay it cross-site.
       res.setHeader('WWW-Authenticate', 'Bearer realm="sessionflow"');
-      throw new ApiError('Unauthenticated', key ? 'the API key is not valid' : 'send Authorization: Bearer <api key>');
+      if (!options.basic && header && isBasic(header)) throw new ApiError('Unauthenticated', 'HTTP Basic credentials are accepted only by the Piston routes (/api/v2); send Authorization: Bearer <api key>');
+      throw new ApiError('Unauthenticated', key ? 'the API key is not valid, has expired or was revoked, or its user is disabled' : 'send Authorization: Bearer <api key>');
     }
     res.locals.principal = principal;
     res.locals.apiKeyHash = keyHash;
@@ -97,9 +106,13 @@ export function principalOf(res: Response): Principal {
   return principal;
 }
 
-/** Creates a user (or finds it by name) and a new key for it; returns the key, shown only once. */
-export async function createUserKey(pool: Pool, name: string, role: Role, label = 'cli'): Promise<{ key: string; userId: string }> {
+/**
+ * Creates a user (or finds it by name) and a new key for it; returns the key, shown only once.
+ * An existing user keeps its role (`role` undefined: whatever it is); asking for another fails
+ * with RoleMismatch.
+ */
+export async function createUserKey(pool: Pool, name: string, role: Role | undefined, label = 'cli', expiresAt?: Date): Promise<{ key: string; userId: string }> {
   const key = generateApiKey();
-  const userId = await createPlatformStore(pool).addUserKey(name, role, hashApiKey(key), label);
+  const userId = await createPlatformStore(pool).addUserKey(name, role, hashApiKey(key), label, expiresAt);
   return { key, userId };
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorCatalogue } from '../../domain/shared/errors';
-import type { RouteSpec } from './routes';
+import { bodyTypes, type RouteSpec } from './routes';
 
 const problemSchema = {
   type: 'object',
@@ -38,6 +38,11 @@ function parameters(schema: z.ZodType | undefined, where: 'path' | 'query') {
 
 const rateLimitedResponse = 'RateLimited: this API key made too many requests in the window; retry after Retry-After seconds';
 
+/** The body's schema under every type the route takes (JSON, and the headerless clients' types it grants). */
+function requestContent(spec: RouteSpec<z.ZodType, z.ZodType, z.ZodType>, schema: Record<string, unknown>) {
+  return Object.fromEntries(bodyTypes(spec).map((type) => [type, { schema }]));
+}
+
 export function buildOpenApi(specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[], version: string) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const spec of specs) {
@@ -57,10 +62,10 @@ export function buildOpenApi(specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[]
     paths[path][spec.method] = {
       summary: spec.summary,
       tags: [spec.tag],
-      security: spec.access === 'public' ? [] : [{ bearer: [] }, { basic: [] }],
+      security: spec.access === 'public' ? [] : [{ bearer: [] }, ...(spec.headerless?.basicAuth ? [{ basic: [] }] : [])],
       ...(spec.access === 'admin' ? { 'x-required-role': 'admin' } : {}),
       parameters: [...parameters(spec.params, 'path'), ...parameters(spec.query, 'query')],
-      ...(spec.body ? { requestBody: { required: !spec.body.safeParse(undefined).success, content: { 'application/json': { schema: jsonSchema(spec.body) } } } } : {}),
+      ...(spec.body ? { requestBody: { required: !spec.body.safeParse(undefined).success, content: requestContent(spec, jsonSchema(spec.body)) } } : {}),
       responses,
     };
   }
@@ -70,7 +75,7 @@ export function buildOpenApi(specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[]
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <api key>' },
-        basic: { type: 'http', scheme: 'basic', description: 'The API key as the password (for clients that cannot set headers)' },
+        basic: { type: 'http', scheme: 'basic', description: 'The API key as the password: only the Piston routes, for clients that cannot set headers' },
       },
       schemas: { Problem: problemSchema },
     },

@@ -1,4 +1,4 @@
-import type { Request, RequestHandler, Response, Router } from 'express';
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import { z } from 'zod';
 import { authenticate, principalOf, requireRole, type Principal } from './auth';
 import { ApiError, fieldErrors } from './problems';
@@ -28,6 +28,30 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   query?: Q;
   body?: B;
   responses: Record<number, ResponseSpec>;
+  headerless?: HeaderlessClient;
+}
+
+/**
+ * Concessions to clients that cannot set headers. Each is a cross-site request forgery path — a
+ * browser sends a text/plain body or a form to any site without a preflight, and replays the
+ * Basic credentials it remembers — so only a route with a real client that needs one grants it.
+ */
+export interface HeaderlessClient {
+  /** The key as the password of HTTP Basic: Piston clients, given `http://user:KEY@host`. */
+  basicAuth?: boolean;
+  /** JSON sent as text/plain: Piston clients and navigator.sendBeacon. */
+  textPlainJson?: boolean;
+  /** An urlencoded form: navigator.sendBeacon with URLSearchParams. */
+  form?: boolean;
+}
+
+/** The body types a route accepts: JSON always, the headerless clients' types where granted. */
+export function bodyTypes(spec: { headerless?: HeaderlessClient }): string[] {
+  return [
+    'application/json',
+    ...(spec.headerless?.textPlainJson ? ['text/plain'] : []),
+    ...(spec.headerless?.form ? ['application/x-www-form-urlencoded'] : []),
+  ];
 }
 
 interface RouteInput<P, Q, B> {
@@ -44,14 +68,24 @@ type Handler<P, Q, B> = (input: RouteInput<P, Q, B>) => Promise<void> | void;
 export class ApiRoutes {
   readonly specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[] = [];
   private readonly authenticated: RequestHandler[];
+  private readonly authenticatedOrBasic: RequestHandler[];
+  private readonly parsers: { json: RequestHandler; textPlainJson: RequestHandler; form: RequestHandler };
 
   /** `rateLimit` counts each authenticated request by its key (undefined: no limit). */
   constructor(
     private readonly router: Router,
     pool: Pool,
-    rateLimit?: RequestHandler,
+    options: { bodyLimit: string; rateLimit?: RequestHandler },
   ) {
-    this.authenticated = rateLimit ? [authenticate(pool), rateLimit] : [authenticate(pool)];
+    const limited = options.rateLimit ? [options.rateLimit] : [];
+    this.authenticated = [authenticate(pool, { basic: false }), ...limited];
+    this.authenticatedOrBasic = [authenticate(pool, { basic: true }), ...limited];
+    this.parsers = {
+      json: express.json({ limit: options.bodyLimit, type: ['application/json', 'application/*+json'] }),
+      textPlainJson: express.json({ limit: options.bodyLimit, type: 'text/plain' }),
+      // A form only ever carries a close beacon's token.
+      form: express.urlencoded({ extended: false, limit: '4kb' }),
+    };
   }
 
   route<P extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown, B extends z.ZodType = z.ZodUnknown>(
@@ -60,8 +94,9 @@ export class ApiRoutes {
   ): void {
     this.specs.push(spec as unknown as RouteSpec<z.ZodType, z.ZodType, z.ZodType>);
     const guards: RequestHandler[] = [];
-    if (spec.access !== 'public') guards.push(...this.authenticated);
+    if (spec.access !== 'public') guards.push(...(spec.headerless?.basicAuth ? this.authenticatedOrBasic : this.authenticated));
     if (spec.access === 'admin') guards.push(requireRole('admin'));
+    guards.push(...this.bodyParsers(spec));
     this.router[spec.method](spec.path, ...guards, async (req, res) => {
       const params = parse(spec.params, req.params, 'params');
       const query = parse(spec.query, req.query, 'query');
@@ -69,6 +104,25 @@ export class ApiRoutes {
       const principal = spec.access === 'public' ? anonymous : principalOf(res);
       await handler({ params, query, body, principal, req, res });
     });
+  }
+
+  /** Refuses a body of a type the route does not take (415), then parses the ones it does. */
+  private bodyParsers(spec: { headerless?: HeaderlessClient }): RequestHandler[] {
+    const accepted = bodyTypes(spec);
+    const refuseOthers: RequestHandler = (req, _res, next) => {
+      // An empty body (Content-Length: 0) is no body: the schema judges that.
+      const hasContent = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      if (hasContent && !req.is([...accepted, 'application/*+json'])) {
+        throw new ApiError('UnsupportedMediaType', `send the body as ${accepted.join(' or ')}`, { accepted });
+      }
+      next();
+    };
+    return [
+      refuseOthers,
+      this.parsers.json,
+      ...(spec.headerless?.textPlainJson ? [this.parsers.textPlainJson] : []),
+      ...(spec.headerless?.form ? [this.parsers.form] : []),
+    ];
   }
 }
 

@@ -129,6 +129,8 @@ export function registerTerminalRoutes(api: ApiRoutes, deps: TerminalRouteDeps):
     {
       method: 'post', path: '/api/v1/terminals/:id/close-beacon', summary: 'navigator.sendBeacon target: the token in a text/plain JSON or form body, no headers; reason client_lost', tag: 'terminals', access: 'public',
       params: sessionId, body: z.object({ token: z.string().min(1).max(256) }),
+      // navigator.sendBeacon cannot set a content type of JSON: text/plain or a form it is.
+      headerless: { textPlainJson: true, form: true },
       responses: { 204: { description: 'closed (or already ended)' } },
     },
     async ({ params, body, res }) => {

@@ -60,6 +60,11 @@ export const errorCatalogue = {
 
   // The platform itself.
   RateLimited: { status: 429, title: 'Too many requests with this API key' },
+  UserNotFound: { status: 404, title: 'No such user' },
+  UserNameTaken: { status: 409, title: 'A user with this name exists' },
+  UserDisabled: { status: 409, title: 'The user is disabled' },
+  ApiKeyNotFound: { status: 404, title: 'No such API key' },
+  SelfLockout: { status: 409, title: 'This would lock you out' },
   DependencyUnavailable: { status: 503, title: 'A service sessionflow depends on does not answer' },
   Internal: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -10,6 +10,7 @@ export type SessionKindValue =
   | 'execution-pool'
   | 'sandbox'
   | 'sandbox-sweep'
+  | 'retention'
   | 'terminal'
   | 'pxe'
   | 'pxe-image'

@@ -54,9 +54,11 @@ describe('POST /api/v1/admin/self-check', () => {
     expect(listed).toContain(body.workflow_id);
   });
 
-  it('accepts the key as the password of HTTP Basic auth', async () => {
+  it('refuses the key as the password of HTTP Basic: only the Piston routes take it (a browser replays Basic cross-site)', async () => {
     const basic = Buffer.from(`anyone:${api.adminKey}`).toString('base64');
-    await request(api.app).post('/api/v1/admin/self-check').set({ Authorization: `Basic ${basic}` }).send({ checks: ['docker'] }).expect(202);
+    const res = await request(api.app).post('/api/v1/admin/self-check').set({ Authorization: `Basic ${basic}` }).send({ checks: ['docker'] }).expect(401);
+    expect(res.body).toMatchObject({ code: 'Unauthenticated', detail: expect.stringContaining('Piston') });
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="sessionflow"');
   });
 
   it('answers 401 without a key, and with a key it does not know', async () => {

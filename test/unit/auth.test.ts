@@ -13,19 +13,25 @@ describe('API keys', () => {
 });
 
 describe('credentialFrom', () => {
+  const basic = `Basic ${Buffer.from('user:sf_key:with:colons').toString('base64')}`;
+
   it('reads a bearer token', () => {
-    expect(credentialFrom('Bearer sf_abc')).toBe('sf_abc');
-    expect(credentialFrom('bearer   sf_abc')).toBe('sf_abc');
+    expect(credentialFrom('Bearer sf_abc', { basic: false })).toBe('sf_abc');
+    expect(credentialFrom('bearer   sf_abc', { basic: false })).toBe('sf_abc');
   });
 
-  it('reads the password of HTTP Basic, as Piston clients send it', () => {
-    expect(credentialFrom(`Basic ${Buffer.from('user:sf_key:with:colons').toString('base64')}`)).toBe('sf_key:with:colons');
+  it('reads the password of HTTP Basic where the route allows it, as Piston clients send it', () => {
+    expect(credentialFrom(basic, { basic: true })).toBe('sf_key:with:colons');
+  });
+
+  it('ignores HTTP Basic where the route does not allow it: a browser replays Basic cross-site', () => {
+    expect(credentialFrom(basic, { basic: false })).toBeUndefined();
   });
 
   it('refuses anything else', () => {
-    expect(credentialFrom(undefined)).toBeUndefined();
-    expect(credentialFrom('Bearer')).toBeUndefined();
-    expect(credentialFrom('Token sf_abc')).toBeUndefined();
-    expect(credentialFrom(`Basic ${Buffer.from('user:').toString('base64')}`)).toBeUndefined();
+    expect(credentialFrom(undefined, { basic: true })).toBeUndefined();
+    expect(credentialFrom('Bearer', { basic: true })).toBeUndefined();
+    expect(credentialFrom('Token sf_abc', { basic: true })).toBeUndefined();
+    expect(credentialFrom(`Basic ${Buffer.from('user:').toString('base64')}`, { basic: true })).toBeUndefined();
   });
 });

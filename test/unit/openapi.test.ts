@@ -47,4 +47,31 @@ describe('/openapi.json', () => {
     }
     expect(body.paths['/api/v2/execute'].post.responses['429'].description).toMatch(/^PoolExhausted.*; or RateLimited/);
   });
+
+  it('offers HTTP Basic and text/plain JSON only where a headerless client needs them (Piston, the close beacon)', async () => {
+    const { body } = await request(app).get('/openapi.json').expect(200);
+    const operations = Object.entries(body.paths as Record<string, Record<string, { security: object[]; requestBody?: { content: Record<string, unknown> } }>>)
+      .flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ route: `${method} ${path}`, operation })));
+    const withBasic = operations.filter(({ operation }) => operation.security.some((scheme) => 'basic' in scheme)).map(({ route }) => route);
+    expect(withBasic.sort()).toEqual(['get /api/v2/runtimes', 'post /api/v2/execute']);
+    const takes = (type: string) => operations.filter(({ operation }) => operation.requestBody && type in operation.requestBody.content).map(({ route }) => route).sort();
+    expect(takes('text/plain')).toEqual(['post /api/v1/terminals/{id}/close-beacon', 'post /api/v2/execute']);
+    expect(takes('application/x-www-form-urlencoded')).toEqual(['post /api/v1/terminals/{id}/close-beacon']);
+    expect(takes('application/json').length).toBeGreaterThan(10);
+  });
+
+  it('lists the user and key routes as admin-only, and no key route takes a role', async () => {
+    const { body } = await request(app).get('/openapi.json').expect(200);
+    const userRoutes = Object.entries(body.paths as Record<string, Record<string, { 'x-required-role'?: string; requestBody?: { content: Record<string, { schema: { properties?: object; additionalProperties?: boolean } }> } }>>)
+      .filter(([path]) => path.startsWith('/api/v1/admin/users'))
+      .flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ route: `${method} ${path}`, operation })));
+    expect(userRoutes.map(({ route }) => route).sort()).toEqual([
+      'delete /api/v1/admin/users/{userId}/keys/{keyId}', 'get /api/v1/admin/users', 'get /api/v1/admin/users/{userId}', 'post /api/v1/admin/users',
+      'post /api/v1/admin/users/{userId}/disable', 'post /api/v1/admin/users/{userId}/enable', 'post /api/v1/admin/users/{userId}/keys',
+    ]);
+    for (const { route, operation } of userRoutes) expect({ route, role: operation['x-required-role'] }).toEqual({ route, role: 'admin' });
+    const issue = body.paths['/api/v1/admin/users/{userId}/keys'].post.requestBody.content['application/json'].schema;
+    expect(Object.keys(issue.properties).sort()).toEqual(['expires_at', 'label']);
+    expect(issue.additionalProperties).toBe(false);
+  });
 });

@@ -1,6 +1,7 @@
 import * as workflows from '../../workflows';
 import { executionKind, executionPoolKind } from '../../domain/execution/kind';
 import { pxeBootServerStatusKind, pxeImageKind, pxeSessionKind } from '../../domain/pxe/kind';
+import { retentionSweepKind } from '../../domain/retention/kind';
 import { sandboxKind, sandboxSweepKind } from '../../domain/sandbox/kind';
 import { selfCheckKind } from '../../domain/selfCheck/kind';
 import { terminalKind } from '../../domain/terminal/kind';
@@ -10,7 +11,7 @@ import { ChatId, OwnerId, Runtime, SessionDetail, SessionKind, SessionStatus } f
 import { pxeImageStatuses, pxeSessionStatuses } from '../../domain/pxe/pxe';
 import { terminalStatuses } from '../../domain/terminal/terminal';
 
-const manifests = [selfCheckKind, executionKind, executionPoolKind, sandboxKind, sandboxSweepKind, terminalKind, pxeSessionKind, pxeImageKind, pxeBootServerStatusKind];
+const manifests = [selfCheckKind, executionKind, executionPoolKind, sandboxKind, sandboxSweepKind, retentionSweepKind, terminalKind, pxeSessionKind, pxeImageKind, pxeBootServerStatusKind];
 
 describe('session kind manifests', () => {
   it('name every workflow the worker runs, each once', () => {

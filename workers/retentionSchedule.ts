@@ -1,0 +1,37 @@
+import type { Client } from '@temporalio/client';
+import { retentionSweepKind } from '../domain/retention/kind';
+import { makeRetentionScheduleId, type RetentionSweepInput } from '../domain/retention/retention';
+import { sessionStartOptions } from '../domain/shared/kind';
+import type { Config } from '../platform/config';
+import { ensureIntervalSchedule } from './schedules';
+
+type RetentionConfig = Pick<Config, 'SESSIONFLOW_INSTANCE' | 'TEMPORAL_TASK_QUEUE' | 'RETENTION_SANDBOX_EVENTS_DAYS' | 'RETENTION_EXECUTIONS_DAYS' | 'RETENTION_SWEEP_INTERVAL_SECONDS' | 'RETENTION_BATCH_SIZE'>;
+
+/** What each run of the sweep is given: the configured age per table, and the batch size. */
+export function retentionSweepInput(config: RetentionConfig): RetentionSweepInput {
+  return {
+    rules: [
+      { table: 'sandbox_events', days: config.RETENTION_SANDBOX_EVENTS_DAYS },
+      { table: 'executions', days: config.RETENTION_EXECUTIONS_DAYS },
+    ],
+    batchSize: config.RETENTION_BATCH_SIZE,
+  };
+}
+
+/**
+ * The retention sweep's Temporal Schedule, created or brought in line with the configuration
+ * (a worker started with new retention settings updates the schedule's input).
+ */
+export function ensureRetentionSchedule(client: Client, config: RetentionConfig): Promise<string> {
+  const instance = config.SESSIONFLOW_INSTANCE;
+  return ensureIntervalSchedule(client, {
+    scheduleId: makeRetentionScheduleId(instance),
+    intervalSeconds: config.RETENTION_SWEEP_INTERVAL_SECONDS,
+    action: {
+      type: 'startWorkflow',
+      workflowType: retentionSweepKind.workflowType,
+      ...sessionStartOptions(retentionSweepKind, { key: [instance], taskQueue: config.TEMPORAL_TASK_QUEUE, status: 'RUNNING', summary: `Retention sweep (${instance})` }),
+      args: [retentionSweepInput(config)],
+    },
+  });
+}

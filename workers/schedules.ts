@@ -1,0 +1,23 @@
+import { ScheduleAlreadyRunning, type Client, type ScheduleOptionsAction } from '@temporalio/client';
+
+interface IntervalSchedule {
+  scheduleId: string;
+  intervalSeconds: number;
+  action: ScheduleOptionsAction;
+}
+
+/**
+ * Creates a Temporal Schedule that runs a workflow every interval, or brings an existing one in
+ * line with the configuration (interval, action): safe to run at every worker start, by every
+ * worker. Overlap SKIP: a run still going when the next is due makes the next one pointless.
+ */
+export async function ensureIntervalSchedule(client: Client, { scheduleId, intervalSeconds, action }: IntervalSchedule): Promise<string> {
+  const spec = { intervals: [{ every: `${intervalSeconds}s` }] };
+  try {
+    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: 'SKIP' } });
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec, action, policies: { ...previous.policies, overlap: 'SKIP' } }));
+  }
+  return scheduleId;
+}
