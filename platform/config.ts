@@ -79,6 +79,11 @@ const configSchema = z.object({
   TERMINAL_MAX_ACTIVE_SESSIONS: z.coerce.number().int().min(1).max(1000).default(3),
   /** Extra origins allowed to open terminal WebSockets (comma-separated); the api's own origin always is. */
   TERMINAL_ALLOWED_ORIGINS: z.string().default(''),
+  /**
+   * SSH hosts (terminals, boot servers) registered without a host key get the key they present
+   * first pinned (trust on first use); `false`: an admin must give every host key.
+   */
+  SSH_TRUST_ON_FIRST_USE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -13,6 +13,7 @@ export function activityDepsFrom(config: Config, { docker, pool }: { docker: Doc
     baseImage: config.BASE_IMAGE,
     registryAddress: config.REGISTRY_ADDRESS,
     instance: config.SESSIONFLOW_INSTANCE,
+    sshTrustOnFirstUse: config.SSH_TRUST_ON_FIRST_USE,
     sandbox: sandboxLimitsFrom(config),
     chatSandbox: chatSandboxLimitsFrom(config),
   };

@@ -28,6 +28,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ SANDBOX_MEMORY_LIMIT_MB: '64', SANDBOX_WORKSPACE_BYTES: String(16 * 1024 * 1024), SANDBOX_TMP_BYTES: String(8 * 1024 * 1024) })).toMatchObject({ SANDBOX_MEMORY_LIMIT_MB: 64 });
   });
 
+  it('trusts SSH host keys on first use unless told not to', () => {
+    expect(loadConfig({}).SSH_TRUST_ON_FIRST_USE).toBe(true);
+    expect(loadConfig({ SSH_TRUST_ON_FIRST_USE: 'false' }).SSH_TRUST_ON_FIRST_USE).toBe(false);
+  });
+
   describe('docs/configuration.md', () => {
     const page = readFileSync(join(__dirname, '../../docs/configuration.md'), 'utf8');
     // Rows of the variables table: | `NAME` | default | meaning |
