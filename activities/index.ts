@@ -20,6 +20,8 @@ export interface ActivityDeps {
   instance: string;
   /** Boot servers' SSH connections; one pool per worker process when not given. */
   ssh?: SshPool;
+  /** A boot server without a pinned host key gets the first key it presents pinned (false: refused). */
+  sshTrustOnFirstUse: boolean;
   /** Resource limits of every execution container. */
   sandbox: SandboxLimits;
   /** Resource limits and writable area of every chat sandbox container. */
@@ -37,7 +39,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSelfCheckActivities(deps),
     ...createSandboxActivities(deps),
-    ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool() }),
+    ...createPxeActivities({ pool: deps.pool, ssh: deps.ssh ?? new SshPool(), trustOnFirstUse: deps.sshTrustOnFirstUse }),
     ...createExecutionActivities(deps),
     ...createTerminalActivities(deps),
     ...createRetentionActivities(deps),

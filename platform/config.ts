@@ -90,6 +90,13 @@ const configSchema = z.object({
   TERMINAL_MAX_ACTIVE_SESSIONS: z.coerce.number().int().min(1).max(1000).default(3),
   /** Extra origins allowed to open terminal WebSockets (comma-separated); the api's own origin always is. */
   TERMINAL_ALLOWED_ORIGINS: z.string().default(''),
+  /** At most one heartbeat per session per this many ms reaches its workflow; the others are answered without it. */
+  TERMINAL_HEARTBEAT_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
+  /**
+   * SSH hosts (terminals, boot servers) registered without a host key get the key they present
+   * first pinned (trust on first use); `false`: an admin must give every host key.
+   */
+  SSH_TRUST_ON_FIRST_USE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -114,6 +121,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     .refine((config) => sandboxWritableBytes(config) < config.SANDBOX_MEMORY_LIMIT_MB * 1024 * 1024, {
       path: ['SANDBOX_WORKSPACE_BYTES'],
       message: 'a sandbox\'s tmpfs areas (the workspace, plus /tmp and /dev/shm of SANDBOX_TMP_BYTES each) live in its memory: together they must stay below SANDBOX_MEMORY_LIMIT_MB, or a full disk would become an out-of-memory kill',
+    })
+    // A session heartbeating as often as it may must still be seen well within its idle timeout.
+    .refine((config) => config.TERMINAL_HEARTBEAT_MIN_INTERVAL_MS * 2 <= config.TERMINAL_IDLE_TIMEOUT_SECONDS * 1000, {
+      path: ['TERMINAL_HEARTBEAT_MIN_INTERVAL_MS'],
+      message: 'at most half of TERMINAL_IDLE_TIMEOUT_SECONDS, or heartbeats could not keep a session from going idle',
     })
     .safeParse(known);
   if (!parsed.success) {

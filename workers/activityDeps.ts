@@ -23,6 +23,7 @@ export function activityDepsFrom(config: Config, { docker, pool, containerRuntim
     baseImage: config.BASE_IMAGE,
     registryAddress: config.REGISTRY_ADDRESS,
     instance: config.SESSIONFLOW_INSTANCE,
+    sshTrustOnFirstUse: config.SSH_TRUST_ON_FIRST_USE,
     sandbox: sandboxLimitsFrom(config),
     chatSandbox: chatSandboxLimitsFrom(config),
   };

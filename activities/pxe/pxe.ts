@@ -8,10 +8,14 @@ import { createPxeStore, type BootServer } from './store';
 import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
 import { Coalescer } from '../shared/coalescer';
 import type { ExecOptions, ExecResult, SshPool } from '../shared/ssh';
+import { pinHostKeyOnFirstUse } from '../shared/hostKeyStore';
+import { HostKeyMismatchError, isHostKeyError, type HostKeyError } from '../shared/hostKeys';
 
 interface PxeActivityDeps {
   pool: Pool;
   ssh: SshPool;
+  /** A boot server without a pinned host key gets the key it presents first pinned; false: it is refused. */
+  trustOnFirstUse: boolean;
   /** How long a DHCP rewrite waits for other sessions' changes before it renders the file. */
   dhcpCoalesceWindowMs?: number;
 }
@@ -36,7 +40,7 @@ const exitDhcpInvalid = 65;
  * iPXE script under the TFTP root and its DHCP host entry. Every "ensure" finds its own earlier
  * work (names derive from the machine) and every "remove" tolerates a resource already gone.
  */
-export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActivityDeps) {
+export function createPxeActivities({ pool, ssh, trustOnFirstUse, dhcpCoalesceWindowMs }: PxeActivityDeps) {
   const store = createPxeStore(pool);
   // Per boot server, in this worker: targetcli commands one at a time, DHCP rewrites one at a time.
   const perServer = new KeyedSerialQueue();
@@ -47,10 +51,14 @@ export function createPxeActivities({ pool, ssh, dhcpCoalesceWindowMs }: PxeActi
   async function bootServer(id: string): Promise<BootServer> {
     const server = await store.bootServer(id);
     if (!server) throw domainFailure('NotFound', `no boot server ${id}`);
+    if (trustOnFirstUse) server.ssh.hostKey.pinOnFirstUse = (presented) => pinHostKeyOnFirstUse(pool, 'pxe_boot_servers', id, presented);
     return server;
   }
 
-  const exec = (server: BootServer, command: string, options?: ExecOptions): Promise<ExecResult> => ssh.exec(server.ssh, command, options);
+  const exec = (server: BootServer, command: string, options?: ExecOptions): Promise<ExecResult> =>
+    ssh.exec(server.ssh, command, options).catch((err: unknown) => {
+      throw isHostKeyError(err) ? hostKeyFailure(server, err) : err;
+    });
 
   async function execOk(server: BootServer, what: string, command: string, options?: ExecOptions): Promise<ExecResult> {
     const result = await exec(server, command, options);
@@ -266,6 +274,15 @@ function commandFailed(server: BootServer, what: string, result: ExecResult) {
   return domainFailure('BootServerCommandFailed', `${what} on ${server.name} failed (exit ${result.code}): ${lastLines(result.stderr || result.stdout)}`, {
     boot_server_id: server.id,
     exit_code: result.code,
+  });
+}
+
+/** Non-retryable: another attempt meets the same key, and only an admin can decide to trust it. */
+function hostKeyFailure(server: BootServer, err: HostKeyError) {
+  return domainFailure(err.code, `boot server ${server.name}: ${err.message}`, {
+    boot_server_id: server.id,
+    pinned_fingerprint: err instanceof HostKeyMismatchError ? err.pinned.fingerprint : null,
+    presented_fingerprint: err.presented?.fingerprint ?? null,
   });
 }
 

@@ -2,6 +2,8 @@ import type { Pool } from 'pg';
 import type { DhcpHostEntry } from '../../domain/pxe/dhcpHosts';
 import type { TargetDriverName } from '../../domain/pxe/iscsiTarget';
 import type { PxeImageFormat, PxeImageStatus, PxeSessionStatus } from '../../domain/pxe/pxe';
+import { hostKeyColumnList, pinOf, type HostKeyColumns } from '../shared/hostKeyStore';
+import type { HostKeyPin } from '../shared/hostKeys';
 import type { SshTarget } from '../shared/ssh';
 
 /** A boot server as the activities need it (the api never returns the key). */
@@ -21,7 +23,7 @@ export interface BootServer {
   imageDir: string;
 }
 
-interface BootServerRow {
+interface BootServerRow extends HostKeyColumns {
   id: string; name: string; ssh_host: string; ssh_port: number; ssh_user: string; ssh_private_key: string;
   tftp_root: string; dhcp_hosts_file: string; dhcp_reload_command: string; dhcp_service_check: string; tftp_service_check: string;
   target_driver: TargetDriverName; tgt_control_port: number | null; portal_ip: string; iqn_prefix: string; image_dir: string;
@@ -29,7 +31,8 @@ interface BootServerRow {
 
 /** A boot server as the api shows it: without its private key. */
 export type PublicBootServerRow = Omit<BootServerRow, 'ssh_private_key'> & { created_at: Date };
-type NewBootServer = Omit<BootServerRow, 'id'>;
+/** A new boot server; its host key pinned by the admin, or left for the first connection. */
+type NewBootServer = Omit<BootServerRow, 'id' | keyof HostKeyColumns> & { host_key: HostKeyPin | null };
 
 interface MachineRow {
   id: string; name: string; mac: string; ip: string; boot_mode: 'bios' | 'uefi'; boot_server_id: string; created_at: Date;
@@ -53,7 +56,7 @@ interface MachineBootRow {
 }
 
 const bootServerColumns = `id, name, ssh_host, ssh_port, ssh_user, tftp_root, dhcp_hosts_file, dhcp_reload_command, dhcp_service_check, tftp_service_check,
-  target_driver, tgt_control_port, portal_ip, iqn_prefix, image_dir, created_at`;
+  target_driver, tgt_control_port, portal_ip, iqn_prefix, image_dir, created_at, ${hostKeyColumnList}`;
 const machineColumns = 'id, name, mac, ip, boot_mode, boot_server_id, created_at';
 const imageColumns = 'id, name, filename, format, size_bytes::float8 AS size_bytes, status, progress, error, boot_server_id, created_at';
 const sessionColumns = 'id, machine_id, image_id, session_type, description, status, error, workflow_id, created_at, started_at, stopped_at';
@@ -69,7 +72,7 @@ export function createPxeStore(pool: Pool) {
       const { rows: [row] } = await pool.query<BootServerRow>('SELECT * FROM pxe_boot_servers WHERE id = $1', [id]);
       return row && {
         id: row.id, name: row.name,
-        ssh: { host: row.ssh_host, port: row.ssh_port, username: row.ssh_user, privateKey: row.ssh_private_key },
+        ssh: { host: row.ssh_host, port: row.ssh_port, username: row.ssh_user, privateKey: row.ssh_private_key, hostKey: { pinned: pinOf(row) } },
         tftpRoot: row.tftp_root, dhcpHostsFile: row.dhcp_hosts_file, dhcpReloadCommand: row.dhcp_reload_command,
         dhcpServiceCheck: row.dhcp_service_check, tftpServiceCheck: row.tftp_service_check,
         targetDriver: row.target_driver, tgtControlPort: row.tgt_control_port, portalIp: row.portal_ip, iqnPrefix: row.iqn_prefix, imageDir: row.image_dir,
@@ -95,10 +98,14 @@ export function createPxeStore(pool: Pool) {
     async createBootServer(server: NewBootServer): Promise<PublicBootServerRow> {
       const { rows: [row] } = await pool.query<PublicBootServerRow>(
         `INSERT INTO pxe_boot_servers (name, ssh_host, ssh_port, ssh_user, ssh_private_key, tftp_root, dhcp_hosts_file, dhcp_reload_command, dhcp_service_check,
-           tftp_service_check, target_driver, tgt_control_port, portal_ip, iqn_prefix, image_dir)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ${bootServerColumns}`,
+           tftp_service_check, target_driver, tgt_control_port, portal_ip, iqn_prefix, image_dir,
+           host_key_fingerprint, host_key_algorithm, host_key_source, host_key_pinned_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+           CASE WHEN $16::text IS NULL THEN NULL ELSE 'admin' END, CASE WHEN $16::text IS NULL THEN NULL ELSE now() END)
+         RETURNING ${bootServerColumns}`,
         [server.name, server.ssh_host, server.ssh_port, server.ssh_user, server.ssh_private_key, server.tftp_root, server.dhcp_hosts_file, server.dhcp_reload_command, server.dhcp_service_check,
-          server.tftp_service_check, server.target_driver, server.tgt_control_port, server.portal_ip, server.iqn_prefix, server.image_dir],
+          server.tftp_service_check, server.target_driver, server.tgt_control_port, server.portal_ip, server.iqn_prefix, server.image_dir,
+          server.host_key?.fingerprint ?? null, server.host_key?.algorithm ?? null],
       );
       return row!;
     },

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Client, type ClientChannel } from 'ssh2';
+import { checkHostKey, hostKeyCheck, type HostKeyTrust, type PresentedHostKey } from './hostKeys';
 
-/** Where and as whom to run commands. */
+/** Where and as whom to run commands, and which host key the other end must present. */
 export interface SshTarget {
   host: string;
   port: number;
   username: string;
   privateKey: string;
+  hostKey: HostKeyTrust;
 }
 
 export interface ExecResult {
@@ -54,17 +56,26 @@ export class SshPool {
     await Promise.all(all.map((pending) => pending.then((c) => c.end(), () => undefined)));
   }
 
-  private connection(target: SshTarget): Promise<PooledConnection> {
+  private async connection(target: SshTarget): Promise<PooledConnection> {
     const key = poolKey(target);
-    let pending = this.connections.get(key);
-    if (!pending) {
-      pending = PooledConnection.open(target, this.options.maxChannels ?? 8, this.options.connectTimeoutMs ?? 10_000, () => {
-        if (this.connections.get(key) === pending) this.connections.delete(key);
-      });
-      this.connections.set(key, pending);
-      // A failed handshake must not poison the pool: the next call dials again.
-      pending.catch(() => this.connections.get(key) === pending && this.connections.delete(key));
-    }
+    const pooled = this.connections.get(key);
+    if (!pooled) return this.dial(target, key);
+    // A handshake that failed for the caller who dialled (its own pin) says nothing about ours.
+    const connection = await pooled.catch(() => undefined);
+    if (!connection) return this.dial(target, key);
+    // The connection was checked against the key of whoever dialled it; this target's own idea
+    // of the host's key (or its first use) is checked against the key the connection saw.
+    await checkHostKey(target.hostKey, connection.hostKey, `${target.host}:${target.port}`);
+    return connection;
+  }
+
+  private dial(target: SshTarget, key: string): Promise<PooledConnection> {
+    const pending = PooledConnection.open(target, this.options.maxChannels ?? 8, this.options.connectTimeoutMs ?? 10_000, () => {
+      if (this.connections.get(key) === pending) this.connections.delete(key);
+    });
+    this.connections.set(key, pending);
+    // A failed handshake must not poison the pool: the next call dials again.
+    pending.catch(() => this.connections.get(key) === pending && this.connections.delete(key));
     return pending;
   }
 }
@@ -81,18 +92,25 @@ class PooledConnection {
   private constructor(
     private readonly client: Client,
     private readonly maxChannels: number,
+    /** The key the host presented when this connection opened. */
+    readonly hostKey: PresentedHostKey,
   ) {}
 
+  /** Rejects with HostKeyMismatchError or HostKeyUnverifiedError when the host key does not pass (nothing was sent then). */
   static open(target: SshTarget, maxChannels: number, readyTimeout: number, onGone: () => void): Promise<PooledConnection> {
     return new Promise((resolve, reject) => {
       const client = new Client();
-      client.once('ready', () => resolve(new PooledConnection(client, maxChannels)));
+      const hostKey = hostKeyCheck(target.hostKey, `${target.host}:${target.port}`);
+      client.once('ready', () => resolve(new PooledConnection(client, maxChannels, hostKey.presented()!)));
       client.once('error', (err) => {
         onGone();
-        reject(err);
+        reject(hostKey.explain(err));
       });
       client.once('close', onGone);
-      client.connect({ host: target.host, port: target.port, username: target.username, privateKey: target.privateKey, readyTimeout, keepaliveInterval: 15_000 });
+      client.connect({
+        host: target.host, port: target.port, username: target.username, privateKey: target.privateKey, readyTimeout, keepaliveInterval: 15_000,
+        ...hostKey.options,
+      });
     });
   }
 

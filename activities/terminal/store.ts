@@ -1,5 +1,9 @@
 import type { Pool } from 'pg';
-import { terminalEndedChannel, type TerminalEndedNotice, type TerminalMode, type TerminalStatus } from '../../domain/terminal/terminal';
+import {
+  terminalBridgeClaimedChannel, terminalEndedChannel, type TerminalEndedNotice, type TerminalMode, type TerminalStatus,
+} from '../../domain/terminal/terminal';
+import { hostKeyColumnList, pinHostKeyOnFirstUse, type HostKeyColumns } from '../shared/hostKeyStore';
+import type { HostKeyPin, HostKeySource, PresentedHostKey } from '../shared/hostKeys';
 
 export interface SessionRow {
   id: string;
@@ -19,7 +23,7 @@ export interface SessionRow {
 
 type HostAuthType = 'private_key' | 'password';
 
-interface HostRow {
+interface HostRow extends HostKeyColumns {
   id: string; name: string; address: string; port: number; username: string; auth_type: HostAuthType;
   credential_sealed: Buffer; created_at: Date; updated_at: Date;
 }
@@ -27,7 +31,10 @@ interface HostRow {
 /** A host as the api may show it: every column but the sealed credential. */
 export type PublicHostRow = Omit<HostRow, 'credential_sealed'>;
 
-const publicHostColumns = 'id, name, address, port, username, auth_type, created_at, updated_at';
+/** A host key to pin with a host's row, and who pinned it. */
+interface HostKeyChange { pin: HostKeyPin; source: HostKeySource }
+
+const publicHostColumns = `id, name, address, port, username, auth_type, created_at, updated_at, ${hostKeyColumnList}`;
 
 export interface TerminalSessionOpened {
   sessionId: string; ownerId: string; hostId: string; hostName: string; mode: string; tokenHash: string;
@@ -146,28 +153,64 @@ export function createTerminalStore(pool: Pool) {
       return rows;
     },
 
-    async createHost(host: { id: string; name: string; address: string; port: number; username: string; authType: HostAuthType; sealed: Buffer }): Promise<PublicHostRow> {
+    async createHost(host: { id: string; name: string; address: string; port: number; username: string; authType: HostAuthType; sealed: Buffer; hostKey: HostKeyChange }): Promise<PublicHostRow> {
       const { rows: [row] } = await pool.query<PublicHostRow>(
-        `INSERT INTO terminal_hosts (id, name, address, port, username, auth_type, credential_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${publicHostColumns}`,
-        [host.id, host.name, host.address, host.port, host.username, host.authType, host.sealed],
+        `INSERT INTO terminal_hosts (id, name, address, port, username, auth_type, credential_sealed, host_key_fingerprint, host_key_algorithm, host_key_source, host_key_pinned_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) RETURNING ${publicHostColumns}`,
+        [host.id, host.name, host.address, host.port, host.username, host.authType, host.sealed, host.hostKey.pin.fingerprint, host.hostKey.pin.algorithm, host.hostKey.source],
       );
       return row!;
     },
 
     /** Changes what is given and keeps the rest; undefined when there is no such host. */
-    async updateHost(id: string, change: { name?: string; address?: string; port?: number; username?: string; authType?: HostAuthType; sealed?: Buffer }): Promise<PublicHostRow | undefined> {
+    async updateHost(id: string, change: { name?: string; address?: string; port?: number; username?: string; authType?: HostAuthType; sealed?: Buffer; hostKey?: HostKeyChange }): Promise<PublicHostRow | undefined> {
       const { rows: [row] } = await pool.query<PublicHostRow>(
         `UPDATE terminal_hosts SET name = COALESCE($2, name), address = COALESCE($3, address), port = COALESCE($4, port), username = COALESCE($5, username),
-                auth_type = COALESCE($6, auth_type), credential_sealed = COALESCE($7, credential_sealed), updated_at = now()
+                auth_type = COALESCE($6, auth_type), credential_sealed = COALESCE($7, credential_sealed), updated_at = now(),
+                host_key_fingerprint = COALESCE($8, host_key_fingerprint),
+                host_key_algorithm = CASE WHEN $8::text IS NULL THEN host_key_algorithm ELSE $9 END,
+                host_key_source = COALESCE($10, host_key_source),
+                host_key_pinned_at = CASE WHEN $8::text IS NULL THEN host_key_pinned_at ELSE now() END
           WHERE id = $1 RETURNING ${publicHostColumns}`,
-        [id, change.name ?? null, change.address ?? null, change.port ?? null, change.username ?? null, change.authType ?? null, change.sealed ?? null],
+        [id, change.name ?? null, change.address ?? null, change.port ?? null, change.username ?? null, change.authType ?? null, change.sealed ?? null,
+          change.hostKey?.pin.fingerprint ?? null, change.hostKey?.pin.algorithm ?? null, change.hostKey?.source ?? null],
       );
       return row;
+    },
+
+    /** Trust on first use for a host without a pin; answers the pin in place afterwards. */
+    pinHostKeyOnFirstUse(id: string, presented: PresentedHostKey): Promise<HostKeyPin> {
+      return pinHostKeyOnFirstUse(pool, 'terminal_hosts', id, presented);
     },
 
     async activeSessionsOnHost(id: string): Promise<number> {
       const { rows: [active] } = await pool.query<{ count: string }>(`SELECT count(*) FROM terminal_sessions WHERE host_id = $1 AND status = 'active'`, [id]);
       return Number(active?.count);
+    },
+
+    /**
+     * A new WebSocket bridge of the session takes the next claim and tells every api process
+     * (NOTIFY), whose bridges of the session with a lower claim then close.
+     */
+    async claimBridge(sessionId: string): Promise<number> {
+      const { rows: [row] } = await pool.query<{ claim: string }>(
+        `WITH claimed AS (
+           INSERT INTO terminal_bridges (session_id, claim) VALUES ($1, nextval('terminal_bridge_claims'))
+           ON CONFLICT (session_id) DO UPDATE SET claim = EXCLUDED.claim, claimed_at = now()
+           RETURNING claim)
+         SELECT claim, pg_notify($2, json_build_object('session_id', $1::text, 'claim', claim)::text) FROM claimed`,
+        [sessionId, terminalBridgeClaimedChannel],
+      );
+      return Number(row!.claim);
+    },
+
+    /** What a live bridge re-checks: is its session still active, and is it still the newest bridge? */
+    async bridgeState(sessionId: string): Promise<{ status: TerminalStatus; reason_closed: string | null; claim: number | null } | undefined> {
+      const { rows: [row] } = await pool.query<{ status: TerminalStatus; reason_closed: string | null; claim: string | null }>(
+        `SELECT s.status, s.reason_closed, b.claim FROM terminal_sessions s LEFT JOIN terminal_bridges b ON b.session_id = s.id WHERE s.id = $1`,
+        [sessionId],
+      );
+      return row && { ...row, claim: row.claim === null ? null : Number(row.claim) };
     },
 
     /** False when there was no such host. */

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import { createPxeStore, type PublicBootServerRow, type PxeStore } from '../../activities/pxe/store';
+import { presentHostKey, setHostKey } from '../../activities/shared/hostKeyStore';
+import { hostKeyInput, hostKeyView } from '../platform/hostKey';
 import { isIpv4, normaliseMac } from '../../domain/pxe/mac';
 import { pxeImageFormats, pxeImageStatuses } from '../../domain/pxe/pxe';
 import type { pxeBootServerStatusWorkflow, pxeImageWorkflow } from '../../workflows/pxe/pxeImage';
@@ -31,7 +33,11 @@ const idParams = z.object({ id: z.uuid() });
 
 const bootServerBody = z.strictObject({
   name: z.string().min(1).max(64),
-  ssh: z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(22), user: z.string().min(1), key: z.string().min(1) }),
+  ssh: z.strictObject({
+    host: z.string().min(1), port: z.number().int().min(1).max(65535).default(22), user: z.string().min(1), key: z.string().min(1),
+    // Optional: without it the worker's first connection pins the key the boot server presents.
+    host_key: hostKeyInput.optional(),
+  }),
   tftp_root: absolutePath,
   dhcp_hosts_file: absolutePath,
   dhcp_reload_command: z.string().min(1),
@@ -45,7 +51,7 @@ const bootServerBody = z.strictObject({
 });
 
 const bootServerView = z.object({
-  id: z.uuid(), name: z.string(), ssh: z.object({ host: z.string(), port: z.number(), user: z.string() }),
+  id: z.uuid(), name: z.string(), ssh: z.object({ host: z.string(), port: z.number(), user: z.string(), host_key: hostKeyView }),
   tftp_root: z.string(), dhcp_hosts_file: z.string(), dhcp_reload_command: z.string(), dhcp_service_check: z.string(), tftp_service_check: z.string(),
   target_driver: z.string(), tgt_control_port: z.number().nullable(), portal_ip: z.string(), iqn_prefix: z.string(), image_dir: z.string(), created_at: z.string(),
 });
@@ -75,7 +81,11 @@ const adapterStatusView = z.object({
   tftp: z.object({ service_running: z.boolean(), root_present: z.boolean(), script_count: z.number() }),
 });
 
-const presentBootServer = ({ ssh_host, ssh_port, ssh_user, created_at, ...rest }: PublicBootServerRow) => ({ ...rest, ssh: { host: ssh_host, port: ssh_port, user: ssh_user }, created_at: created_at.toISOString() });
+const presentBootServer = ({ ssh_host, ssh_port, ssh_user, created_at, host_key_fingerprint, host_key_algorithm, host_key_source, host_key_pinned_at, ...rest }: PublicBootServerRow) => ({
+  ...rest,
+  ssh: { host: ssh_host, port: ssh_port, user: ssh_user, host_key: presentHostKey({ host_key_fingerprint, host_key_algorithm, host_key_source, host_key_pinned_at }) },
+  created_at: created_at.toISOString(),
+});
 const presentRow = <T extends { created_at: Date }>({ created_at, ...rest }: T) => ({ ...rest, created_at: created_at.toISOString() });
 
 function uniqueViolation(err: unknown): string | undefined {
@@ -96,7 +106,7 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
     async ({ body, res }) => {
       try {
         const { ssh, ...settings } = body;
-        const row = await store.createBootServer({ ...settings, ssh_host: ssh.host, ssh_port: ssh.port, ssh_user: ssh.user, ssh_private_key: ssh.key });
+        const row = await store.createBootServer({ ...settings, ssh_host: ssh.host, ssh_port: ssh.port, ssh_user: ssh.user, ssh_private_key: ssh.key, host_key: ssh.host_key ?? null });
         res.status(201).location(`${pxeBase}/boot-servers/${row.id}`).json(presentBootServer(row));
       } catch (err) {
         if (uniqueViolation(err)) throw new ApiError('ValidationFailed', 'a boot server with this name exists', { errors: [{ field: 'body.name', message: 'already taken' }] });
@@ -118,6 +128,17 @@ export function registerPxeResourceRoutes(api: ApiRoutes, deps: PxeRouteDeps): v
       const row = await store.publicBootServer(params.id);
       if (!row) throw new ApiError('NotFound', `no boot server ${params.id}`);
       res.json(presentBootServer(row));
+    },
+  );
+
+  api.route(
+    {
+      method: 'put', path: `${pxeBase}/boot-servers/:id/host-key`, summary: 'Pin the SSH host key the boot server must present (after a legitimate key change, or for a server registered without one)',
+      tag: 'pxe', access: 'admin', params: idParams, body: z.strictObject({ host_key: hostKeyInput }), responses: { 200: { description: 'the boot server', schema: bootServerView } },
+    },
+    async ({ params, body, res }) => {
+      if (!(await setHostKey(deps.pool, 'pxe_boot_servers', params.id, body.host_key, 'admin'))) throw new ApiError('NotFound', `no boot server ${params.id}`);
+      res.json(presentBootServer((await store.publicBootServer(params.id))!));
     },
   );
 

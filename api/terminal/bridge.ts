@@ -1,20 +1,25 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import pg from 'pg';
-import { Client as SshClient, type ClientChannel, type ConnectConfig } from 'ssh2';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { TerminalStore } from '../../activities/terminal/store';
 import {
-  shellExitedCloseCode, sshFailedCloseCode, terminalCloseCodes, terminalEndedChannel,
-  type CloseReason, type TerminalClientMessage, type TerminalEndedNotice,
+  replacedCloseCode, terminalBridgeClaimedChannel, terminalCloseCodes, terminalEndedChannel,
+  type CloseReason, type TerminalBridgeClaimedNotice, type TerminalEndedNotice,
 } from '../../domain/terminal/terminal';
 import type { Logger } from '../../platform/logger';
-import type { ConnectableHost, TerminalHosts } from './hosts';
+import type { TerminalHosts } from './hosts';
+import { clampSize, LiveBridge } from './liveBridge';
 import type { TerminalMetrics } from './metrics';
+import type { OpenLocks } from './openLocks';
 import type { TerminalSessions } from './sessions';
 import { verifySessionToken } from './tokens';
 
 interface TerminalBridgeDeps {
   sessions: TerminalSessions;
+  store: TerminalStore;
+  /** Closed with the bridge: the api's terminal part shuts down as one. */
+  openLocks: OpenLocks;
   hosts: TerminalHosts;
   metrics: TerminalMetrics;
   log: Logger;
@@ -26,26 +31,20 @@ interface TerminalBridgeDeps {
 }
 
 const wsPath = /^\/api\/v1\/terminals\/([0-9a-f]{64})\/ws$/;
-// Flow control: stop reading from SSH once this much is queued towards a slow browser, and
-// resume below the low mark. The SSH window then fills and the remote program blocks, so a
-// flood costs bounded memory; keystrokes (Ctrl-C) travel the other way and are never paused.
-const highWaterBytes = 1024 * 1024;
-const lowWaterBytes = 256 * 1024;
-const drainPollMs = 20;
-// A dead browser or a half-open TCP connection is found within two ping rounds.
-const pingIntervalMs = 20_000;
 
 /**
- * The one stream the api owns: a WebSocket per browser tab bridged to an SSH shell with a PTY
- * (bytes as binary frames, resize/heartbeat as JSON text frames). The session's lifecycle
- * stays in its workflow: when the workflow ends a session (close, beacon, TTL, idle) its
- * activity NOTIFYs `terminal_session_ended`, and every api process LISTENing closes that
- * session's sockets with the reason. The keepalive tick re-reads the row as a safety net for a
- * notice lost while the LISTEN connection was down.
+ * The one stream the api owns: a WebSocket per session bridged to an SSH shell (LiveBridge).
+ * The session's lifecycle stays in its workflow: when the workflow ends a session (close,
+ * beacon, TTL, idle) its activity NOTIFYs `terminal_session_ended`, and every api process
+ * LISTENing closes that session's socket with the reason. A session has one live bridge: a new
+ * socket claims the session (NOTIFY `terminal_bridge_claimed`) and the older one closes
+ * wherever it runs, so one token never holds more than one SSH connection. Every ping round a
+ * bridge re-reads both, in case a notice was lost while the LISTEN connection was down.
  */
 export class TerminalBridge {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 });
-  private readonly live = new Map<string, Set<WebSocket>>();
+  /** Per session, its bridges in this process and the claim each holds (at most one for long). */
+  private readonly live = new Map<string, Map<LiveBridge, number>>();
   private listener: Promise<pg.Client> | undefined;
 
   constructor(private readonly deps: TerminalBridgeDeps) {}
@@ -75,105 +74,58 @@ export class TerminalBridge {
 
     const ws = await new Promise<WebSocket>((resolve) => this.wss.handleUpgrade(req, socket, head, resolve));
     // A client may send (a resize, keystrokes) as soon as it is open: hold its messages until
-    // the bridge below listens, instead of losing them to the checks in between.
+    // the bridge listens, instead of losing them to the checks in between.
     ws.pause();
+    // Older bridges of this session close: here at once, elsewhere on the notice.
+    const claim = await this.deps.store.claimBridge(sessionId);
     const size = { cols: clampSize(query.get('cols'), 80), rows: clampSize(query.get('rows'), 24) };
-    this.track(sessionId, ws);
-    // It may have ended between the read above and LISTEN: check once more now that we listen.
-    const now = await this.deps.sessions.row(sessionId);
-    if (now?.status !== 'active') {
-      ws.resume(); // the closing handshake reads the client's close frame
-      return closeSocket(ws, (now?.reason_closed as CloseReason | null) ?? 'user_close');
+    const bridge = new LiveBridge(ws, sessionId, host, size, {
+      metrics: this.deps.metrics, log: this.deps.log, heartbeatSeconds: this.deps.heartbeatSeconds,
+      heartbeat: () => this.deps.sessions.heartbeat(sessionId),
+      stillWanted: () => this.stillWanted(sessionId, claim),
+    });
+    this.track(sessionId, bridge, claim);
+    this.replaceOlder(sessionId, claim);
+    // It may have ended, or a newer bridge may have claimed it, between the reads above and
+    // LISTEN and tracking: check once more now that we listen.
+    const verdict = await this.stillWanted(sessionId, claim);
+    if (verdict) return bridge.end(verdict.code, verdict.reason);
+    bridge.start();
+  }
+
+  /** Why a bridge holding `claim` must end now, if it must: its session ended, or a newer bridge took over. */
+  private async stillWanted(sessionId: string, claim: number): Promise<{ code: number; reason: string } | undefined> {
+    const state = await this.deps.store.bridgeState(sessionId);
+    if (state?.status !== 'active') {
+      const reason = (state?.reason_closed as CloseReason | null | undefined) ?? 'user_close';
+      return { code: terminalCloseCodes[reason], reason };
     }
-    this.bridge(ws, sessionId, host, size);
+    return state.claim === claim ? undefined : this.replacedVerdict();
   }
 
-  private bridge(ws: WebSocket, sessionId: string, host: ConnectableHost, size: { cols: number; rows: number }): void {
-    const log = this.deps.log.child({ sessionId, host: host.name });
-    const ssh = new SshClient();
-    let shell: ClientChannel | undefined;
-    // Keystrokes and a resize that arrive before the shell is open are kept, not dropped
-    // (a shell may still discard typeahead when it sets up its line editor; that is its choice).
-    const early: Buffer[] = [];
-    let alive = true;
-    const ping = setInterval(() => {
-      if (!alive) return ws.terminate();
-      alive = false;
-      ws.ping();
-      void this.deps.sessions.row(sessionId).then((row) => {
-        if (row && row.status !== 'active') closeSocket(ws, (row.reason_closed as CloseReason | null) ?? 'user_close');
-      }, () => undefined);
-    }, pingIntervalMs);
-    ws.on('pong', () => { alive = true; });
-
-    ssh.on('ready', () => {
-      // The PTY gets the client's size from the start: full-screen programs draw right at once.
-      const opening = { ...size };
-      ssh.shell({ term: 'xterm-256color', cols: opening.cols, rows: opening.rows }, (err, stream) => {
-        if (err) return ws.close(sshFailedCloseCode, truncate(`shell refused: ${err.message}`));
-        shell = stream;
-        for (const bytes of early.splice(0)) stream.write(bytes);
-        if (size.cols !== opening.cols || size.rows !== opening.rows) stream.setWindow(size.rows, size.cols, 0, 0);
-        ws.send(JSON.stringify({ type: 'ready', session_id: sessionId, heartbeat_seconds: this.deps.heartbeatSeconds }));
-        const forward = (chunk: Buffer) => {
-          ws.send(chunk, { binary: true });
-          if (ws.bufferedAmount > highWaterBytes && !stream.isPaused()) {
-            stream.pause();
-            this.deps.metrics.flowPauses.inc();
-            const drain = setInterval(() => {
-              if (ws.readyState !== ws.OPEN || ws.bufferedAmount < lowWaterBytes) {
-                clearInterval(drain);
-                stream.resume();
-              }
-            }, drainPollMs);
-          }
-        };
-        stream.on('data', forward);
-        stream.stderr.on('data', forward);
-        stream.on('close', () => ws.close(shellExitedCloseCode, 'shell exited'));
-      });
-    });
-    ssh.on('error', (err) => {
-      log.warn({ err: { message: err.message } }, 'terminal ssh connection failed');
-      ws.close(sshFailedCloseCode, truncate(`ssh: ${err.message}`));
-    });
-    ssh.connect(sshConfig(host));
-
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
-      if (isBinary) {
-        if (shell) shell.write(bytes);
-        else early.push(bytes);
-        return;
-      }
-      const message = parseControl(bytes.toString('utf8'));
-      if (message?.type === 'resize') {
-        Object.assign(size, { cols: message.cols, rows: message.rows });
-        shell?.setWindow(message.rows, message.cols, 0, 0);
-      }
-      if (message?.type === 'heartbeat') {
-        this.deps.sessions.heartbeat(sessionId).then(
-          (row) => ws.send(JSON.stringify({ type: 'heartbeat', status: row.status, last_seen_at: row.last_seen_at.toISOString(), expires_at: row.expires_at.toISOString() })),
-          (err: unknown) => log.warn({ err }, 'terminal heartbeat failed'),
-        );
-      }
-    });
-    ws.on('close', () => {
-      clearInterval(ping);
-      ssh.end();
-    });
-    ws.resume();
+  private replacedVerdict() {
+    this.deps.metrics.bridgesReplaced.inc();
+    return { code: replacedCloseCode, reason: 'replaced' };
   }
 
-  private track(sessionId: string, ws: WebSocket): void {
-    const sockets = this.live.get(sessionId) ?? new Set<WebSocket>();
-    this.live.set(sessionId, sockets.add(ws));
+  private track(sessionId: string, bridge: LiveBridge, claim: number): void {
+    const bridges = this.live.get(sessionId) ?? new Map<LiveBridge, number>();
+    this.live.set(sessionId, bridges.set(bridge, claim));
     this.deps.metrics.openBridges.inc();
-    ws.on('close', () => {
+    bridge.onEnd(() => {
       this.deps.metrics.openBridges.dec();
-      sockets.delete(ws);
-      if (sockets.size === 0) this.live.delete(sessionId);
+      bridges.delete(bridge);
+      if (bridges.size === 0 && this.live.get(sessionId) === bridges) this.live.delete(sessionId);
     });
+  }
+
+  private replaceOlder(sessionId: string, claim: number): void {
+    for (const [bridge, held] of this.live.get(sessionId) ?? []) {
+      if (held < claim) {
+        const { code, reason } = this.replacedVerdict();
+        bridge.end(code, reason);
+      }
+    }
   }
 
   private originAllowed(req: IncomingMessage): boolean {
@@ -189,13 +141,17 @@ export class TerminalBridge {
   private listen(): Promise<pg.Client> {
     this.listener ??= (async () => {
       const client = new pg.Client({ connectionString: this.deps.databaseUrl });
-      client.on('notification', ({ payload }) => this.ended(payload));
+      client.on('notification', ({ channel, payload }) => {
+        if (channel === terminalEndedChannel) this.ended(payload);
+        if (channel === terminalBridgeClaimedChannel) this.claimed(payload);
+      });
       client.on('error', (err) => {
         this.deps.log.warn({ err }, 'terminal LISTEN connection lost; reconnecting on the next terminal');
         this.listener = undefined;
       });
       await client.connect();
       await client.query(`LISTEN ${terminalEndedChannel}`);
+      await client.query(`LISTEN ${terminalBridgeClaimedChannel}`);
       return client;
     })().catch((err: unknown) => {
       this.listener = undefined;
@@ -206,14 +162,20 @@ export class TerminalBridge {
 
   private ended(payload: string | undefined): void {
     const notice = JSON.parse(payload ?? '{}') as Partial<TerminalEndedNotice>;
-    for (const ws of this.live.get(notice.session_id ?? '') ?? []) closeSocket(ws, notice.reason ?? 'user_close');
+    const reason = notice.reason ?? 'user_close';
+    for (const bridge of this.live.get(notice.session_id ?? '')?.keys() ?? []) bridge.end(terminalCloseCodes[reason], reason);
+  }
+
+  private claimed(payload: string | undefined): void {
+    const notice = JSON.parse(payload ?? '{}') as Partial<TerminalBridgeClaimedNotice>;
+    if (notice.session_id && typeof notice.claim === 'number') this.replaceOlder(notice.session_id, notice.claim);
   }
 
   async close(): Promise<void> {
-    for (const sockets of this.live.values()) for (const ws of sockets) ws.terminate();
+    for (const bridges of this.live.values()) for (const bridge of bridges.keys()) bridge.terminate();
     const listener = this.listener;
     this.listener = undefined;
-    await (await listener?.catch(() => undefined))?.end();
+    await Promise.all([(await listener?.catch(() => undefined))?.end(), this.deps.openLocks.close()]);
   }
 }
 
@@ -224,40 +186,7 @@ export function attachTerminalBridge(server: Server, bridge: TerminalBridge): vo
   });
 }
 
-function closeSocket(ws: WebSocket, reason: CloseReason): void {
-  if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(terminalCloseCodes[reason], reason);
-}
-
 function refuse(socket: Duplex, status: number, code: string, detail: string, extra: Record<string, unknown> = {}): void {
   const body = JSON.stringify({ type: `https://sessionflow.dev/problems/${code}`, code, status, detail, ...extra });
   socket.end(`HTTP/1.1 ${status} ${code}\r\nConnection: close\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-}
-
-function sshConfig(host: ConnectableHost): ConnectConfig {
-  const credential = host.auth.type === 'password' ? { password: host.auth.password } : { privateKey: host.auth.private_key, passphrase: host.auth.passphrase };
-  // keepalive is off by default in ssh2: a host that vanished would hold the bridge forever.
-  return { host: host.address, port: host.port, username: host.username, readyTimeout: 15_000, keepaliveInterval: 15_000, keepaliveCountMax: 4, ...credential };
-}
-
-function parseControl(text: string): TerminalClientMessage | undefined {
-  try {
-    const message = JSON.parse(text) as Partial<TerminalClientMessage>;
-    if (message.type === 'heartbeat') return { type: 'heartbeat' };
-    if (message.type === 'resize' && Number.isInteger(message.cols) && Number.isInteger(message.rows)) {
-      return { type: 'resize', cols: clampSize(String(message.cols), 80), rows: clampSize(String(message.rows), 24) };
-    }
-  } catch {
-    // Not JSON: ignored, like any unknown control message.
-  }
-  return undefined;
-}
-
-function clampSize(value: string | null, fallback: number): number {
-  const n = Number(value);
-  return Number.isInteger(n) && n >= 1 ? Math.min(n, 1000) : fallback;
-}
-
-// WebSocket close reasons are limited to 123 bytes.
-function truncate(reason: string): string {
-  return Buffer.from(reason).subarray(0, 120).toString('utf8');
 }

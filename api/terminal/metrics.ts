@@ -13,6 +13,12 @@ export interface TerminalMetrics {
   openBridges: Gauge;
   /** Times a bridge stopped reading SSH because the browser fell behind (flow control). */
   flowPauses: Counter;
+  /** Times a bridge stopped reading the browser: the shell was not open yet, or its SSH channel was full. */
+  inboundPauses: Counter;
+  /** Bridges closed because a newer WebSocket of the same session took over. */
+  bridgesReplaced: Counter;
+  /** Heartbeats answered without reaching the workflow (within the minimum interval). */
+  heartbeatsThrottled: Counter;
   workflowStarted(): void;
 }
 
@@ -24,6 +30,9 @@ export function createTerminalMetrics(api: ApiMetrics): TerminalMetrics {
     sessionLimitHits: new Counter({ name: 'sessionflow_terminal_session_limit_hits_total', help: 'Terminal requests refused with SESSION_LIMIT', registers }),
     openBridges: new Gauge({ name: 'sessionflow_terminal_bridges_open', help: 'WebSocket to SSH bridges open in this api process', registers }),
     flowPauses: new Counter({ name: 'sessionflow_terminal_flow_pauses_total', help: 'Times a terminal bridge paused SSH output for a slow WebSocket', registers }),
+    inboundPauses: new Counter({ name: 'sessionflow_terminal_inbound_pauses_total', help: 'Times a terminal bridge stopped reading its WebSocket (shell not open yet, or SSH channel full)', registers }),
+    bridgesReplaced: new Counter({ name: 'sessionflow_terminal_bridges_replaced_total', help: 'Terminal bridges closed because a newer WebSocket of the session took over', registers }),
+    heartbeatsThrottled: new Counter({ name: 'sessionflow_terminal_heartbeats_throttled_total', help: 'Terminal heartbeats within the minimum interval, not sent to the workflow', registers }),
     workflowStarted: () => api.workflowsStarted.inc({ workflow: 'terminalSessionWorkflow' }),
   };
 }

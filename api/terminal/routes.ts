@@ -11,13 +11,15 @@ import type { ApiRoutes } from '../platform/routes';
 import { TerminalBridge } from './bridge';
 import { CredentialSealer } from './credentials';
 import { registerTerminalHostRoutes, TerminalHosts } from './hosts';
+import { OpenLocks } from './openLocks';
 import { counterValue, createTerminalMetrics, registerEndedSessionsGauge } from './metrics';
 import { registerTerminalPageRoutes } from './page';
 import { parseUtcTimestamp, presentSession, TerminalSessions } from './sessions';
 import { verifySessionToken } from './tokens';
 
 export type TerminalConfig = Pick<Config,
-  'DATABASE_URL' | 'TERMINAL_CREDENTIALS_KEY' | 'TERMINAL_SESSION_TTL_SECONDS' | 'TERMINAL_IDLE_TIMEOUT_SECONDS' | 'TERMINAL_MAX_ACTIVE_SESSIONS' | 'TERMINAL_ALLOWED_ORIGINS' | 'TEMPORAL_TASK_QUEUE'>;
+  'DATABASE_URL' | 'TERMINAL_CREDENTIALS_KEY' | 'TERMINAL_SESSION_TTL_SECONDS' | 'TERMINAL_IDLE_TIMEOUT_SECONDS' | 'TERMINAL_MAX_ACTIVE_SESSIONS' | 'TERMINAL_ALLOWED_ORIGINS'
+  | 'TERMINAL_HEARTBEAT_MIN_INTERVAL_MS' | 'SSH_TRUST_ON_FIRST_USE' | 'TEMPORAL_TASK_QUEUE' | 'DATABASE_CONNECT_TIMEOUT_MS' | 'DATABASE_STATEMENT_TIMEOUT_MS'>;
 
 interface TerminalRouteDeps {
   config: TerminalConfig;
@@ -41,10 +43,12 @@ const utcTimestamp = z.string().max(64).transform((value, ctx) => parseUtcTimest
 export function registerTerminalRoutes(api: ApiRoutes, deps: TerminalRouteDeps): TerminalBridge {
   const metrics = createTerminalMetrics(deps.metrics);
   const store = createTerminalStore(deps.pool);
-  const hosts = new TerminalHosts(store, new CredentialSealer(deps.config.TERMINAL_CREDENTIALS_KEY));
-  const sessions = new TerminalSessions(deps.temporal, store, hosts, {
+  const hosts = new TerminalHosts(store, new CredentialSealer(deps.config.TERMINAL_CREDENTIALS_KEY), { trustOnFirstUse: deps.config.SSH_TRUST_ON_FIRST_USE, probeTimeoutMs: 10_000 });
+  const openLocks = new OpenLocks(deps.config.DATABASE_URL, { connectTimeoutMs: deps.config.DATABASE_CONNECT_TIMEOUT_MS, statementTimeoutMs: deps.config.DATABASE_STATEMENT_TIMEOUT_MS });
+  const sessions = new TerminalSessions(deps.temporal, store, hosts, openLocks, {
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE, ttlSeconds: deps.config.TERMINAL_SESSION_TTL_SECONDS,
     idleTimeoutSeconds: deps.config.TERMINAL_IDLE_TIMEOUT_SECONDS, maxActive: deps.config.TERMINAL_MAX_ACTIVE_SESSIONS,
+    heartbeatMinIntervalMs: deps.config.TERMINAL_HEARTBEAT_MIN_INTERVAL_MS,
   }, metrics);
   registerEndedSessionsGauge(deps.metrics, () => sessions.readModelFigures());
   registerTerminalHostRoutes(api, hosts);
@@ -89,6 +93,9 @@ export function registerTerminalRoutes(api: ApiRoutes, deps: TerminalRouteDeps):
         session_limit_hits: await counterValue(metrics.sessionLimitHits),
         active_processes: await counterValue(metrics.openBridges),
         flow_control_pauses: await counterValue(metrics.flowPauses),
+        inbound_pauses: await counterValue(metrics.inboundPauses),
+        bridges_replaced: await counterValue(metrics.bridgesReplaced),
+        heartbeats_throttled: await counterValue(metrics.heartbeatsThrottled),
         // No sweeper: each active session's workflow holds its own expiry timer.
         gc_running: figures.active > 0,
         active_sessions: figures.active,
@@ -105,12 +112,13 @@ export function registerTerminalRoutes(api: ApiRoutes, deps: TerminalRouteDeps):
   );
   api.route(
     {
-      method: 'post', path: '/api/v1/terminals/:id/heartbeat', summary: 'Keep a session from going idle; on an ended session nothing moves', tag: 'terminals', access: 'user', params: sessionId,
+      method: 'post', path: '/api/v1/terminals/:id/heartbeat', summary: 'Keep a session from going idle; on an ended session nothing moves. One heartbeat per session per TERMINAL_HEARTBEAT_MIN_INTERVAL_MS reaches the workflow; the others are answered as the session is',
+      tag: 'terminals', access: 'user', params: sessionId,
       responses: { 200: { description: 'the session\'s health', schema: heartbeatView } },
     },
     async ({ params, principal, res }) => {
-      await sessions.visibleTo(principal, params.id);
-      const row = await sessions.heartbeat(params.id);
+      const seen = await sessions.visibleTo(principal, params.id);
+      const row = (await sessions.heartbeat(params.id)) ?? seen;
       const healthy = row.status === 'active';
       res.json({
         session_id: row.id, status: row.status, last_seen_at: row.last_seen_at.toISOString(),
@@ -153,7 +161,7 @@ export function registerTerminalRoutes(api: ApiRoutes, deps: TerminalRouteDeps):
 
   const allowedOrigins = deps.config.TERMINAL_ALLOWED_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean);
   return new TerminalBridge({
-    sessions, hosts, metrics, log: deps.log, databaseUrl: deps.config.DATABASE_URL, allowedOrigins,
+    sessions, store, hosts, metrics, openLocks, log: deps.log, databaseUrl: deps.config.DATABASE_URL, allowedOrigins,
     heartbeatSeconds: Math.max(1, Math.floor(deps.config.TERMINAL_IDLE_TIMEOUT_SECONDS / 3)),
   });
 }

@@ -1,5 +1,5 @@
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
-import type { SessionRow, TerminalStore } from '../../activities/terminal/store';
+import type { PublicHostRow, SessionRow, TerminalStore } from '../../activities/terminal/store';
 import {
   closeUpdate, heartbeatUpdate, makeTerminalWorkflowId, openedUpdate, rotateTokenUpdate,
   type ClientCloseReason, type TerminalMode, type TerminalStatus,
@@ -13,12 +13,15 @@ import type { TerminalMetrics } from './metrics';
 import { generateSessionId, generateSessionToken } from './tokens';
 import { terminalKind } from '../../domain/terminal/kind';
 import { sessionStartOptions } from '../../domain/shared/kind';
+import { HeartbeatThrottle } from './heartbeatThrottle';
+import type { OpenLocks } from './openLocks';
 
 interface TerminalSettings {
   taskQueue: string;
   ttlSeconds: number;
   idleTimeoutSeconds: number;
   maxActive: number;
+  heartbeatMinIntervalMs: number;
 }
 
 /** A session as clients see it: UTC ISO timestamps, never the token hash. */
@@ -56,13 +59,18 @@ export function parseUtcTimestamp(value: string): Date | undefined {
  * lifecycle changes as updates on the session's workflow, answers from the read model.
  */
 export class TerminalSessions {
+  private readonly heartbeats: HeartbeatThrottle;
+
   constructor(
     private readonly temporal: Client,
     private readonly store: TerminalStore,
     private readonly hosts: TerminalHosts,
+    private readonly openLocks: OpenLocks,
     private readonly settings: TerminalSettings,
     private readonly metrics: TerminalMetrics,
-  ) {}
+  ) {
+    this.heartbeats = new HeartbeatThrottle(settings.heartbeatMinIntervalMs);
+  }
 
   row(id: string): Promise<SessionRow | undefined> {
     return this.store.session(id);
@@ -79,11 +87,20 @@ export class TerminalSessions {
     return this.store.sessionsOf(principal.userId, filter);
   }
 
-  /** Reuse, else refuse at the limit, else start a new session workflow. */
+  /**
+   * Reuse, else refuse at the limit, else start a new session workflow — atomically per user
+   * (OpenLocks), so simultaneous opens can neither pass the cap nor start two sessions where
+   * one could be reused.
+   */
   async open(principal: Principal, hostId: string, mode: TerminalMode): Promise<{ row: SessionRow; token: string; reused: boolean }> {
     const host = await this.hosts.find(hostId);
     if (!host) throw new ApiError('HostNotFound', `no host ${hostId}`);
+    this.hosts.assertConnectable(host);
+    return this.openLocks.run(principal.userId, () => this.reuseOrStart(principal, host, mode));
+  }
 
+  private async reuseOrStart(principal: Principal, host: PublicHostRow, mode: TerminalMode): Promise<{ row: SessionRow; token: string; reused: boolean }> {
+    const hostId = host.id;
     const reused = await this.reuse(principal, hostId, mode);
     if (reused) return reused;
 
@@ -130,10 +147,17 @@ export class TerminalSessions {
     return { row: (await this.row(candidate.id))!, token, reused: true };
   }
 
-  /** Pushes the idle deadline back; on an ended session nothing moves and the row says why. */
-  async heartbeat(id: string): Promise<SessionRow> {
-    await this.toWorkflow(id, (handle) => handle.executeUpdate(heartbeatUpdate));
-    return (await this.row(id))!;
+  /**
+   * Pushes the idle deadline back; on an ended session nothing moves and the row says why.
+   * Undefined, at once and without a query, for a heartbeat within the minimum interval of
+   * the session's last one: the caller answers from what it has, or not at all.
+   */
+  heartbeat(id: string): Promise<SessionRow> | undefined {
+    if (!this.heartbeats.admit(id)) {
+      this.metrics.heartbeatsThrottled.inc();
+      return undefined;
+    }
+    return this.toWorkflow(id, (handle) => handle.executeUpdate(heartbeatUpdate)).then(async () => (await this.row(id))!);
   }
 
   /** Idempotent: closing an ended session answers with it as it is. */

@@ -50,6 +50,11 @@ export const errorCatalogue = {
   HostInUse: { status: 409, title: 'The host has active terminal sessions' },
   CredentialsKeyMissing: { status: 503, title: 'No key to seal or open host credentials is configured' },
 
+  // SSH hosts: terminal hosts and boot servers.
+  HostKeyMismatch: { status: 502, title: 'The host presented another SSH host key than the pinned one' },
+  HostKeyUnverified: { status: 409, title: 'The host has no pinned SSH host key' },
+  HostUnreachable: { status: 502, title: 'The host could not be reached to read its SSH host key' },
+
   // PXE boot sessions (seed 004).
   MachineNotFound: { status: 400, title: 'No such machine' },
   ImageNotReady: { status: 400, title: 'The image is not ready' },

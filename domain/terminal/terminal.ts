@@ -85,6 +85,17 @@ export const terminalCloseCodes: Record<CloseReason, number> = {
 };
 export const shellExitedCloseCode = 4010;
 export const sshFailedCloseCode = 4011;
+/** The host's SSH key was refused (reason `HostKeyMismatch: …` or `HostKeyUnverified: …`); nothing was sent to it. */
+export const hostKeyRefusedCloseCode = 4012;
+/** A newer WebSocket of the same session took over: one live bridge per session. */
+export const replacedCloseCode = 4013;
+
+/** The channel a new bridge notifies on; bridges of the session with a lower claim close. */
+export const terminalBridgeClaimedChannel = 'terminal_bridge_claimed';
+export interface TerminalBridgeClaimedNotice {
+  session_id: string;
+  claim: number;
+}
 
 /** Messages a client sends as JSON text frames (bytes go as binary frames). */
 export type TerminalClientMessage =

@@ -17,11 +17,16 @@ async function main(): Promise<void> {
   const env = await connectTestEnv();
   const infra = openInfra();
   const sshd = await startSshServer();
-  const api = await startApiHarness(env, infra, { TERMINAL_CREDENTIALS_KEY: testCredentialsKey(), TERMINAL_MAX_ACTIVE_SESSIONS: 1000 });
+  const credentialsKey = testCredentialsKey();
+  // Every heartbeat reaches the workflow here (interval 0), to measure what one costs; the
+  // second api throttles them as configured by default.
+  const api = await startApiHarness(env, infra, { TERMINAL_CREDENTIALS_KEY: credentialsKey, TERMINAL_MAX_ACTIVE_SESSIONS: 1000, TERMINAL_HEARTBEAT_MIN_INTERVAL_MS: 0 });
+  const capped = await startApiHarness(env, infra, { TERMINAL_CREDENTIALS_KEY: credentialsKey });
   const server = await listenWithBridge(api.app);
+  const cappedServer = await listenWithBridge(capped.app);
   const base = server.baseUrl;
-  const call = async (method: string, path: string, key: string, body?: unknown, status = 200) => {
-    const res = await fetch(`${base}${path}`, { method, headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const call = async (method: string, path: string, key: string, body?: unknown, status = 200, at = base) => {
+    const res = await fetch(`${at}${path}`, { method, headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
     if (res.status !== status) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 200)}`);
     return JSON.parse(text || '{}') as Record<string, string>;
@@ -41,6 +46,23 @@ async function main(): Promise<void> {
   const session = opened[opened.length - 1]!;
   const heartbeats = await load(100, 1, async () => void (await call('POST', `/api/v1/terminals/${session.session_id}/heartbeat`, key)));
   const heartbeats10 = await load(200, 10, async () => void (await call('POST', `/api/v1/terminals/${session.session_id}/heartbeat`, key)));
+
+  // The default cap (3) and heartbeat interval (1 s), on the second api.
+  const cappedUser = await createUserKey(infra.pool, `bench-${randomUUID().slice(0, 8)}`, 'user', 'bench');
+  const hosts = await Promise.all(Array.from({ length: 25 }, async () =>
+    (await call('POST', '/api/v1/admin/hosts', capped.adminKey, { name: `bench-${randomUUID().slice(0, 8)}`, address: sshd.host, port: sshd.port, username: sshd.username, auth: { type: 'private_key', private_key: sshd.privateKey } }, 201, cappedServer.baseUrl)).id!));
+  const burstStart = performance.now();
+  const burst = await Promise.all(hosts.flatMap((id) => ['embedded', 'popout'].map(async (mode) => {
+    const res = await fetch(`${cappedServer.baseUrl}/api/v1/terminals`, { method: 'POST', headers: { Authorization: `Bearer ${cappedUser.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ host_id: id, mode }) });
+    return { status: res.status, body: await res.json() as Record<string, string> };
+  })));
+  const burstMs = performance.now() - burstStart;
+  const manyUsers = await load(20, 20, async () => {
+    const user = await createUserKey(infra.pool, `bench-${randomUUID().slice(0, 8)}`, 'user', 'bench');
+    await call('POST', '/api/v1/terminals', user.key, { host_id: hosts[0] }, 201, cappedServer.baseUrl);
+  });
+  const throttledSession = burst.find((res) => res.status === 201)!.body;
+  const throttled10 = await load(200, 10, async () => void (await call('POST', `/api/v1/terminals/${throttledSession.session_id}/heartbeat`, cappedUser.key, undefined, 200, cappedServer.baseUrl)));
 
   const ready: number[] = [];
   let term: TerminalClient | undefined;
@@ -75,14 +97,18 @@ async function main(): Promise<void> {
     { name: 'POST /terminals, reused', samples: opens.samples.slice(2), extra: 'token rotation update' },
     { name: 'POST heartbeat, 1 in flight', samples: heartbeats.samples, extra: 'update + local activity' },
     { name: 'POST heartbeat, 10 in flight', samples: heartbeats10.samples, extra: `${Math.round(heartbeats10.samples.length / (heartbeats10.wallMs / 1000))} req/s, errors ${heartbeats10.errors}` },
+    { name: 'POST heartbeat, 10 in flight, 1 s interval', samples: throttled10.samples, extra: `${Math.round(throttled10.samples.length / (throttled10.wallMs / 1000))} req/s, errors ${throttled10.errors}: one per second reaches the workflow` },
+    { name: 'POST /terminals, 20 users at once', samples: manyUsers.samples, extra: `new sessions, errors ${manyUsers.errors}` },
     { name: 'DELETE (close, then idempotent repeats)', samples: closes.samples },
     { name: 'WebSocket open → shell ready', samples: ready, extra: 'token check + SSH login + PTY' },
     { name: 'command round trip through the bridge', samples: roundTrips, extra: 'echo, keystrokes to output' },
   ]);
+  const count = (status: number) => burst.filter((res) => res.status === status).length;
+  console.log(`\n50 opens of one user at once, cap 3: ${count(201)} × 201, ${count(429)} × 429, other ${burst.length - count(201) - count(429)}, all answered in ${burstMs.toFixed(0)} ms`);
   console.log(`\nflood: ${(bytes / 1024 / 1024).toFixed(0)} MiB in ${(floodMs / 1000).toFixed(1)} s = ${(bytes / 1024 / 1024 / (floodMs / 1000)).toFixed(1)} MiB/s; flow-control pauses ${metrics.flow_control_pauses}; api RSS ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MiB`);
 
-  await server.close();
-  await api.stop();
+  await Promise.all([server.close(), cappedServer.close()]);
+  await Promise.all([api.stop(), capped.stop()]);
   await sshd.stop();
   await infra.close();
   await env.teardown();

@@ -16,10 +16,18 @@ export interface SshServer {
   privateKey: string;
   /** The server's host public key line, for tests that pin it. */
   hostPublicKey: string;
+  /** Its fingerprint as OpenSSH's own `ssh-keygen -lf` prints it (SHA256:…). */
+  hostKeyFingerprint(): string;
   /** Scratch directory of this server (keys, config, log). */
   dir: string;
   /** sshd's log so far (LogLevel VERBOSE, captured from its stderr), for assertions and debugging. */
   log(): string;
+  /** Successful logins so far (`Accepted publickey for …` and the like in the log). */
+  logins(): number;
+  /** TCP connections to this sshd now established, as `ss` sees them. */
+  establishedConnections(): number;
+  /** The host's key changes: sshd restarts on the same port with a new host key. */
+  rotateHostKey(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,28 +59,47 @@ export async function startSshServer(): Promise<SshServer> {
       'LogLevel VERBOSE',
     ].join('\n') + '\n',
   );
-  // -D: stay in the foreground so the test owns the process; -e: log to stderr → file.
-  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
   const chunks: Buffer[] = [];
-  child.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await waitForPort(port, child);
-  return {
+  const run = async (): Promise<ChildProcess> => {
+    // -D: stay in the foreground so the test owns the process; -e: log to stderr → file.
+    const started = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    started.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await waitForPort(port, started);
+    return started;
+  };
+  const kill = async (process: ChildProcess) => {
+    if (process.exitCode !== null) return;
+    const exited = new Promise((resolve) => process.once('exit', resolve));
+    process.kill('SIGTERM');
+    await exited;
+  };
+  let child = await run();
+  const log = () => Buffer.concat(chunks).toString('utf8');
+  const server: SshServer = {
     host: '127.0.0.1',
     port,
     username: userInfo().username,
     privateKey: readFileSync(join(dir, 'user_key'), 'utf8'),
     hostPublicKey: readFileSync(join(dir, 'host_key.pub'), 'utf8').trim(),
+    hostKeyFingerprint: () => execFileSync('ssh-keygen', ['-lf', join(dir, 'host_key.pub')], { encoding: 'utf8' }).split(' ')[1]!,
     dir,
-    log: () => Buffer.concat(chunks).toString('utf8'),
+    log,
+    logins: () => log().split('\n').filter((line) => /^Accepted \S+ for /.test(line)).length,
+    establishedConnections: () => execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' }).split('\n').filter(Boolean).length,
+    async rotateHostKey() {
+      await kill(child);
+      rmSync(join(dir, 'host_key'));
+      rmSync(join(dir, 'host_key.pub'));
+      keygen('host_key');
+      server.hostPublicKey = readFileSync(join(dir, 'host_key.pub'), 'utf8').trim();
+      child = await run();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await kill(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return server;
 }
 
 function freePort(): Promise<number> {

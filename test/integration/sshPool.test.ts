@@ -1,3 +1,4 @@
+import { parseHostKey } from '../../activities/shared/hostKeys';
 import { SshPool, SshTimeoutError, type SshTarget } from '../../activities/shared/ssh';
 import { startSshServer, type SshServer } from '../helpers/sshd';
 
@@ -5,7 +6,7 @@ let sshd: SshServer;
 let target: SshTarget;
 beforeAll(async () => {
   sshd = await startSshServer();
-  target = { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey };
+  target = { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey, hostKey: { pinned: parseHostKey(sshd.hostPublicKey)! } };
 });
 afterAll(async () => {
   await sshd?.stop();

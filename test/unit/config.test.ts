@@ -28,6 +28,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ SANDBOX_MEMORY_LIMIT_MB: '64', SANDBOX_WORKSPACE_BYTES: String(16 * 1024 * 1024), SANDBOX_TMP_BYTES: String(8 * 1024 * 1024) })).toMatchObject({ SANDBOX_MEMORY_LIMIT_MB: 64 });
   });
 
+  it('keeps the heartbeat interval at most half the idle timeout, so a heartbeating session never goes idle', () => {
+    expect(loadConfig({}).TERMINAL_HEARTBEAT_MIN_INTERVAL_MS).toBe(1000);
+    expect(() => loadConfig({ TERMINAL_IDLE_TIMEOUT_SECONDS: '10', TERMINAL_HEARTBEAT_MIN_INTERVAL_MS: '6000' })).toThrow(/TERMINAL_HEARTBEAT_MIN_INTERVAL_MS: at most half/);
+    expect(loadConfig({ TERMINAL_IDLE_TIMEOUT_SECONDS: '10', TERMINAL_HEARTBEAT_MIN_INTERVAL_MS: '5000' }).TERMINAL_HEARTBEAT_MIN_INTERVAL_MS).toBe(5000);
+  });
+
+  it('trusts SSH host keys on first use unless told not to', () => {
+    expect(loadConfig({}).SSH_TRUST_ON_FIRST_USE).toBe(true);
+    expect(loadConfig({ SSH_TRUST_ON_FIRST_USE: 'false' }).SSH_TRUST_ON_FIRST_USE).toBe(false);
+  });
+
   describe('docs/configuration.md', () => {
     const page = readFileSync(join(__dirname, '../../docs/configuration.md'), 'utf8');
     // Rows of the variables table: | `NAME` | default | meaning |

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../../platform/logger';
 import { CredentialSealer } from '../../api/terminal/credentials';
+import { HeartbeatThrottle } from '../../api/terminal/heartbeatThrottle';
 import { sessionLimitBody } from '../../api/terminal/sessionLimit';
 import { parseUtcTimestamp } from '../../api/terminal/sessions';
 import { generateSessionId, generateSessionToken, hashSessionToken, verifySessionToken } from '../../api/terminal/tokens';
@@ -100,5 +101,26 @@ describe('redactUrl', () => {
     expect(redactUrl('/x?cols=80&TOKEN=s3cret#frag')).toBe('/x?cols=80&TOKEN=[redacted]#frag');
     expect(redactUrl('/x?api_key=k&tokens=kept')).toBe('/x?api_key=[redacted]&tokens=kept');
     expect(redactUrl('/api/v1/terminals')).toBe('/api/v1/terminals');
+  });
+});
+
+describe('HeartbeatThrottle', () => {
+  it('lets one heartbeat per session through per interval, each session on its own clock', () => {
+    let now = 1_000;
+    const throttle = new HeartbeatThrottle(1000, () => now);
+    expect([throttle.admit('a'), throttle.admit('a'), throttle.admit('b')]).toEqual([true, false, true]);
+    now += 999;
+    expect(throttle.admit('a')).toBe(false);
+    now += 1;
+    expect([throttle.admit('a'), throttle.admit('a')]).toEqual([true, false]);
+  });
+
+  it('forgets sessions once their interval has passed', () => {
+    let now = 0;
+    const throttle = new HeartbeatThrottle(1000, () => now);
+    for (let i = 0; i < 1000; i++) throttle.admit(`s${i}`);
+    now += 5000;
+    throttle.admit('late');
+    expect((throttle as unknown as { admitted: Map<string, number> }).admitted.size).toBe(1);
   });
 });

@@ -70,13 +70,45 @@ describe('boot servers (admin)', () => {
       tftp_root: `${lab.dir}/no-tftp`, dhcp_hosts_file: `${lab.dir}/no-dhcp/hosts.conf`, dhcp_reload_command: 'true',
       dhcp_service_check: 'false', tftp_service_check: 'false', target_driver: 'targetcli', portal_ip: '127.0.0.1', iqn_prefix: 'iqn.2025-01.dev.sessionflow', image_dir: `${lab.dir}/no-images`,
     }).expect(201);
-    expect(created.body.ssh).toEqual({ host: lab.sshd.host, port: lab.sshd.port, user: lab.sshd.username });
+    expect(created.body.ssh).toEqual({ host: lab.sshd.host, port: lab.sshd.port, user: lab.sshd.username, host_key: null });
     const res = await request(api.app).get(`${base}/boot-servers/${created.body.id}/status`).set(as(api.adminKey)).expect(200);
     expect(res.body).toEqual({
       dhcp: { service_running: false, config_present: false, config_valid: false, host_entries: 0, detail: '' },
       tftp: { service_running: false, root_present: false, script_count: 0 },
     });
     await infra.pool.query('DELETE FROM pxe_boot_servers WHERE id = $1', [created.body.id]);
+  });
+
+  it('pins the SSH host key on the first connection, and then refuses a server presenting another, before logging in', async () => {
+    const settings = (name: string, hostKey?: string) => ({
+      name, ssh: { host: lab.sshd.host, port: lab.sshd.port, user: lab.sshd.username, key: lab.sshd.privateKey, ...(hostKey ? { host_key: hostKey } : {}) },
+      tftp_root: lab.tftpRoot, dhcp_hosts_file: lab.hostsFile, dhcp_reload_command: 'true', target_driver: 'tgt', portal_ip: '127.0.0.1', iqn_prefix: 'iqn.2025-01.dev.sessionflow', image_dir: lab.imageDir,
+    });
+    const trusting = await request(api.app).post(`${base}/boot-servers`).set(as(api.adminKey)).send(settings(`tofu-${Date.now()}`)).expect(201);
+    expect(trusting.body.ssh.host_key).toBeNull();
+    await request(api.app).get(`${base}/boot-servers/${trusting.body.id}/status`).set(as(api.adminKey)).expect(200);
+    const pinned = await request(api.app).get(`${base}/boot-servers/${trusting.body.id}`).set(as(api.adminKey)).expect(200);
+    expect(pinned.body.ssh.host_key).toEqual({ fingerprint: lab.sshd.hostKeyFingerprint(), algorithm: 'ssh-ed25519', source: 'first_use', pinned_at: expect.stringMatching(/Z$/) });
+
+    // Pinned by the admin to another key: the server at that address is not the one meant.
+    const otherKey = `SHA256:${Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '')}`;
+    const wrong = await request(api.app).post(`${base}/boot-servers`).set(as(api.adminKey)).send(settings(`pinned-${Date.now()}`, otherKey)).expect(201);
+    expect(wrong.body.ssh.host_key).toMatchObject({ fingerprint: otherKey, algorithm: null, source: 'admin' });
+    const logins = lab.sshd.logins();
+    const refused = await request(api.app).get(`${base}/boot-servers/${wrong.body.id}/status`).set(as(api.adminKey)).expect(502);
+    expect(refused.body).toMatchObject({ code: 'HostKeyMismatch', boot_server_id: wrong.body.id, pinned_fingerprint: otherKey, presented_fingerprint: lab.sshd.hostKeyFingerprint() });
+    const image = await request(api.app).post(`${base}/images`).set(user()).send({ name: 'refused', filename: 'api-disk.img', format: 'raw', boot_server_id: wrong.body.id }).expect(202);
+    const failed = await eventually(() => request(api.app).get(`${base}/images/${image.body.id}`).set(user()), (res) => res.body.status === 'ERROR', 60_000);
+    expect(failed.body.error).toMatch(/not the pinned/);
+    expect(lab.sshd.logins()).toBe(logins);
+
+    // The admin pins the right key: the server answers again.
+    const repinned = await request(api.app).put(`${base}/boot-servers/${wrong.body.id}/host-key`).set(as(api.adminKey)).send({ host_key: lab.sshd.hostPublicKey }).expect(200);
+    expect(repinned.body.ssh.host_key).toMatchObject({ fingerprint: lab.sshd.hostKeyFingerprint(), algorithm: 'ssh-ed25519', source: 'admin' });
+    await request(api.app).get(`${base}/boot-servers/${wrong.body.id}/status`).set(as(api.adminKey)).expect(200);
+    await request(api.app).put(`${base}/boot-servers/${wrong.body.id}/host-key`).set(as(api.adminKey)).send({ host_key: 'nope' }).expect(400);
+    await infra.pool.query('DELETE FROM pxe_images WHERE boot_server_id = ANY($1)', [[trusting.body.id, wrong.body.id]]);
+    await infra.pool.query('DELETE FROM pxe_boot_servers WHERE id = ANY($1)', [[trusting.body.id, wrong.body.id]]);
   });
 
   it('rejects a boot server with a bad driver or a relative path, with the fields', async () => {
@@ -136,6 +168,22 @@ describe('sessions', () => {
     const m = await machine();
     const notReady = await request(api.app).post(`${base}/sessions/start`).set(user()).send({ machine_id: m.id, image_id: broken.id, session_type: 'DISKLESS_BOOT' }).expect(400);
     expect(notReady.body).toMatchObject({ code: 'ImageNotReady', image_status: 'ERROR' });
+  });
+
+  it('fails a session start by name when the boot server presents another key than the pinned one, running nothing there', async () => {
+    const m = await machine();
+    const otherKey = `SHA256:${Buffer.alloc(32, 9).toString('base64').replace(/=+$/, '')}`;
+    await request(api.app).put(`${base}/boot-servers/${lab.bootServerId}/host-key`).set(as(api.adminKey)).send({ host_key: otherKey }).expect(200);
+    try {
+      const logins = lab.sshd.logins();
+      const started = await request(api.app).post(`${base}/sessions/start`).set(user()).send({ machine_id: m.id, image_id: imageId, session_type: 'DISKLESS_BOOT', description: 'impostor' }).expect(202);
+      const failed = (await settle(started.body.id)).body;
+      expect(failed).toMatchObject({ status: 'FAILED', error: { type: 'HostKeyMismatch', step: 'disk' } });
+      expect(failed.error.message).toContain(lab.sshd.hostKeyFingerprint());
+      expect(lab.sshd.logins()).toBe(logins);
+    } finally {
+      await request(api.app).put(`${base}/boot-servers/${lab.bootServerId}/host-key`).set(as(api.adminKey)).send({ host_key: lab.sshd.hostPublicKey }).expect(200);
+    }
   });
 
   it('starts a session to ACTIVE, serves its boot script (API and /boot/:mac), refuses a second one with 409, and stops idempotently', async () => {

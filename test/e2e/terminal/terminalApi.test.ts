@@ -48,14 +48,19 @@ const open = (harness: ApiHarness, key: string, hostId: string, mode = 'embedded
 describe('SSH hosts', () => {
   it('never returns the credential, and stores it only sealed', async () => {
     const created = await request(api.app).post('/api/v1/admin/hosts').set(bearer(api.adminKey))
-      .send({ name: `secret-${Date.now()}`, address: '127.0.0.1', port: 2222, username: 'ops', auth: { type: 'password', password: 'hunter2-very-secret' } })
+      // Nothing listens on 2222: the host key is given, so nothing needs to be read there.
+      .send({ name: `secret-${Date.now()}`, address: '127.0.0.1', port: 2222, username: 'ops', auth: { type: 'password', password: 'hunter2-very-secret' }, host_key: sshd.hostKeyFingerprint() })
       .expect(201);
-    expect(created.body).toEqual({ id: expect.any(String), name: expect.any(String), address: '127.0.0.1', port: 2222, username: 'ops', auth_type: 'password', created_at: expect.stringMatching(/Z$/), updated_at: expect.stringMatching(/Z$/) });
+    expect(created.body).toEqual({
+      id: expect.any(String), name: expect.any(String), address: '127.0.0.1', port: 2222, username: 'ops', auth_type: 'password',
+      host_key: { fingerprint: sshd.hostKeyFingerprint(), algorithm: null, source: 'admin', pinned_at: expect.stringMatching(/Z$/) },
+      created_at: expect.stringMatching(/Z$/), updated_at: expect.stringMatching(/Z$/),
+    });
     const listed = await request(api.app).get('/api/v1/admin/hosts').set(bearer(api.adminKey)).expect(200);
     expect(JSON.stringify(listed.body)).not.toContain('hunter2');
     const { rows: [row] } = await infra.pool.query<{ credential_sealed: Buffer }>('SELECT credential_sealed FROM terminal_hosts WHERE id = $1', [created.body.id]);
     expect(row!.credential_sealed.toString('latin1')).not.toContain('hunter2');
-    await request(api.app).patch(`/api/v1/admin/hosts/${created.body.id}`).set(bearer(api.adminKey)).send({ port: 2200 }).expect(200);
+    await request(api.app).patch(`/api/v1/admin/hosts/${created.body.id}`).set(bearer(api.adminKey)).send({ port: 2200, host_key: sshd.hostKeyFingerprint() }).expect(200);
     await request(api.app).delete(`/api/v1/admin/hosts/${created.body.id}`).set(bearer(api.adminKey)).expect(204);
     await request(api.app).get(`/api/v1/admin/hosts/${created.body.id}`).set(bearer(api.adminKey)).expect(404);
   });
