@@ -208,6 +208,11 @@ function sandboxLost(death: ContainerDeath) {
 async function runExec(container: Docker.Container, command: string[], stdin: string, timeoutMs: number): Promise<SandboxExecResult> {
   const death = deathOf(await ignoreNotFound(container.inspect()));
   if (death) throw sandboxLost(death);
+  // 409 or 404: it stopped, or was removed, since the look above.
+  const lostOrRethrow = async (err: unknown): Promise<never> => {
+    const died = statusOf(err) === 409 || statusOf(err) === 404 ? deathOf(await ignoreNotFound(container.inspect())) : undefined;
+    throw died ? sandboxLost(died) : err;
+  };
   // coreutils' timeout kills the command inside the container; the timer below is a backstop
   // for a daemon that stops answering.
   const exec = await container
@@ -215,11 +220,7 @@ async function runExec(container: Docker.Container, command: string[], stdin: st
       Cmd: ['timeout', '-s', 'KILL', (timeoutMs / 1000).toFixed(3), ...command],
       AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false, WorkingDir: workingDir,
     })
-    .catch(async (err: unknown) => {
-      // 409 or 404: it stopped, or was removed, since the look above.
-      const died = statusOf(err) === 409 || statusOf(err) === 404 ? deathOf(await ignoreNotFound(container.inspect())) : undefined;
-      throw died ? sandboxLost(died) : err;
-    });
+    .catch(lostOrRethrow);
   const started = performance.now();
   const stream = await exec.start({ hijack: true, stdin: true });
   const stdout = new CappedSink(sandboxExecOutputLimitBytes);
@@ -242,7 +243,9 @@ async function runExec(container: Docker.Container, command: string[], stdin: st
     }),
   ]).finally(() => clearTimeout(backstop));
   const durationMs = Math.round(performance.now() - started);
-  const { ExitCode } = await exec.inspect();
+  // Docker forgets the exec of a container that died meanwhile (under gVisor, programs that
+  // exhaust its memory end the whole sandbox): 404.
+  const { ExitCode } = await exec.inspect().catch(lostOrRethrow);
   const exitCode = ExitCode ?? -1;
   return {
     stdout: stdout.text(),
