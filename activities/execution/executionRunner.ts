@@ -22,7 +22,7 @@ import type { ExecutionJob, ExecutionResult, StageSpec, UnwritableFile } from '.
  * (kill(-1) spares the caller), so nothing a program left running survives into the next job.
  */
 export const runnerSource = String.raw`
-import base64, collections, json, os, resource, select, selectors, shutil, signal, subprocess, sys, threading, time, traceback
+import base64, collections, ctypes, errno, json, os, resource, select, selectors, shutil, signal, subprocess, sys, threading, time, traceback
 
 SANDBOX_UID = SANDBOX_GID = 65534
 
@@ -64,13 +64,31 @@ def reset_writable_state():
     that cannot be emptied (a tree too deep to remove, say) is retired rather than handed on."""
     for area in WRITABLE_AREAS:
         empty_dir(area)
-    try:
-        subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    except OSError:
-        pass
-    if not os.path.isdir("/proc/sysvipc"):
+    if os.path.isdir("/proc/sysvipc"):
+        remove_own_ipc()
+    else:
         remove_ipc_by_id()
-    return all(not os.listdir(area) for area in WRITABLE_AREAS if os.path.isdir(area))
+    return not leftovers()
+
+def leftovers():
+    return any(os.listdir(area) for area in WRITABLE_AREAS if os.path.isdir(area))
+
+def remove_own_ipc():
+    """Every System V shared memory segment, semaphore set and message queue this user owns, as
+    the kernel lists them, removed in process (a subprocess per job is a fork too many under gVisor)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    remove = {"shm": lambda i: libc.shmctl(i, 0, None), "sem": lambda i: libc.semctl(i, 0, 0), "msg": lambda i: libc.msgctl(i, 0, None)}
+    uid = str(os.getuid())
+    for kind, rm in remove.items():
+        try:
+            with open("/proc/sysvipc/" + kind) as table:
+                header, *rows = [line.split() for line in table]
+            owner, ident = header.index("uid"), header.index(kind + "id" if kind != "msg" else "msqid")
+        except (OSError, ValueError):
+            continue
+        for row in rows:
+            if len(row) > owner and row[owner] == uid:
+                rm(int(row[ident]))
 
 def remove_ipc_by_id():
     """gVisor (runsc) has no /proc/sysvipc and answers neither SHM_STAT nor MSG_STAT, so ipcrm
@@ -78,7 +96,6 @@ def remove_ipc_by_id():
     never one twice, though: a new probe's id bounds every id made since the last probe, and all
     of those go, the probe with them. Should the probe fail (a program made all it may), the next
     4096 ids go now and the rest at the next reset; a kernel without System V IPC has none to go."""
-    import ctypes, errno
     libc = ctypes.CDLL(None, use_errno=True)
     calls = {"shm": (lambda: libc.shmget(0, 1, 0o1600), lambda ipc_id: libc.shmctl(ipc_id, 0, None)),
              "msg": (lambda: libc.msgget(0, 0o1600), lambda ipc_id: libc.msgctl(ipc_id, 0, None))}
@@ -109,8 +126,9 @@ def write_files(job):
 
 def run_job(job):
     work = job["work_dir"]
-    if job.get("kill_all") and not os.path.exists(work):
-        # A fresh work directory means a new owner of the container: nothing may be left for it.
+    if job.get("kill_all") and not os.path.exists(work) and leftovers():
+        # A fresh work directory means a new owner of the container: nothing may be left for it
+        # (the previous job's own reset leaves nothing, so this costs four directory listings).
         reset_writable_state()
 
     def limits(memory, fsize, nproc):
