@@ -25,20 +25,32 @@ export function createPool(databaseUrl: string, max: number, timeouts: PoolTimeo
   return pool;
 }
 
-/** Runs `work` in one transaction on one connection: committed if it returns, rolled back if it throws. */
+/**
+ * Runs `work` in one transaction on one connection: committed if it returns, rolled back if it
+ * throws. A connection whose rollback failed is discarded, not handed to the next caller mid-transaction.
+ */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await client.query('ROLLBACK').catch((rollbackFailed: Error) => (broken = rollbackFailed));
     throw err;
   } finally {
-    client.release();
+    client.release(broken);
   }
+}
+
+/**
+ * Holds a named advisory lock until the transaction of `client` ends: one holder of `name` at a
+ * time across every process on the database (e.g. one owner's quota checks).
+ */
+export async function lockUntilCommit(client: pg.PoolClient, name: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [name]);
 }
 
 export type { Pool } from 'pg';

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { SandboxEvent, SandboxPlan, SandboxRecord, SandboxStatus, StopReason } from '../../domain/sandbox/sandbox';
-import { inTransaction } from '../../platform/database';
+import { inTransaction, lockUntilCommit } from '../../platform/database';
 
 interface SandboxRow {
   session_id: string; chat_id: string; owner_id: string; container_name: string; container_id: string;
@@ -26,7 +26,7 @@ export function createSandboxStore(pool: Pool) {
     recordCreating(sandbox: SandboxPlan): Promise<QuotaRefusal | undefined> {
       return inTransaction(pool, async (db) => {
         if (sandbox.maxPerUser !== undefined) {
-          await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('sandbox-quota/' || $1, 0))`, [sandbox.ownerId]);
+          await lockUntilCommit(db, `sandbox-quota/${sandbox.ownerId}`);
           const { rows: [held] } = await db.query<{ live: number; admitted: boolean | null; retry_after: number | null }>(
             `SELECT count(*)::int AS live, bool_or(session_id = $2) AS admitted,
                     ceil(extract(epoch FROM min(expires_at) - now()))::int AS retry_after

@@ -1,9 +1,7 @@
 import type pg from 'pg';
 import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
-import { createPool, type PoolTimeouts } from '../../platform/database';
+import { createPool, inTransaction, lockUntilCommit, type PoolTimeouts } from '../../platform/database';
 
-// An advisory lock class of its own ('term'), so no other lock in the database collides with it.
-const openLockClass = 0x7465726d;
 // Opens of different users proceed side by side up to this many per api process; more wait
 // their turn for a connection (bounded by the connect timeout).
 const lockConnections = 4;
@@ -29,18 +27,12 @@ export class OpenLocks {
     return this.queue.run(userId, () => this.holding(userId, task));
   }
 
-  private async holding<T>(userId: string, task: () => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [openLockClass, userId]);
-      return await task();
-    } finally {
-      // The transaction only holds the lock; ending it releases the lock.
-      await client.query('ROLLBACK').catch((err: Error) => (broken = err));
-      client.release(broken);
-    }
+  private holding<T>(userId: string, task: () => Promise<T>): Promise<T> {
+    // The transaction only holds the lock; ending it releases the lock.
+    return inTransaction(this.pool, async (client) => {
+      await lockUntilCommit(client, `terminal-open/${userId}`);
+      return task();
+    });
   }
 
   close(): Promise<void> {
