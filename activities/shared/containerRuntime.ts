@@ -56,12 +56,14 @@ export function containerRuntimeResolver(docker: Pick<Docker, 'info'>, setting: 
  * on this machine kind): an idle container's sentry and gofer ≈ 22 MB and 54 host tasks; every
  * process the programs run adds ≈ 16 host tasks (the platform's stub threads) and ≈ 4 MB more
  * than under runc (a fork bomb of 64 Python processes peaked at 335 MB under runsc, 81 MB under
- * runc). Rounded up, so programs reaching their own limits never starve the kernel under them.
+ * runc). Rounded up, so programs reaching their own limits never starve the kernel under them;
+ * host tasks twice over (they cost nothing but a count): under a loaded machine's scheduling the
+ * sentry runs more threads, and a fork bomb at its limit once lost its whole container in CI.
  */
 const gvisorBaseBytes = 32 * 1024 * 1024;
 const gvisorBytesPerProcess = 4 * 1024 * 1024;
-const gvisorBaseTasks = 64;
-const gvisorTasksPerProcess = 20;
+const gvisorBaseTasks = 128;
+const gvisorTasksPerProcess = 40;
 
 /**
  * The HostConfig of a container holding user code, for the runtime it runs under. runc: as
