@@ -5,7 +5,7 @@ import { acquireUpdate, capForHistory, releaseSignal, type AcquireRequest, type 
 import { fitHostConfig } from '../shared/containerRuntime';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, managedLabel, removeContainerIfPresent, sessionflowLabels } from '../shared/docker';
 import { createExecutionStore } from './store';
-import { runnerSource, splitRunnerResult, toRunnerJob } from './executionRunner';
+import { runnerDigest, runnerLabel, runnerSource, splitRunnerResult, toRunnerJob } from './executionRunner';
 import { RunnerLinks } from './runnerLinks';
 
 /** Resource limits of every execution container (config). */
@@ -35,7 +35,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox, con
      */
     async createExecutionContainer({ name, image, runtime, pool: poolId }: { name: string; image: string; runtime: string; pool: string }): Promise<string> {
       const existing = await ignoreNotFound(docker.getContainer(name).inspect());
-      if (existing?.State.Running) return existing.Id;
+      if (existing?.State.Running && existing.Config.Labels?.[runnerLabel] === runnerDigest) return existing.Id;
       if (existing) await removeContainerIfPresent(docker, name);
       await ensureImage(docker, image);
       const tmpfs = `rw,exec,nosuid,nodev,mode=1777,size=${sandbox.workDirBytes}`;
@@ -49,7 +49,7 @@ export function createExecutionActivities({ docker, pool, instance, sandbox, con
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
-        Labels: sessionflowLabels(instance, 'execution', { [runtimeLabel]: runtime, [poolLabel]: poolId }),
+        Labels: sessionflowLabels(instance, 'execution', { [runtimeLabel]: runtime, [poolLabel]: poolId, [runnerLabel]: runnerDigest }),
         NetworkDisabled: true,
         HostConfig: fitHostConfig(await containerRuntime(), {
           NetworkMode: 'none',

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ExecutionJob, ExecutionResult, StageSpec, UnwritableFile } from '../../domain/execution/execution';
 
 /**
@@ -349,6 +350,14 @@ else:
 `;
 
 /** The job as the runner reads it (snake_case: it is Python's side of the contract). */
+/**
+ * Names the runner a container was made with (a container label). The runner is the container's
+ * main process, fixed at its creation, so a pool's containers can outlive the code that speaks
+ * to them (a deploy, a restarted worker): one made by another runner is not used, but replaced.
+ */
+export const runnerDigest = createHash('sha256').update(runnerSource).digest('hex').slice(0, 16);
+export const runnerLabel = 'org.sessionflow.runner';
+
 export interface RunnerJob {
   work_dir: string;
   keep_work_dir: boolean;

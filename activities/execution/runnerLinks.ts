@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { PassThrough, type Duplex } from 'node:stream';
 import { domainFailure } from '../../domain/shared/errors';
 import { statusOf } from '../shared/docker';
-import type { RunnerJob, RunnerResult } from './executionRunner';
+import { runnerDigest, runnerLabel, type RunnerJob, type RunnerResult } from './executionRunner';
 
 interface RunnerReply {
   id: string;
@@ -83,9 +83,10 @@ export class RunnerLinks {
       stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
       // Docker accepts an attach to a stopped container and then never answers nor ends it;
       // once attached to a running one, its end ends the stream. A container made before the
-      // runner (no open stdin) would never answer either: both are lost to the pool.
+      // runner (no open stdin) would never answer either, and one made with another runner
+      // speaks another protocol: all are lost to the pool, which replaces them.
       const { State, Config } = await container.inspect();
-      if (!State.Running || !Config.OpenStdin) {
+      if (!State.Running || !Config.OpenStdin || Config.Labels?.[runnerLabel] !== runnerDigest) {
         stream.destroy();
         throw containerLost(containerId, false);
       }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createUserKey } from '../../api/platform/auth';
 import { createExecutionStore } from '../../activities/execution/store';
+import { runnerLabel, runnerSource } from '../../activities/execution/executionRunner';
 import { findRuntime, runtimes } from '../../domain/execution/execution';
 import { executionJob as job } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
@@ -108,5 +109,39 @@ describe('execution containers', () => {
     const orphan = await infra.activities.createExecutionContainer({ name: `sf-exec-orphan-${randomUUID().slice(0, 8)}`, image: infra.config.EXECUTION_IMAGE, runtime: 'python', pool: 'integration-orphans' });
     expect(await infra.activities.removeOrphanExecutionContainers({ pool: 'integration-orphans', keep: [] })).toEqual([orphan]);
     await expect(infra.docker.getContainer(orphan).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  describe('made with another runner (a pool older than the worker)', () => {
+    async function staleContainer(name: string): Promise<string> {
+      const container = await infra.docker.createContainer({
+        name, Image: infra.config.EXECUTION_IMAGE, Cmd: ['python3', '-c', runnerSource, 'serve'], OpenStdin: true, NetworkDisabled: true,
+        Labels: { 'org.sessionflow.managed': 'true', 'org.sessionflow.instance': infra.config.SESSIONFLOW_INSTANCE, [runnerLabel]: 'an-older-runner' },
+      });
+      await container.start();
+      return container.id;
+    }
+
+    it('are passed over before any job reaches them', async () => {
+      const stale = await staleContainer(`sf-exec-stale-${randomUUID().slice(0, 8)}`);
+      try {
+        await expect(infra.activities.runInContainer({ containerId: stale, job: job(python, 'print(1)'), ownerId, historyOutputCap: 100 }))
+          .rejects.toMatchObject({ type: 'ContainerLost', details: [{ containerId: stale, duringRun: false }] });
+      } finally {
+        await infra.activities.removeExecutionContainer({ containerId: stale });
+      }
+    });
+
+    it('are made again by a create under their name', async () => {
+      const name = `sf-exec-stale-${randomUUID().slice(0, 8)}`;
+      const stale = await staleContainer(name);
+      const made = await infra.activities.createExecutionContainer({ name, image: infra.config.EXECUTION_IMAGE, runtime: 'python', pool: 'integration-test' });
+      try {
+        expect(made).not.toBe(stale);
+        const { result } = await infra.activities.runInContainer({ containerId: made, job: job(python, 'print(6 * 7)'), ownerId, historyOutputCap: 100 });
+        expect(result.run?.stdout).toBe('42\n');
+      } finally {
+        await infra.activities.removeExecutionContainer({ containerId: made });
+      }
+    });
   });
 });

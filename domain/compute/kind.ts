@@ -1,0 +1,35 @@
+import { defineSessionWorkflow } from '../shared/kind';
+import type { Lifecycle } from '../shared/lifecycle';
+import { SessionName } from '../shared/searchAttributes';
+import type { ComputeStatus } from './status';
+
+/**
+ * A compute session's workflow, for its whole life: one per session id (`session/<id>`), since
+ * every action on a session — restart, rename, destroy — is a message to the one workflow
+ * that owns its kernels. Extra attribute: SessionName. A destroyed PENDING session is
+ * CANCELLED, which ended as asked (ENDED); ERROR is the only failure.
+ */
+export const computeSessionKind = defineSessionWorkflow({
+  kind: 'compute',
+  workflowType: 'computeSessionWorkflow',
+  workflowId: makeComputeSessionWorkflowId,
+  lifecycle: {
+    PENDING: 'PENDING',
+    SCHEDULED: 'STARTING',
+    PREPARING: 'STARTING',
+    PULLING: 'STARTING',
+    PREPARED: 'STARTING',
+    CREATING: 'STARTING',
+    RUNNING: 'RUNNING',
+    RESTARTING: 'STARTING',
+    TERMINATING: 'STOPPING',
+    TERMINATED: 'ENDED',
+    ERROR: 'FAILED',
+    CANCELLED: 'ENDED',
+  } satisfies Record<ComputeStatus, Lifecycle>,
+  searchAttributes: [SessionName],
+});
+
+export function makeComputeSessionWorkflowId(sessionId: string): string {
+  return `session/${sessionId}`;
+}
