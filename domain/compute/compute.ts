@@ -1,0 +1,86 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ComputeStatus } from './status';
+
+/** Resources of one kernel, or free/total amounts: cpu in thousandths of a core, memory in bytes, gpu in (fractional) devices. */
+export interface ResourceSlots {
+  cpuMillis: number;
+  memoryBytes: number;
+  gpu: number;
+}
+
+export const clusterModes = ['single-node', 'multi-node'] as const;
+export type ClusterMode = (typeof clusterModes)[number];
+
+/** One kernel of a session as admitted: its name in the cluster (`main1`, `sub1`, …); the node comes from scheduling. */
+export interface KernelPlan {
+  kernelId: string;
+  role: 'main' | 'sub';
+  idx: number;
+  hostname: string;
+}
+
+/** Where the scheduler put a kernel: the node and the task queue of that node's worker. */
+export interface KernelPlacement extends KernelPlan {
+  node: string;
+  taskQueue: string;
+}
+
+/**
+ * What a session workflow starts with: ids and the settings it acts on. No secret travels here:
+ * secret_env is sealed in PostgreSQL and named by `secretId`, which only a node activity opens.
+ */
+export interface ComputeSessionInput {
+  sessionId: string;
+  ownerId: string;
+  name: string;
+  /** name:tag as the user wrote it, and the registry reference nodes pull. */
+  image: string;
+  imageReference: string;
+  scalingGroup: string;
+  clusterMode: ClusterMode;
+  kernels: KernelPlan[];
+  resources: ResourceSlots;
+  env: Record<string, string>;
+  secretId?: string;
+  vfolders: string[];
+  bootstrapScript?: string;
+  dependencies: string[];
+  priority: number;
+  /** Epoch milliseconds: not before (starts_at), and the end of waiting while PENDING (max_wait). */
+  startsAt?: number;
+  pendingDeadline?: number;
+  idleTimeoutSeconds?: number;
+  maxLifetimeSeconds?: number;
+}
+
+/** The session as its workflow knows it, for the api's answers that must be current (not the read model's). */
+export interface ComputeSessionState {
+  status: ComputeStatus;
+  reason?: string;
+  name: string;
+  priority: number;
+  idleTimeoutSeconds?: number;
+  kernels: (KernelPlan & { node?: string; containerId?: string })[];
+}
+
+export interface DestroyRequest {
+  forced: boolean;
+  reason?: string;
+}
+
+export interface ModifyRequest {
+  name?: string;
+  priority?: number;
+  /** 0 turns the idle timeout off. */
+  idleTimeoutSeconds?: number;
+}
+
+export const computeStateQuery = defineQuery<ComputeSessionState>('computeState');
+/** Answers once the session is TERMINATING or ended (InvalidSessionState while it is being created, unless forced). */
+export const destroyUpdate = defineUpdate<ComputeSessionState, [DestroyRequest]>('destroy');
+export const restartUpdate = defineUpdate<ComputeSessionState, []>('restart');
+export const modifyUpdate = defineUpdate<ComputeSessionState, [ModifyRequest]>('modify');
+/** Another session ended, or room freed in the scaling group: look again at dependencies and placement. */
+export const wakeSignal = defineSignal('wake');
+/** The reconciler found something (a container gone, a node dead): look at the kernels now. */
+export const checkAndTransitSignal = defineSignal<[{ reason: string }]>('checkAndTransit');
