@@ -8,3 +8,5 @@ export { pxeImageWorkflow, pxeBootServerStatusWorkflow } from './pxe/pxeImage';
 export { codeExecutionWorkflow } from './execution/codeExecution';
 export { executionPoolWorkflow } from './execution/executionPool';
 export { terminalSessionWorkflow } from './terminal/terminal';
+export { computeSessionWorkflow } from './compute/computeSession';
+export { computeReconcileWorkflow } from './compute/computeReconcile';

@@ -51,6 +51,31 @@ export interface ComputeSessionInput {
   pendingDeadline?: number;
   idleTimeoutSeconds?: number;
   maxLifetimeSeconds?: number;
+  /** Production leaves these to their defaults; tests shorten them. */
+  timings?: Partial<ComputeTimings>;
+  /** What a run that continued as new hands on (plain data only). */
+  resumed?: ComputeSessionCarry;
+}
+
+export interface ComputeTimings {
+  /** A node's worker that takes no task for this long is dead to the session: AgentNotAvailable. */
+  agentTimeoutSeconds: number;
+  /** How often a PENDING session looks again at its dependencies and for room, besides being woken. */
+  pendingRetrySeconds: number;
+  /** The longest pause between two looks at a kernel's bootstrap script. */
+  bootstrapPollMaxMs: number;
+  /** Past this many events a long-lived session continues as new. */
+  historyLimit: number;
+}
+
+export const defaultComputeTimings: ComputeTimings = { agentTimeoutSeconds: 30, pendingRetrySeconds: 10, bootstrapPollMaxMs: 2000, historyLimit: 2000 };
+
+export interface ComputeSessionCarry {
+  state: ComputeSessionState;
+  /** Epoch milliseconds (workflow time) of the last action on the session, and of RUNNING. */
+  lastActivityAt: number;
+  startedAt?: number;
+  network?: string;
 }
 
 /** The session as its workflow knows it, for the api's answers that must be current (not the read model's). */
@@ -60,7 +85,7 @@ export interface ComputeSessionState {
   name: string;
   priority: number;
   idleTimeoutSeconds?: number;
-  kernels: (KernelPlan & { node?: string; containerId?: string })[];
+  kernels: (KernelPlan & { node?: string; taskQueue?: string; containerId?: string })[];
 }
 
 export interface DestroyRequest {
@@ -78,9 +103,13 @@ export interface ModifyRequest {
 export const computeStateQuery = defineQuery<ComputeSessionState>('computeState');
 /** Answers once the session is TERMINATING or ended (InvalidSessionState while it is being created, unless forced). */
 export const destroyUpdate = defineUpdate<ComputeSessionState, [DestroyRequest]>('destroy');
+/** Answers when the session is RUNNING or has ended, or after `timeoutMs` with the status then (the api's create waits on it unless enqueue_only). */
+export const awaitStartUpdate = defineUpdate<ComputeSessionState, [{ timeoutMs: number }]>('awaitStart');
 export const restartUpdate = defineUpdate<ComputeSessionState, []>('restart');
 export const modifyUpdate = defineUpdate<ComputeSessionState, [ModifyRequest]>('modify');
 /** Another session ended, or room freed in the scaling group: look again at dependencies and placement. */
 export const wakeSignal = defineSignal('wake');
-/** The reconciler found something (a container gone, a node dead): look at the kernels now. */
-export const checkAndTransitSignal = defineSignal<[{ reason: string }]>('checkAndTransit');
+/** The reconciler's nudge: look at the kernels (a container gone, a node dead) and the PENDING deadline now. */
+export const checkAndTransitSignal = defineSignal<[{ reason: string }]>('checkAndTransitSignal');
+/** The same look, asked by an admin for a list of sessions: answers with the status after it. */
+export const checkAndTransitUpdate = defineUpdate<ComputeSessionState, [{ reason: string }]>('checkAndTransit');

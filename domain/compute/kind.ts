@@ -33,3 +33,16 @@ export const computeSessionKind = defineSessionWorkflow({
 export function makeComputeSessionWorkflowId(sessionId: string): string {
   return `session/${sessionId}`;
 }
+
+/** One run of the scheduled check-and-transit (its id is the schedule's plus the run's time, made by Temporal). */
+export const computeReconcileKind = defineSessionWorkflow({
+  kind: 'compute-reconcile',
+  workflowType: 'computeReconcileWorkflow',
+  workflowId: (instance: string) => `${makeComputeReconcileScheduleId(instance)}/run`,
+  lifecycle: { RUNNING: 'RUNNING', CHECKED: 'ENDED', FAILED: 'FAILED' },
+});
+
+/** One schedule per deployment: the instance keeps two deployments on one Temporal server apart. */
+export function makeComputeReconcileScheduleId(instance: string): string {
+  return `compute-reconcile/${instance}`;
+}

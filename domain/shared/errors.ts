@@ -29,6 +29,8 @@ export const errorCatalogue = {
   RegistryPushError: { status: 502, title: 'The registry refused the image' },
   InvalidSessionState: { status: 409, title: 'The session is not in a state that allows this' },
   AgentNotAvailable: { status: 503, title: 'The compute node does not answer' },
+  KernelFailed: { status: 502, title: 'A kernel of the session could not be created or run' },
+  BootstrapFailed: { status: 422, title: 'The session\'s bootstrap script failed' },
 
   // Code execution (seed 001).
   PoolExhausted: { status: 429, title: 'Every execution container is busy' },

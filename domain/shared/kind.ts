@@ -6,6 +6,7 @@ import { OwnerId, SessionDetail, SessionKind, SessionStatus } from './searchAttr
 export type SessionKindValue =
   | 'self-check'
   | 'compute'
+  | 'compute-reconcile'
   | 'execution'
   | 'execution-pool'
   | 'sandbox'

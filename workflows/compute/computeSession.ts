@@ -1,0 +1,460 @@
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+  TimeoutFailure,
+  TimeoutType,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { ClusterKeyActivities } from '../../activities/compute/clusterKeys';
+import type { ComputeControlActivities } from '../../activities/compute/control';
+import type { ComputeNodeActivities } from '../../activities/compute/node';
+import {
+  awaitStartUpdate,
+  checkAndTransitSignal,
+  checkAndTransitUpdate,
+  computeStateQuery,
+  defaultComputeTimings,
+  destroyUpdate,
+  modifyUpdate,
+  restartUpdate,
+  wakeSignal,
+  type ComputeSessionInput,
+  type ComputeSessionState,
+  type DestroyRequest,
+} from '../../domain/compute/compute';
+import { computeSessionKind, makeComputeSessionWorkflowId } from '../../domain/compute/kind';
+import { assertTransition, invalidSessionState, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
+import { domainFailure } from '../../domain/shared/errors';
+import { describeFailure, namedFailure } from '../../domain/shared/failures';
+import { SessionName } from '../../domain/shared/searchAttributes';
+import { shouldContinueAsNew } from '../shared/continueAsNew';
+import { upsertStatus } from '../shared/status';
+
+type Kernel = ComputeSessionState['kernels'][number];
+type NodeActivities = ComputeNodeActivities;
+
+// The read model and the scheduler are single PostgreSQL transactions: local activities spare
+// a server round trip per status change. A database that does not answer is waited for
+// (backoff up to 10 s, no attempt limit): a session must not fail because PostgreSQL restarted.
+// Named failures (InsufficientResources, SessionNameTaken) are not retried.
+const control = proxyLocalActivities<ComputeControlActivities & ClusterKeyActivities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '200ms', maximumInterval: '10s' },
+});
+
+/** Statuses in which kernels are being made: a destroy then needs `forced`. */
+const creatingStatuses: readonly ComputeStatus[] = ['SCHEDULED', 'PREPARING', 'PULLING', 'PREPARED', 'CREATING'];
+
+/**
+ * One compute session, from admission to its end: wait PENDING for the start time, the
+ * dependencies and room on a node; reserve nodes (SCHEDULED); prepare the cluster's key pair and
+ * network (PREPARING); pull the image to every node (PULLING); create every kernel on its node
+ * and wait for their bootstrap scripts (CREATING) — all or nothing; then serve restarts,
+ * modifications and checks until destroyed, idle or past its lifetime (RUNNING); remove the
+ * kernels (TERMINATING) and tell the sessions waiting on this one.
+ *
+ * Node activities go to the chosen node's own task queue; a node whose worker takes no task
+ * within `agentTimeoutSeconds` is AgentNotAvailable.
+ */
+export async function computeSessionWorkflow(input: ComputeSessionInput): Promise<ComputeSessionState> {
+  const { sessionId, ownerId } = input;
+  const timings = { ...defaultComputeTimings, ...input.timings };
+  const carried = input.resumed;
+  const state: ComputeSessionState = carried?.state ?? {
+    status: 'PENDING',
+    name: input.name,
+    priority: input.priority,
+    idleTimeoutSeconds: input.idleTimeoutSeconds,
+    kernels: input.kernels.map((kernel) => ({ ...kernel })),
+  };
+  let lastActivityAt = carried?.lastActivityAt ?? Date.now();
+  let startedAt = carried?.startedAt;
+  let network = carried?.network;
+  let destroyRequest: DestroyRequest | undefined;
+  let restartRequested = false;
+  let woken = false;
+  /** Checks asked for and checks done: an admin's update waits for the one after its own. */
+  let checksAsked = 0;
+  let checksDone = 0;
+  let checkReason = '';
+
+  const ended = () => isFinalComputeStatus(state.status);
+  const terminatingOrEnded = () => state.status === 'TERMINATING' || ended();
+
+  setHandler(computeStateQuery, () => state);
+  setHandler(awaitStartUpdate, async ({ timeoutMs }) => {
+    await condition(() => state.status === 'RUNNING' || terminatingOrEnded(), timeoutMs);
+    return state;
+  });
+  setHandler(
+    destroyUpdate,
+    async (request) => {
+      if (!terminatingOrEnded() && (!destroyRequest || (request.forced && !destroyRequest.forced))) destroyRequest = request;
+      await condition(terminatingOrEnded);
+      return state;
+    },
+    {
+      validator: (request) => {
+        if (!request.forced && creatingStatuses.includes(state.status)) {
+          throw invalidSessionState(state.status, 'its kernels are being created; destroy it with forced=true or once it runs', ['PENDING', 'RUNNING', 'RESTARTING']);
+        }
+      },
+    },
+  );
+  setHandler(
+    restartUpdate,
+    async () => {
+      restartRequested = true;
+      lastActivityAt = Date.now();
+      await condition(() => !restartRequested);
+      return state;
+    },
+    { validator: () => requireStatus('RUNNING', 'restart') },
+  );
+  setHandler(
+    modifyUpdate,
+    async (request) => {
+      await control.modifyComputeSession({ sessionId, ...request });
+      if (request.name !== undefined && request.name !== state.name) {
+        state.name = request.name;
+        upsertSearchAttributes([{ key: SessionName, value: request.name }]);
+      }
+      if (request.priority !== undefined) state.priority = request.priority;
+      if (request.idleTimeoutSeconds !== undefined) state.idleTimeoutSeconds = request.idleTimeoutSeconds || undefined;
+      lastActivityAt = Date.now();
+      return state;
+    },
+    {
+      validator: () => {
+        if (ended()) throw invalidSessionState(state.status, 'an ended session cannot be modified');
+      },
+    },
+  );
+  setHandler(checkAndTransitSignal, ({ reason }) => askCheck(reason));
+  setHandler(checkAndTransitUpdate, async ({ reason }) => {
+    // Kernels being made are looked at once they run; an ended session has nothing to look at.
+    if (state.status !== 'RUNNING' && state.status !== 'PENDING') return state;
+    const mine = askCheck(reason);
+    await condition(() => checksDone >= mine || ended());
+    return state;
+  });
+  setHandler(wakeSignal, () => {
+    woken = true;
+  });
+
+  if (state.status === 'PENDING' && (await waitForRoom())) await createKernels();
+  if (state.status === 'RUNNING') await serve();
+  if (state.status === 'TERMINATING') await terminate(destroyRequest?.reason ?? state.reason ?? 'destroyed');
+  await wakeWaitingSessions();
+  await condition(allHandlersFinished);
+  return state;
+
+  /**
+   * PENDING: the start time, then the dependencies (all TERMINATED; one that failed cancels
+   * this one), then room in the scaling group. Woken by a session that ends, or every
+   * `pendingRetrySeconds`; `max_wait` bounds the wait. Returns whether the session is SCHEDULED.
+   */
+  async function waitForRoom(): Promise<boolean> {
+    const pastDeadline = () => input.pendingDeadline !== undefined && Date.now() >= input.pendingDeadline;
+    const stopWaiting = () => destroyRequest !== undefined || pastDeadline() || checksAsked > checksDone;
+    const pause = async (ms: number) => {
+      woken = false;
+      const untilDeadline = input.pendingDeadline === undefined ? ms : Math.max(0, input.pendingDeadline - Date.now());
+      await condition(() => woken || stopWaiting(), Math.min(ms, untilDeadline));
+      checksDone = checksAsked;
+    };
+    if (input.startsAt !== undefined && input.startsAt > Date.now() && !carried) await pause(input.startsAt - Date.now());
+    for (;;) {
+      if (destroyRequest) return !(await transit('CANCELLED', destroyRequest.reason ?? 'destroyed while PENDING'));
+      if (pastDeadline()) return !(await transit('CANCELLED', 'still PENDING when max_wait ran out'));
+      if (input.startsAt !== undefined && input.startsAt > Date.now()) {
+        await pause(input.startsAt - Date.now());
+        continue;
+      }
+      const dependencies = await control.computeDependencyOutcome({ sessionId });
+      if (typeof dependencies === 'object') return !(await transit('CANCELLED', `dependency ${dependencies.failed} ended ${dependencies.status}`));
+      if (dependencies === 'ready') {
+        let placement: Awaited<ReturnType<ComputeControlActivities['scheduleComputeSession']>>;
+        try {
+          placement = await control.scheduleComputeSession({ sessionId });
+        } catch (err) {
+          if (namedFailure(err)?.type !== 'InsufficientResources') throw err;
+          return !(await transit('ERROR', reasonOf(err)));
+        }
+        if ('placed' in placement) {
+          for (const placed of placement.placed) Object.assign(kernelByHostname(placed.hostname), { node: placed.node, taskQueue: placed.taskQueue });
+          await transit('SCHEDULED', `placed on ${[...new Set(placement.placed.map((k) => k.node))].join(', ')}`);
+          return true;
+        }
+      }
+      if (shouldContinueAsNew(timings.historyLimit) && allHandlersFinished()) await carryOn();
+      await pause(timings.pendingRetrySeconds * 1000);
+    }
+  }
+
+  /**
+   * SCHEDULED → PREPARING → PULLING → PREPARED → CREATING → RUNNING, all or nothing: a kernel
+   * that fails (or a forced destroy) removes every kernel made so far, in a scope nothing can
+   * cancel, and the session ends ERROR naming the kernel and the cause (or TERMINATED).
+   */
+  async function createKernels(): Promise<void> {
+    const creation = new CancellationScope();
+    // A forced destroy cancels the creation; the compensation below then removes what was made.
+    void condition(() => destroyRequest !== undefined).then(() => creation.cancel());
+    try {
+      await creation.run(async () => {
+        await transit('PREPARING');
+        const cluster = state.kernels.length > 1;
+        const keyId = cluster ? (await control.ensureClusterKeyPair({ sessionId, ownerId })).keyId : undefined;
+        if (cluster && input.clusterMode === 'single-node') network = (await onNode(state.kernels[0]!).ensureClusterNetwork({ sessionId })).network;
+        await transit('PULLING');
+        await settleAll(distinctNodes().map((kernel) => pullerOn(kernel).pullKernelImage({ reference: input.imageReference }).catch((err: unknown) => {
+          throw kernelFailure(kernel, err, `pulling ${input.image} to node ${kernel.node}`);
+        })));
+        await transit('PREPARED');
+        await transit('CREATING');
+        const hosts = state.kernels.map((kernel) => kernel.hostname);
+        await settleAll(state.kernels.map(async (kernel) => {
+          try {
+            const { containerId } = await onNode(kernel).createKernel({
+              sessionId, ownerId, kernelId: kernel.kernelId, hostname: kernel.hostname, role: kernel.role, idx: kernel.idx,
+              imageReference: input.imageReference, resources: input.resources, env: input.env, secretId: input.secretId,
+              vfolders: input.vfolders, network: input.clusterMode === 'single-node' ? network : undefined, clusterHosts: hosts,
+              clusterKeyId: keyId, bootstrapScript: input.bootstrapScript,
+            });
+            kernel.containerId = containerId;
+            await control.setComputeKernelContainer({ kernelId: kernel.kernelId, containerId });
+            await awaitBootstrap(kernel);
+          } catch (err) {
+            throw kernelFailure(kernel, err, 'creating it');
+          }
+        }));
+      });
+      startedAt = Date.now();
+      lastActivityAt = startedAt;
+      await transit('RUNNING');
+    } catch (err) {
+      await CancellationScope.nonCancellable(async () => {
+        const removal = await removeKernels();
+        if (destroyRequest && isCancellation(err)) {
+          await transit('TERMINATING', destroyRequest.reason ?? 'destroyed (forced) while being created');
+          await transit(removal ?? 'TERMINATED', removal ? 'a node did not answer to remove its kernels' : undefined);
+        } else {
+          await transit('ERROR', reasonOf(err));
+        }
+      });
+    }
+  }
+
+  /** The bootstrap script's exit code decides: 0 and the kernel is up; otherwise the session fails. */
+  async function awaitBootstrap(kernel: Kernel): Promise<void> {
+    for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, timings.bootstrapPollMaxMs)) {
+      const bootstrap = await onNode(kernel).kernelBootstrapState({ containerId: kernel.containerId! });
+      if (bootstrap.done) {
+        if (bootstrap.exitCode === 0) return;
+        throw domainFailure('BootstrapFailed', `the bootstrap script exited with ${bootstrap.exitCode}`, { exit_code: bootstrap.exitCode });
+      }
+      if (!bootstrap.running) throw domainFailure('KernelFailed', 'its container stopped before the bootstrap script finished');
+      await sleep(pauseMs);
+    }
+  }
+
+  /**
+   * RUNNING: restarts, checks and modifications until a destroy, the idle timeout (any action
+   * on the session counts as activity) or the end of its lifetime. Both timeouts are durable
+   * timers derived from workflow time.
+   */
+  async function serve(): Promise<void> {
+    for (;;) {
+      const idleEnds = state.idleTimeoutSeconds ? lastActivityAt + state.idleTimeoutSeconds * 1000 : Infinity;
+      const lifeEnds = input.maxLifetimeSeconds && startedAt !== undefined ? startedAt + input.maxLifetimeSeconds * 1000 : Infinity;
+      const next = Math.min(idleEnds, lifeEnds);
+      const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone;
+      if (next === Infinity) await condition(asked);
+      else await condition(asked, Math.max(0, next - Date.now()));
+
+      if (destroyRequest) return transitTo('TERMINATING', destroyRequest.reason ?? 'destroyed');
+      if (restartRequested) {
+        await restart();
+        if (ended()) return;
+        continue;
+      }
+      if (checksAsked > checksDone) {
+        const asking = checksAsked;
+        await check();
+        checksDone = asking;
+        if (ended()) return;
+        continue;
+      }
+      if (Date.now() >= lifeEnds) return transitTo('TERMINATING', `max lifetime of ${input.maxLifetimeSeconds} s reached`);
+      if (Date.now() >= idleEnds) return transitTo('TERMINATING', `idle for ${state.idleTimeoutSeconds} s`);
+      if (shouldContinueAsNew(timings.historyLimit) && allHandlersFinished()) await carryOn();
+    }
+  }
+
+  /** RUNNING → RESTARTING → RUNNING: every kernel's container restarted in place (vfolders and files kept, bootstrap not run again). */
+  async function restart(): Promise<void> {
+    await transit('RESTARTING', 'restart requested');
+    try {
+      await settleAll(state.kernels.map((kernel) => onNode(kernel).restartKernel({ containerId: kernel.containerId! }).catch((err: unknown) => {
+        throw kernelFailure(kernel, err, 'restarting it');
+      })));
+      await transit('RUNNING', 'restarted');
+    } catch (err) {
+      await CancellationScope.nonCancellable(async () => {
+        await removeKernels();
+        await transit('ERROR', reasonOf(err));
+      });
+    } finally {
+      restartRequested = false;
+    }
+  }
+
+  /**
+   * Check and transit: every kernel's container must still run on a node that answers. One
+   * gone (removed behind the platform's back, exited) or a dead node ends the session ERROR
+   * with the reason, after removing what is left.
+   */
+  async function check(): Promise<void> {
+    let problem: string | undefined;
+    for (const kernel of distinctNodes()) {
+      const ids = state.kernels.filter((k) => k.node === kernel.node).map((k) => k.containerId!);
+      try {
+        const states = await onNode(kernel).inspectKernels({ containerIds: ids });
+        const gone = state.kernels.find((k) => k.node === kernel.node && states[k.containerId!] !== 'running');
+        if (gone) problem = `kernel ${gone.hostname}'s container is ${states[gone.containerId!] ?? 'missing'} (check: ${checkReason})`;
+      } catch (err) {
+        problem = reasonOf(kernelFailure(kernel, err, 'checking its container'));
+      }
+      if (problem) break;
+    }
+    if (!problem) return;
+    await CancellationScope.nonCancellable(async () => {
+      await removeKernels();
+      await transit('ERROR', problem);
+    });
+  }
+
+  /** TERMINATING → TERMINATED: kernels and the cluster network removed on every node. */
+  async function terminate(reason: string): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      const removal = await removeKernels();
+      await transit(removal ?? 'TERMINATED', removal ? `a node did not answer to remove the kernels (${reason})` : reason);
+    });
+  }
+
+  /**
+   * Removes every kernel of the session on every node it was placed on (by the session's label,
+   * so a container whose create never answered goes too) and the cluster network. Returns
+   * ERROR when a node is gone and its kernels could not be removed.
+   */
+  async function removeKernels(): Promise<'ERROR' | undefined> {
+    const outcomes = await Promise.allSettled(distinctNodes().map(async (kernel) => {
+      await onNode(kernel).removeSessionKernels({ sessionId });
+      if (network && kernel.node === state.kernels[0]!.node) await onNode(kernel).removeClusterNetwork({ sessionId });
+    }));
+    return outcomes.some((outcome) => outcome.status === 'rejected') ? 'ERROR' : undefined;
+  }
+
+  /** The sessions this one's end may let go on: its dependents and the PENDING ones of its scaling group. */
+  async function wakeWaitingSessions(): Promise<void> {
+    const waiting = await control.computeSessionsToWake({ sessionId });
+    await Promise.all(waiting.map((id) => getExternalWorkflowHandle(makeComputeSessionWorkflowId(id)).signal(wakeSignal).catch(() => undefined)));
+  }
+
+  /** Every status change: allowed by the map, in the read model's history, in the Web UI. Returns whether the session has ended. */
+  async function transit(to: ComputeStatus, reason?: string): Promise<boolean> {
+    assertTransition(state.status, to);
+    const from = state.status;
+    await control.recordComputeTransition({ sessionId, from, to, reason, at: Date.now() });
+    state.status = to;
+    state.reason = reason;
+    upsertStatus(computeSessionKind, to);
+    return ended();
+  }
+
+  async function transitTo(to: ComputeStatus, reason: string): Promise<void> {
+    await transit(to, reason);
+  }
+
+  function askCheck(reason: string): number {
+    checkReason = reason;
+    checksAsked += 1;
+    return checksAsked;
+  }
+
+  function requireStatus(status: ComputeStatus, action: string): void {
+    if (state.status !== status) throw invalidSessionState(state.status, `${action} needs a ${status} session`, [status]);
+  }
+
+  function kernelByHostname(hostname: string): Kernel {
+    return state.kernels.find((kernel) => kernel.hostname === hostname)!;
+  }
+
+  /** One kernel per node the session uses, to address that node's queue. */
+  function distinctNodes(): Kernel[] {
+    const seen = new Set<string>();
+    return state.kernels.filter((kernel) => kernel.node !== undefined && !seen.has(kernel.node) && Boolean(seen.add(kernel.node)));
+  }
+
+  // Docker calls on a node: seconds, unless the engine stalls; retried a few times (a create
+  // finds its first attempt's container by name). A node that takes no task within
+  // agentTimeoutSeconds is not retried: AgentNotAvailable.
+  function onNode(kernel: Kernel) {
+    return proxyActivities<NodeActivities>({
+      taskQueue: kernel.taskQueue!,
+      scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
+      startToCloseTimeout: '2m',
+      retry: { initialInterval: '500ms', maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound'] },
+    });
+  }
+
+  // A pull moves hundreds of megabytes from the registry: minutes at worst.
+  function pullerOn(kernel: Kernel) {
+    return proxyActivities<NodeActivities>({
+      taskQueue: kernel.taskQueue!,
+      scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
+      startToCloseTimeout: '15m',
+      retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ['ImageNotFound'] },
+    });
+  }
+
+  /** A kernel's failure as the session's reason: which kernel, on which node, doing what, and why. */
+  function kernelFailure(kernel: Kernel, err: unknown, doing: string) {
+    if (isCancellation(err)) return err;
+    if (agentUnavailable(err)) {
+      return domainFailure('AgentNotAvailable', `kernel ${kernel.hostname}: node ${kernel.node} took no task within ${timings.agentTimeoutSeconds} s while ${doing}`, { kernel: kernel.hostname, node: kernel.node });
+    }
+    const { type, message } = describeFailure(namedFailure(err) ?? err);
+    return domainFailure(type === 'AgentNotAvailable' || type === 'ImageNotFound' || type === 'BootstrapFailed' ? type : 'KernelFailed', `kernel ${kernel.hostname} on node ${kernel.node}, ${doing}: ${type}: ${message}`, { kernel: kernel.hostname, node: kernel.node });
+  }
+
+  async function carryOn(): Promise<never> {
+    return continueAsNew<typeof computeSessionWorkflow>({ ...input, resumed: { state, lastActivityAt, startedAt, network } });
+  }
+}
+
+/** Every promise settled before the first failure is thrown: compensation must know every container a create made. */
+async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(promises);
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function agentUnavailable(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START;
+}
+
+function reasonOf(err: unknown): string {
+  const { type, message } = describeFailure(namedFailure(err) ?? err);
+  return `${type}: ${message}`;
+}
