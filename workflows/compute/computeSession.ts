@@ -11,9 +11,9 @@ import {
   setHandler,
   sleep,
   TimeoutFailure,
-  TimeoutType,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import type { ClusterKeyActivities } from '../../activities/compute/clusterKeys';
 import type { ComputeControlActivities } from '../../activities/compute/control';
 import type { ComputeNodeActivities } from '../../activities/compute/node';
@@ -123,7 +123,12 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   setHandler(
     modifyUpdate,
     async (request) => {
-      await control.modifyComputeSession({ sessionId, ...request });
+      try {
+        await control.modifyComputeSession({ sessionId, ...request });
+      } catch (err) {
+        // The client gets the refusal by its name (SessionNameTaken), not wrapped as an activity's failure.
+        throw namedFailure(err) ?? err;
+      }
       if (request.name !== undefined && request.name !== state.name) {
         state.name = request.name;
         upsertSearchAttributes([{ key: SessionName, value: request.name }]);
@@ -134,12 +139,14 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       return state;
     },
     {
-      validator: () => {
+      validator: (_request) => {
         if (ended()) throw invalidSessionState(state.status, 'an ended session cannot be modified');
       },
     },
   );
-  setHandler(checkAndTransitSignal, ({ reason }) => askCheck(reason));
+  setHandler(checkAndTransitSignal, ({ reason }) => {
+    askCheck(reason);
+  });
   setHandler(checkAndTransitUpdate, async ({ reason }) => {
     // Kernels being made are looked at once they run; an ended session has nothing to look at.
     if (state.status !== 'RUNNING' && state.status !== 'PENDING') return state;
@@ -278,7 +285,9 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       const idleEnds = state.idleTimeoutSeconds ? lastActivityAt + state.idleTimeoutSeconds * 1000 : Infinity;
       const lifeEnds = input.maxLifetimeSeconds && startedAt !== undefined ? startedAt + input.maxLifetimeSeconds * 1000 : Infinity;
       const next = Math.min(idleEnds, lifeEnds);
-      const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone;
+      // Determinism: continue as new only once every handler has answered (see shouldContinueAsNew).
+      const carryOnNow = () => shouldContinueAsNew(timings.historyLimit) && allHandlersFinished();
+      const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone || carryOnNow();
       if (next === Infinity) await condition(asked);
       else await condition(asked, Math.max(0, next - Date.now()));
 
@@ -297,7 +306,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       }
       if (Date.now() >= lifeEnds) return transitTo('TERMINATING', `max lifetime of ${input.maxLifetimeSeconds} s reached`);
       if (Date.now() >= idleEnds) return transitTo('TERMINATING', `idle for ${state.idleTimeoutSeconds} s`);
-      if (shouldContinueAsNew(timings.historyLimit) && allHandlersFinished()) await carryOn();
+      if (carryOnNow()) await carryOn();
     }
   }
 
