@@ -29,6 +29,7 @@ export const errorCatalogue = {
   RegistryPushError: { status: 502, title: 'The registry refused the image' },
   InvalidSessionState: { status: 409, title: 'The session is not in a state that allows this' },
   AgentNotAvailable: { status: 503, title: 'The compute node does not answer' },
+  SecretsKeyMissing: { status: 503, title: 'No key to seal or open compute secrets is configured' },
 
   // Code execution (seed 001).
   PoolExhausted: { status: 429, title: 'Every execution container is busy' },
