@@ -45,3 +45,16 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, seconds
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/** Everything of this test instance on node b's engine: for the run's teardown, once every test file is done. */
+export async function removeInstanceLeftovers(instance = process.env.SESSIONFLOW_INSTANCE): Promise<void> {
+  if (!instance) return;
+  const docker = nodeBDocker();
+  const label = { label: [`${instanceLabel}=${instance}`] };
+  const containers = await docker.listContainers({ all: true, filters: label });
+  await Promise.all(containers.map((c) => ignoreNotFound(docker.getContainer(c.Id).remove({ force: true }))));
+  const networks = await docker.listNetworks({ filters: label });
+  await Promise.all(networks.map((n) => ignoreNotFound(docker.getNetwork(n.Id).remove())));
+  const { Volumes } = await docker.listVolumes({ filters: label });
+  await Promise.all((Volumes ?? []).map((v) => ignoreNotFound(docker.getVolume(v.Name).remove({ force: true }))));
+}
