@@ -127,6 +127,7 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
       return { network: name };
     },
 
+    /** After the session's kernels are removed (Docker refuses to remove a network with containers on it); one already gone is done. */
     async removeClusterNetwork({ sessionId }: { sessionId: string }): Promise<void> {
       await ignoreNotFound(docker.getNetwork(clusterNetworkName(instance, sessionId)).remove());
     },
