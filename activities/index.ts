@@ -1,5 +1,7 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
+import type { Sealer } from '../platform/sealer';
+import { createClusterKeyActivities } from './compute/clusterKeys';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
 import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandbox';
 import type { ContainerRuntime } from './shared/containerRuntime';
@@ -28,6 +30,8 @@ export interface ActivityDeps {
   chatSandbox: ChatSandboxLimits;
   /** The OCI runtime every container holding user code runs under (gVisor where the engine has it). */
   containerRuntime: ContainerRuntime;
+  /** Seals and opens compute_secrets rows (COMPUTE_SECRETS_KEY). */
+  computeSecrets: Sealer;
 }
 
 /**
@@ -43,6 +47,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createExecutionActivities(deps),
     ...createTerminalActivities(deps),
     ...createRetentionActivities(deps),
+    // The compute node activities are not here: they run only on node queues (workers/computeNode.ts).
+    ...createClusterKeyActivities({ pool: deps.pool, sealer: deps.computeSecrets }),
   };
 }
 

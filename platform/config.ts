@@ -92,6 +92,21 @@ const configSchema = z.object({
   TERMINAL_ALLOWED_ORIGINS: z.string().default(''),
   /** At most one heartbeat per session per this many ms reaches its workflow; the others are answered without it. */
   TERMINAL_HEARTBEAT_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
+  /** Compute sessions: base64 of 32 bytes sealing secret_env and cluster SSH keys (AES-256-GCM); scripts/up.sh keeps one in SESSIONFLOW_HOME. */
+  COMPUTE_SECRETS_KEY: z.base64().refine((value) => Buffer.from(value, 'base64').length === 32, 'base64 of exactly 32 bytes').optional(),
+  /** The kernel image as nodes pull it from the registry (scripts/push-images.sh pushes it there). */
+  COMPUTE_KERNEL_IMAGE: z.string().min(1).default('127.0.0.1:5000/sessionflow/kernel-python:bookworm'),
+  /** The worker process is also a compute node (polls `node/<COMPUTE_NODE_NAME>` with this engine); `false` leaves that to separate node workers. */
+  COMPUTE_NODE_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  COMPUTE_NODE_NAME: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('local'),
+  /** Declared capacity (cores; default: the host's); the scheduler places kernels within it. */
+  COMPUTE_NODE_CPU: z.coerce.number().positive().max(4096).optional(),
+  /** Declared memory: bytes, or with a binary suffix (`16G`, `512M`); default: the host's. */
+  COMPUTE_NODE_MEMORY: z.string().regex(/^\d+(\.\d+)?[KMGT]?$/i, 'bytes, or a number with K, M, G or T').transform(parseMemory).optional(),
+  /** Declared GPU slots (accounting only where no GPU exists). */
+  COMPUTE_NODE_GPU: z.coerce.number().min(0).max(1024).default(0),
+  COMPUTE_NODE_SCALING_GROUP: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
+  COMPUTE_NODE_HEARTBEAT_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
   /**
    * SSH hosts (terminals, boot servers) registered without a host key get the key they present
    * first pinned (trust on first use); `false`: an admin must give every host key.
@@ -100,6 +115,12 @@ const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+function parseMemory(value: string): number {
+  const units: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+  const unit = units[value.slice(-1).toLowerCase()];
+  return Math.round(Number.parseFloat(value) * (unit ?? 1));
+}
 export const configKeys = Object.keys(configSchema.shape) as (keyof Config)[];
 
 /** All a chat sandbox can write: its workspace, /tmp and /dev/shm, each a sized tmpfs. */

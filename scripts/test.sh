@@ -19,6 +19,9 @@ export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 export TEMPORAL_NAMESPACE="$TEMPORAL_TEST_NAMESPACE"
 export REGISTRY_ADDRESS="127.0.0.1:$REGISTRY_PORT"
 export TEMPORAL_BIN BASE_IMAGE LOG_LEVEL="${LOG_LEVEL:-silent}"
+# The second compute node's engine (ensure-node-engine.sh), and a throwaway key for compute secrets.
+export NODE_B_DOCKER_SOCKET="${NODE_B_DOCKER_SOCKET:-/run/sf-node-b.sock}"
+export COMPUTE_SECRETS_KEY="${COMPUTE_SECRETS_KEY:-$(head -c 32 /dev/urandom | base64)}"
 # Containers made by this run are labelled with it; reconcilers under test touch only these.
 export SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-test-$test_db}"
 log "jest"

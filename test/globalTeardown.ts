@@ -1,4 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
+import { removeInstanceLeftovers } from './helpers/computeNode';
 import { runTaskQueuePrefix, testNamespace } from './helpers/testRun';
 
 /**
@@ -6,7 +7,8 @@ import { runTaskQueuePrefix, testNamespace } from './helpers/testRun';
  * their workers, not every workflow they started), and fail the run if any of its workflows
  * ran in the default namespace — the one the user watches in the Web UI. Only this run's task
  * queues are touched, so a run beside it on the same server keeps its workflows; what a run
- * killed before its teardown left behind is ended a day later by another run's.
+ * killed before its teardown left behind is ended a day later by another run's. On the second
+ * Docker engine (compute node b), this run's instance's containers, networks and volumes go.
  */
 export default async function globalTeardown(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
@@ -18,6 +20,8 @@ export default async function globalTeardown(): Promise<void> {
     if (leaked.length > 0) throw new Error(`tests started workflows in the default namespace (now terminated): ${leaked.join(', ')}`);
   } finally {
     await connection.close();
+    // Node b's engine serves only tests: what a killed test file left there goes with the run.
+    await removeInstanceLeftovers().catch(() => undefined);
   }
 }
 

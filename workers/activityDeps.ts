@@ -6,6 +6,7 @@ import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
 import { sandboxLimitsFrom } from '../platform/executionSettings';
 import { chatSandboxLimitsFrom } from '../platform/sandboxSettings';
+import { computeSecretsSealer } from '../activities/compute/secretStore';
 
 export interface ActivityDepsSources {
   docker: Docker;
@@ -26,6 +27,7 @@ export function activityDepsFrom(config: Config, { docker, pool, containerRuntim
     sshTrustOnFirstUse: config.SSH_TRUST_ON_FIRST_USE,
     sandbox: sandboxLimitsFrom(config),
     chatSandbox: chatSandboxLimitsFrom(config),
+    computeSecrets: computeSecretsSealer(config.COMPUTE_SECRETS_KEY),
   };
 }
 

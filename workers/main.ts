@@ -12,6 +12,7 @@ import { maxConcurrentExecutions } from '../platform/executionSettings';
 import { ensureRetentionSchedule } from './retentionSchedule';
 import { ensureSandboxSweepSchedule } from './sandboxSchedule';
 import { TemporalPinoLogger } from './temporalLogger';
+import { startComputeNode } from './computeNode';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -33,6 +34,8 @@ async function main(): Promise<void> {
   const worker = await createSessionflowWorker({ ...workerOptions, activities });
   // Executions whose api is gone finish here (the api's own execution worker starts them eagerly).
   const executionWorker = await createExecutionWorker({ ...workerOptions, activities, maxConcurrentExecutions: maxConcurrentExecutions(config) });
+  // On one machine this process is also the compute node `local`, on the same engine.
+  const computeNode = config.COMPUTE_NODE_ENABLED ? await startComputeNode({ config, connection, docker, pool, containerRuntime, log }) : undefined;
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, executionTaskQueue: executionTaskQueue(config.TEMPORAL_TASK_QUEUE), namespace: config.TEMPORAL_NAMESPACE, prebuilt }, 'worker polling');
 
   const client = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
@@ -43,7 +46,7 @@ async function main(): Promise<void> {
   log.info({ scheduleId: retentionSchedule, everySeconds: config.RETENTION_SWEEP_INTERVAL_SECONDS }, 'retention sweep scheduled');
 
   // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks have drained (Runtime's shutdown signals).
-  await Promise.all([worker.run(), executionWorker.run()]);
+  await Promise.all([worker.run(), executionWorker.run(), computeNode?.run()]);
   await connection.close();
   await pool.end();
   log.info('worker stopped');

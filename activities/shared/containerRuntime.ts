@@ -17,6 +17,14 @@ export type ContainerRuntimeName = 'runsc' | 'runc';
  */
 export const gvisorRuntime = 'runsc';
 
+/**
+ * gVisor for containers on a network (compute kernels of a cluster): registered beside it by the
+ * same script with `--network=host`, i.e. socket calls pass to the kernel inside the container's
+ * own network namespace. gVisor's own network stack would isolate more, but Debian's runsc
+ * (2022-12-19) refuses it on kernels ≥ 6 (it mistakes every namespace for the root one).
+ */
+export const gvisorNetworkRuntime = 'runsc-hostinet';
+
 /** The runtime, as `HostConfig.Runtime` wants it: resolved once per process, on first use. */
 export type ContainerRuntime = () => Promise<ContainerRuntimeName>;
 

@@ -31,6 +31,7 @@ export const errorCatalogue = {
   AgentNotAvailable: { status: 503, title: 'The compute node does not answer' },
   KernelFailed: { status: 502, title: 'A kernel of the session could not be created or run' },
   BootstrapFailed: { status: 422, title: 'The session\'s bootstrap script failed' },
+  SecretsKeyMissing: { status: 503, title: 'No key to seal or open compute secrets is configured' },
 
   // Code execution (seed 001).
   PoolExhausted: { status: 429, title: 'Every execution container is busy' },

@@ -1,6 +1,6 @@
 /**
- * The task queue the main worker polls. Compute-node workers will poll `node/<name>` queues
- * of their own (see docs/architecture.md, Scaling out); tests use a unique queue each.
+ * The task queue the main worker polls. Compute-node workers poll `node/<name>` queues of their
+ * own (nodeTaskQueue; see docs/architecture.md, Scaling out); tests use a unique queue each.
  */
 export const defaultTaskQueue = 'sessionflow';
 
@@ -11,4 +11,12 @@ export const defaultTaskQueue = 'sessionflow';
  */
 export function executionTaskQueue(mainTaskQueue: string): string {
   return `${mainTaskQueue}/execution`;
+}
+
+/**
+ * A compute node's own queue: only that node's worker polls it, with activities built on that
+ * node's Docker engine, so an activity scheduled here acts on that node and no other.
+ */
+export function nodeTaskQueue(nodeName: string): string {
+  return `node/${nodeName}`;
 }

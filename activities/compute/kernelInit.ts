@@ -1,0 +1,119 @@
+import { pack } from 'tar-stream';
+
+/**
+ * What a kernel's main process does, and the files it needs, in one place (issue 14 puts a
+ * kernel runner here): start the cluster's sshd when the kernel has the cluster key, run the
+ * bootstrap script once and record its exit code, then stay up. Everything lives under the
+ * home of `work` in the container's own layer, which a restart keeps (vfolders are mounted
+ * beside it, at /home/work/<name>).
+ */
+
+export const kernelUser = { uid: 1000, gid: 1000, home: '/home/work' } as const;
+export const kernelStateDir = `${kernelUser.home}/.sessionflow`;
+/** Written once the bootstrap script has run (its exit code, or 0 without a script); a restart finds it and runs nothing again. */
+export const bootstrapStatusPath = `${kernelStateDir}/bootstrap.status`;
+/** The port every kernel's sshd listens on inside the cluster network (unprivileged: sshd runs as `work`). */
+export const kernelSshPort = 2200;
+/** Every kernel's host key is the cluster's key, pinned under this one name, so `ssh sub1` checks it without a first-use prompt. */
+const clusterHostKeyAlias = 'sessionflow-cluster';
+
+export const kernelCommand = ['/bin/sh', `${kernelStateDir}/init.sh`];
+
+const initScript = `#!/bin/sh
+# The main process of a sessionflow compute kernel (activities/compute/kernelInit.ts), under docker-init.
+state=${kernelStateDir}
+if [ -f "$state/sshd_config" ]; then
+  /usr/sbin/sshd -f "$state/sshd_config" -E "$state/sshd.log" || echo "sessionflow: sshd did not start, see $state/sshd.log" >&2
+fi
+if [ ! -f "$state/bootstrap.status" ]; then
+  code=0
+  if [ -f "$state/bootstrap.sh" ]; then
+    # Its output goes to the container's log; stdin is empty so it cannot wait for input.
+    (cd "$HOME" && "$state/bootstrap.sh") </dev/null
+    code=$?
+  fi
+  # Written aside then renamed: a reader never sees a half-written code.
+  echo "$code" >"$state/bootstrap.status.partial" && mv "$state/bootstrap.status.partial" "$state/bootstrap.status"
+fi
+exec sleep infinity
+`;
+
+function sshdConfig(): string {
+  return [
+    `Port ${kernelSshPort}`,
+    `HostKey ${kernelUser.home}/.ssh/id_ed25519`,
+    `PidFile ${kernelStateDir}/sshd.pid`,
+    'UsePAM no',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PubkeyAuthentication yes',
+    'AuthorizedKeysFile .ssh/authorized_keys',
+    'PermitRootLogin no',
+    'AllowUsers work',
+    '',
+  ].join('\n');
+}
+
+function sshClientConfig(hosts: string[]): string {
+  return [
+    `Host ${hosts.join(' ')}`,
+    `  Port ${kernelSshPort}`,
+    `  HostKeyAlias ${clusterHostKeyAlias}`,
+    '  StrictHostKeyChecking yes',
+    '  CheckHostIP no',
+    '  LogLevel ERROR',
+    '',
+  ].join('\n');
+}
+
+export interface ClusterKey {
+  privateKey: string;
+  publicKey: string;
+  hosts: string[];
+}
+
+interface KernelFile {
+  /** Relative to the home of `work`. */
+  path: string;
+  content: string;
+  mode: number;
+}
+
+/** The files a kernel starts with: the init, the bootstrap script, and with a cluster key the SSH setup of `work`. */
+export function kernelFiles({ bootstrapScript, cluster }: { bootstrapScript?: string; cluster?: ClusterKey }): KernelFile[] {
+  const files: KernelFile[] = [{ path: '.sessionflow/init.sh', content: initScript, mode: 0o755 }];
+  if (bootstrapScript !== undefined) files.push({ path: '.sessionflow/bootstrap.sh', content: bootstrapScript, mode: 0o755 });
+  if (cluster) {
+    const publicKey = cluster.publicKey.trim();
+    files.push(
+      { path: '.sessionflow/sshd_config', content: sshdConfig(), mode: 0o600 },
+      { path: '.ssh/id_ed25519', content: cluster.privateKey.endsWith('\n') ? cluster.privateKey : `${cluster.privateKey}\n`, mode: 0o600 },
+      { path: '.ssh/id_ed25519.pub', content: `${publicKey}\n`, mode: 0o644 },
+      { path: '.ssh/authorized_keys', content: `${publicKey}\n`, mode: 0o600 },
+      { path: '.ssh/known_hosts', content: `${clusterHostKeyAlias} ${publicKey}\n`, mode: 0o644 },
+      { path: '.ssh/config', content: sshClientConfig(cluster.hosts), mode: 0o600 },
+    );
+  }
+  return files;
+}
+
+/**
+ * The files as a tar stream for Docker's putArchive at the home of `work`, all owned by `work`
+ * (sshd refuses keys others could read), with a directory entry per vfolder: extracted onto the
+ * volume's root, it makes a new volume writable by `work`.
+ */
+export function kernelFilesArchive(files: KernelFile[], vfolders: string[] = []): Promise<Buffer> {
+  const archive = pack();
+  const owner = { uid: kernelUser.uid, gid: kernelUser.gid };
+  const dirs = new Set(files.map((file) => file.path.split('/').slice(0, -1).join('/')).filter(Boolean));
+  for (const dir of dirs) archive.entry({ name: `${dir}/`, type: 'directory', mode: 0o700, ...owner });
+  for (const folder of vfolders) archive.entry({ name: `${folder}/`, type: 'directory', mode: 0o755, ...owner });
+  for (const file of files) archive.entry({ name: file.path, mode: file.mode, ...owner }, file.content);
+  archive.finalize();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    archive.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+    archive.on('end', () => resolve(Buffer.concat(chunks)));
+    archive.on('error', reject);
+  });
+}

@@ -1,0 +1,60 @@
+import type Docker from 'dockerode';
+import { computeSessionLabel } from '../../activities/compute/node';
+import { demultiplex, ignoreNotFound, instanceLabel } from '../../activities/shared/docker';
+import { createDocker } from '../../platform/docker';
+
+/** The second engine scripts/test.sh brings up (scripts/ensure-node-engine.sh): node b of the tests. */
+export function nodeBDocker(): Docker {
+  return createDocker(process.env.NODE_B_DOCKER_SOCKET ?? '/run/sf-node-b.sock');
+}
+
+/** Runs argv in a container as `work` through the Docker exec API (as the network rule asks: never dial a container). */
+export async function execAsWork(docker: Docker, containerId: string, command: string[]): Promise<{ output: string; exitCode: number | null }> {
+  const exec = await docker.getContainer(containerId).exec({ Cmd: command, AttachStdout: true, AttachStderr: true, User: '1000:1000' });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  return { output: demultiplex(Buffer.concat(chunks)), exitCode: (await exec.inspect()).ExitCode };
+}
+
+export async function containerLog(docker: Docker, containerId: string): Promise<string> {
+  return demultiplex(await docker.getContainer(containerId).logs({ stdout: true, stderr: true, follow: false }));
+}
+
+/** Removes what the given sessions made on an engine (containers, then their networks) and the given owners' vfolder volumes. */
+export async function removeComputeLeftovers(docker: Docker, instance: string, sessionIds: string[], volumeNames: string[]): Promise<void> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [`${instanceLabel}=${instance}`] } });
+  const ours = containers.filter((c) => sessionIds.includes(c.Labels[computeSessionLabel] ?? ''));
+  await Promise.all(ours.map((c) => ignoreNotFound(docker.getContainer(c.Id).remove({ force: true }))));
+  const networks = await docker.listNetworks({ filters: { label: [`${instanceLabel}=${instance}`] } });
+  await Promise.all(networks.filter((n) => sessionIds.includes(n.Labels?.[computeSessionLabel] ?? '')).map((n) => ignoreNotFound(docker.getNetwork(n.Id).remove())));
+  await Promise.all(volumeNames.map((name) => ignoreNotFound(docker.getVolume(name).remove({ force: true }))));
+}
+
+/** Polls until `probe` gives a value, for at most `seconds`. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, seconds = 20): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`nothing after ${seconds}s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Everything of this test instance on node b's engine: for the run's teardown, once every test file is done. */
+export async function removeInstanceLeftovers(instance = process.env.SESSIONFLOW_INSTANCE): Promise<void> {
+  if (!instance) return;
+  const docker = nodeBDocker();
+  const label = { label: [`${instanceLabel}=${instance}`] };
+  const containers = await docker.listContainers({ all: true, filters: label });
+  await Promise.all(containers.map((c) => ignoreNotFound(docker.getContainer(c.Id).remove({ force: true }))));
+  const networks = await docker.listNetworks({ filters: label });
+  await Promise.all(networks.map((n) => ignoreNotFound(docker.getNetwork(n.Id).remove())));
+  const { Volumes } = await docker.listVolumes({ filters: label });
+  await Promise.all((Volumes ?? []).map((v) => ignoreNotFound(docker.getVolume(v.Name).remove({ force: true }))));
+}

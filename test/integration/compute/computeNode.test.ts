@@ -1,0 +1,100 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type Docker from 'dockerode';
+import { randomUUID } from 'node:crypto';
+import { createUserKey } from '../../../api/platform/auth';
+import { containerRuntimeResolver } from '../../../activities/shared/containerRuntime';
+import { ignoreNotFound } from '../../../activities/shared/docker';
+import { createLogger } from '../../../platform/logger';
+import { startComputeNode, type ComputeNodeOptions } from '../../../workers/computeNode';
+import { eventually, nodeBDocker, removeComputeLeftovers } from '../../helpers/computeNode';
+import { openInfra, type Infra } from '../../helpers/infra';
+import { kernelOnNodeWorkflow } from '../../helpers/nodeProbeWorkflow';
+import { connectTestEnv, uniqueTaskQueue } from '../../helpers/temporal';
+
+/** A compute node as a process runs it: its row, its heartbeat, and a worker on its own queue bound to its own engine. */
+let infra: Infra;
+let env: TestWorkflowEnvironment;
+let nodeB: Docker;
+const nodeNames: string[] = [];
+const sessions: string[] = [];
+
+beforeAll(async () => {
+  infra = openInfra();
+  env = await connectTestEnv();
+  nodeB = nodeBDocker();
+});
+afterAll(async () => {
+  await removeComputeLeftovers(nodeB, infra.config.SESSIONFLOW_INSTANCE, sessions, []);
+  await infra.pool.query('DELETE FROM compute_nodes WHERE name = ANY($1)', [nodeNames]);
+  await env.teardown();
+  await infra.close();
+});
+
+function nodeOptions(overrides: Partial<ComputeNodeOptions> = {}): ComputeNodeOptions {
+  const name = `test-node-${randomUUID().slice(0, 8)}`;
+  nodeNames.push(name);
+  return {
+    config: { ...infra.config, COMPUTE_NODE_HEARTBEAT_SECONDS: 1 },
+    connection: env.nativeConnection,
+    docker: nodeB,
+    pool: infra.pool,
+    containerRuntime: containerRuntimeResolver(nodeB, infra.config.CONTAINER_RUNTIME),
+    log: createLogger('silent', 'test'),
+    name,
+    taskQueue: uniqueTaskQueue(name),
+    ...overrides,
+  };
+}
+
+const nodeRow = async (name: string) =>
+  (await infra.pool.query<{ scaling_group: string; task_queue: string; cpu_millis: number; memory_bytes: string; gpu: string; last_heartbeat_at: Date }>(
+    'SELECT scaling_group, task_queue, cpu_millis, memory_bytes, gpu, last_heartbeat_at FROM compute_nodes WHERE name = $1', [name])).rows[0];
+
+it('registers its row with the capacity it declares, then heartbeats it while it runs', async () => {
+  const options = nodeOptions({ capacity: { cpuMillis: 3000, memoryBytes: 4 * 2 ** 30, gpu: 0.5 } });
+  const node = await startComputeNode(options);
+  const running = node.run();
+  try {
+    const registered = await nodeRow(node.name);
+    expect(registered).toMatchObject({ scaling_group: 'default', task_queue: options.taskQueue, cpu_millis: 3000, memory_bytes: String(4 * 2 ** 30), gpu: '0.50' });
+    const advanced = await eventually(async () => {
+      const row = await nodeRow(node.name);
+      return row && row.last_heartbeat_at > registered!.last_heartbeat_at ? row : undefined;
+    }, 10);
+    expect(advanced.last_heartbeat_at.getTime()).toBeGreaterThan(registered!.last_heartbeat_at.getTime());
+  } finally {
+    await node.shutdown();
+    await running;
+  }
+});
+
+it('refuses to register in a scaling group that does not exist', async () => {
+  await expect(startComputeNode(nodeOptions({ scalingGroup: `no-such-group-${randomUUID().slice(0, 8)}` }))).rejects.toThrow(/scaling group no-such-group-\w+ does not exist/);
+});
+
+it('runs the activities scheduled on its queue against its own engine: the kernel is on node b, not on the main engine', async () => {
+  const node = await startComputeNode(nodeOptions());
+  const running = node.run();
+  const workflowQueue = uniqueTaskQueue('node-probe');
+  const workflowWorker = await Worker.create({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: workflowQueue, workflowsPath: require.resolve('../../helpers/nodeProbeWorkflow') });
+  try {
+    const { userId: ownerId } = await createUserKey(infra.pool, `node-${randomUUID().slice(0, 8)}`, 'user', 'test');
+    const sessionId = randomUUID();
+    sessions.push(sessionId);
+    const containerId = await workflowWorker.runUntil(env.client.workflow.execute(kernelOnNodeWorkflow, {
+      taskQueue: workflowQueue,
+      workflowId: `node-probe-${sessionId}`,
+      args: [node.taskQueue, {
+        sessionId, ownerId, kernelId: randomUUID(), hostname: 'main1', role: 'main', idx: 1,
+        imageReference: infra.config.COMPUTE_KERNEL_IMAGE, resources: { cpuMillis: 250, memoryBytes: 128 * 2 ** 20, gpu: 0 },
+        env: {}, vfolders: [], clusterHosts: ['main1'],
+      }],
+    }));
+    expect((await nodeB.getContainer(containerId).inspect()).State.Running).toBe(true);
+    expect(await ignoreNotFound(infra.docker.getContainer(containerId).inspect())).toBeUndefined();
+  } finally {
+    await node.shutdown();
+    await running;
+  }
+}, 120_000);

@@ -1,0 +1,113 @@
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import type Docker from 'dockerode';
+import { cpus, totalmem } from 'node:os';
+import type { Pool } from 'pg';
+import { createComputeNodeActivities } from '../activities/compute/node';
+import { createNodeStore } from '../activities/compute/nodeStore';
+import { computeSecretsSealer } from '../activities/compute/secretStore';
+import type { ContainerRuntime } from '../activities/shared/containerRuntime';
+import type { ResourceSlots } from '../domain/compute/compute';
+import { nodeTaskQueue } from '../domain/shared/taskQueues';
+import type { Config } from '../platform/config';
+import type { Logger } from '../platform/logger';
+
+export interface ComputeNodeOptions {
+  config: Config;
+  connection: NativeConnection;
+  /** This node's engine: every node activity acts on it. */
+  docker: Docker;
+  pool: Pool;
+  containerRuntime: ContainerRuntime;
+  log: Logger;
+  /** Defaults from config (COMPUTE_NODE_*); tests name their own nodes and queues. */
+  name?: string;
+  taskQueue?: string;
+  scalingGroup?: string;
+  capacity?: Partial<ResourceSlots>;
+}
+
+export interface ComputeNode {
+  name: string;
+  taskQueue: string;
+  worker: Worker;
+  /** Polls until shutdown (or the process's SIGINT/SIGTERM), heartbeating meanwhile. */
+  run(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** What the node declares: config, else this host's cores and memory. */
+export function nodeCapacity(config: Pick<Config, 'COMPUTE_NODE_CPU' | 'COMPUTE_NODE_MEMORY' | 'COMPUTE_NODE_GPU'>, given: Partial<ResourceSlots> = {}): ResourceSlots {
+  return {
+    cpuMillis: given.cpuMillis ?? Math.round((config.COMPUTE_NODE_CPU ?? cpus().length) * 1000),
+    memoryBytes: given.memoryBytes ?? config.COMPUTE_NODE_MEMORY ?? totalmem(),
+    gpu: given.gpu ?? config.COMPUTE_NODE_GPU,
+  };
+}
+
+/**
+ * A compute node: registers its row in compute_nodes (capacity, scaling group, queue), then
+ * heartbeats it every COMPUTE_NODE_HEARTBEAT_SECONDS while a worker polls the node's own queue
+ * with the node activities only, built on this node's engine. A heartbeat that fails (database
+ * away) is logged and tried again next time: the scheduler reads a stale heartbeat as a dead
+ * node, which is what it is to the rest of the system.
+ */
+export async function startComputeNode(options: ComputeNodeOptions): Promise<ComputeNode> {
+  const { config, connection, docker, pool, containerRuntime } = options;
+  const name = options.name ?? config.COMPUTE_NODE_NAME;
+  const taskQueue = options.taskQueue ?? nodeTaskQueue(name);
+  const log = options.log.child({ node: name, taskQueue });
+  const store = createNodeStore(pool);
+  const registration = { name, taskQueue, scalingGroup: options.scalingGroup ?? config.COMPUTE_NODE_SCALING_GROUP, capacity: nodeCapacity(config, options.capacity) };
+  await store.register(registration);
+
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue,
+    activities: createComputeNodeActivities({
+      docker,
+      pool,
+      instance: config.SESSIONFLOW_INSTANCE,
+      containerRuntime,
+      sealer: computeSecretsSealer(config.COMPUTE_SECRETS_KEY),
+      registryAddress: config.REGISTRY_ADDRESS,
+    }),
+  });
+
+  const beat = async () => {
+    try {
+      if (!(await store.heartbeat(name))) {
+        log.warn('compute node row gone: registering again');
+        await store.register(registration);
+      }
+    } catch (err) {
+      log.warn({ err }, 'compute node heartbeat failed');
+    }
+  };
+  let heartbeat: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  log.info({ scalingGroup: registration.scalingGroup, capacity: registration.capacity }, 'compute node registered');
+
+  return {
+    name,
+    taskQueue,
+    worker,
+    run() {
+      running ??= (async () => {
+        heartbeat = setInterval(() => void beat(), config.COMPUTE_NODE_HEARTBEAT_SECONDS * 1000);
+        try {
+          await worker.run();
+        } finally {
+          clearInterval(heartbeat);
+        }
+      })();
+      return running;
+    },
+    async shutdown() {
+      clearInterval(heartbeat);
+      if (!running) return;
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    },
+  };
+}
