@@ -1,5 +1,7 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
+import { createComputeControlActivities } from './compute/control';
+import type { ComputeStoreSettings } from './compute/store';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
 import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandbox';
 import type { ContainerRuntime } from './shared/containerRuntime';
@@ -28,6 +30,8 @@ export interface ActivityDeps {
   chatSandbox: ChatSandboxLimits;
   /** The OCI runtime every container holding user code runs under (gVisor where the engine has it). */
   containerRuntime: ContainerRuntime;
+  /** Compute sessions' control plane: default quota, the secrets sealer, when a node counts as dead. */
+  computeControl: ComputeStoreSettings;
 }
 
 /**
@@ -43,6 +47,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createExecutionActivities(deps),
     ...createTerminalActivities(deps),
     ...createRetentionActivities(deps),
+    ...createComputeControlActivities(deps),
   };
 }
 

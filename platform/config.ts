@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { containerRuntimeSettings } from '../activities/shared/containerRuntime';
+import { parseCpu, parseGpu, parseMemory } from '../domain/compute/resources';
 import { defaultTaskQueue } from '../domain/shared/taskQueues';
 
 /**
@@ -92,6 +93,17 @@ const configSchema = z.object({
   TERMINAL_ALLOWED_ORIGINS: z.string().default(''),
   /** At most one heartbeat per session per this many ms reaches its workflow; the others are answered without it. */
   TERMINAL_HEARTBEAT_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
+  // Compute sessions (seed 000): the policy of a user without a row of their own (amounts as the api writes them).
+  COMPUTE_DEFAULT_MAX_SESSIONS: z.coerce.number().int().min(0).max(10_000).default(8),
+  COMPUTE_DEFAULT_CPU: z.string().refine((v) => parseCpu(v) !== undefined, 'cores such as 8 or 0.5').default('8'),
+  COMPUTE_DEFAULT_MEMORY: z.string().refine((v) => parseMemory(v) !== undefined, 'an amount such as 16G').default('16G'),
+  COMPUTE_DEFAULT_GPU: z.string().refine((v) => parseGpu(v) !== undefined, 'devices such as 0 or 1').default('0'),
+  /** A node whose last heartbeat is older than this is dead: nothing is placed on it, its sessions are handled. */
+  COMPUTE_NODE_DEAD_AFTER_SECONDS: z.coerce.number().int().min(2).max(3600).default(30),
+  /** base64 of 32 bytes sealing compute sessions' secret_env (AES-256-GCM); without it a session with secret_env is refused. */
+  COMPUTE_SECRETS_KEY: z.base64().refine((value) => Buffer.from(value, 'base64').length === 32, 'base64 of exactly 32 bytes').optional(),
+  /** The Python kernel image in the registry (REGISTRY_ADDRESS/this): the reference of the built-in image python:3.11. */
+  COMPUTE_KERNEL_IMAGE: z.string().min(1).default('sessionflow/kernel-python:bookworm'),
   /**
    * SSH hosts (terminals, boot servers) registered without a host key get the key they present
    * first pinned (trust on first use); `false`: an admin must give every host key.

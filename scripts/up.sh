@@ -18,6 +18,9 @@ export BASE_IMAGE PORT="${PORT:-8080}" HOST="${HOST:-127.0.0.1}"
 # Terminal host credentials are sealed with this key: one per machine, kept 0600 in SF_HOME.
 [ -n "${TERMINAL_CREDENTIALS_KEY:-}" ] || [ -s "$SF_HOME/terminal-credentials.key" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$SF_HOME/terminal-credentials.key")
 export TERMINAL_CREDENTIALS_KEY="${TERMINAL_CREDENTIALS_KEY:-$(cat "$SF_HOME/terminal-credentials.key")}"
+# Compute sessions' secret_env is sealed with this one.
+[ -n "${COMPUTE_SECRETS_KEY:-}" ] || [ -s "$SF_HOME/compute-secrets.key" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$SF_HOME/compute-secrets.key")
+export COMPUTE_SECRETS_KEY="${COMPUTE_SECRETS_KEY:-$(cat "$SF_HOME/compute-secrets.key")}"
 
 stop_daemon worker
 stop_daemon api

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import type { ActivityDeps } from '../activities';
+import { computeStoreSettingsFrom } from '../activities/compute/store';
 import { ContainerRuntimeUnavailableError, containerRuntimeResolver, type ContainerRuntime } from '../activities/shared/containerRuntime';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
@@ -26,6 +27,7 @@ export function activityDepsFrom(config: Config, { docker, pool, containerRuntim
     sshTrustOnFirstUse: config.SSH_TRUST_ON_FIRST_USE,
     sandbox: sandboxLimitsFrom(config),
     chatSandbox: chatSandboxLimitsFrom(config),
+    computeControl: computeStoreSettingsFrom(config),
   };
 }
 

@@ -29,6 +29,9 @@ export const errorCatalogue = {
   RegistryPushError: { status: 502, title: 'The registry refused the image' },
   InvalidSessionState: { status: 409, title: 'The session is not in a state that allows this' },
   AgentNotAvailable: { status: 503, title: 'The compute node does not answer' },
+  SessionNameTaken: { status: 409, title: 'A live session of yours has this name' },
+  VFolderInUse: { status: 409, title: 'A live session mounts this vfolder' },
+  ScalingGroupInUse: { status: 409, title: 'Nodes or live sessions use this scaling group' },
 
   // Code execution (seed 001).
   PoolExhausted: { status: 429, title: 'Every execution container is busy' },

@@ -1,0 +1,57 @@
+import type { Pool } from 'pg';
+import type { ModifyRequest } from '../../domain/compute/compute';
+import { createComputeStore, type ComputeStoreSettings, type TransitionRequest } from './store';
+
+export interface ComputeControlDeps {
+  pool: Pool;
+  computeControl: ComputeStoreSettings;
+}
+
+/**
+ * The control plane's activities, on the main task queue: thin over the store, each one
+ * statement or transaction, each safe to retry (scheduling hands back the nodes it reserved,
+ * a transition already written is not written again).
+ */
+export function createComputeControlActivities({ pool, computeControl }: ComputeControlDeps) {
+  const store = createComputeStore(pool, computeControl);
+  return {
+    /** Reserves nodes for a PENDING session's kernels, or says why it must wait; InsufficientResources when it never could fit. */
+    scheduleComputeSession({ sessionId }: { sessionId: string }) {
+      return store.scheduleSession(sessionId, { deadAfterSeconds: computeControl.nodeDeadAfterSeconds });
+    },
+
+    recordComputeTransition(request: TransitionRequest) {
+      return store.recordTransition(request);
+    },
+
+    async setComputeKernelContainer({ kernelId, containerId }: { kernelId: string; containerId: string | null }): Promise<void> {
+      await store.setKernelContainer(kernelId, containerId);
+    },
+
+    async clearComputePlacement({ sessionId }: { sessionId: string }): Promise<void> {
+      await store.clearPlacement(sessionId);
+    },
+
+    computeDependencyOutcome({ sessionId }: { sessionId: string }) {
+      return store.dependencyOutcome(sessionId);
+    },
+
+    computeSessionsToWake({ sessionId }: { sessionId: string }) {
+      return store.sessionsToWake(sessionId);
+    },
+
+    async renameComputeSession({ sessionId, name }: { sessionId: string; name: string }): Promise<void> {
+      await store.renameSession(sessionId, name);
+    },
+
+    async modifyComputeSession({ sessionId, change }: { sessionId: string; change: ModifyRequest }): Promise<void> {
+      await store.modifySession(sessionId, change);
+    },
+
+    computeSessionsToCheck() {
+      return store.sessionsToCheck({ deadAfterSeconds: computeControl.nodeDeadAfterSeconds });
+    },
+  };
+}
+
+export type ComputeControlActivities = ReturnType<typeof createComputeControlActivities>;
