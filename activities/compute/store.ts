@@ -260,9 +260,9 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
       const r = image.resources;
       const { rows: [row] } = await pool.query<{ created: boolean }>(
         `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu)
-         VALUES ($1, $2, coalesce($3, 1000), coalesce($4, 268435456), coalesce($5, 0))
+         VALUES ($1, $2, coalesce($3::int, 1000), coalesce($4::bigint, 268435456), coalesce($5::numeric, 0))
          ON CONFLICT (name) DO UPDATE SET reference = EXCLUDED.reference,
-           cpu_millis = coalesce($3, compute_images.cpu_millis), memory_bytes = coalesce($4, compute_images.memory_bytes), gpu = coalesce($5, compute_images.gpu)
+           cpu_millis = coalesce($3::int, compute_images.cpu_millis), memory_bytes = coalesce($4::bigint, compute_images.memory_bytes), gpu = coalesce($5::numeric, compute_images.gpu)
          RETURNING (xmax = 0) AS created`,
         [image.name, image.reference, r?.cpuMillis ?? null, r?.memoryBytes ?? null, r?.gpu ?? null],
       );

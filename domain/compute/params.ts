@@ -79,10 +79,8 @@ export const createSessionBody = z.preprocess(
 export type CreateSessionParams = z.infer<typeof createSessionBody>;
 
 /** A template's params: what a create body holds, every field optional (the request's overrides may add the rest). */
-export const templateParamsBody = z.strictObject(
-  Object.fromEntries(Object.keys(sessionParamsShape).map((key) => [key, z.unknown().optional()])) as { [K in keyof typeof sessionParamsShape]: z.ZodOptional<z.ZodUnknown> },
-).superRefine((params, ctx) => {
-  // Each field present must be valid as it is; a missing one is the overrides' to give.
+export const templateParamsBody = z.record(z.string(), z.unknown()).superRefine((params, ctx) => {
+  // Each field present must be valid as it is (and known); a missing one is the overrides' to give.
   const checked = z.strictObject(sessionParamsShape).partial().safeParse(params);
   if (!checked.success) for (const issue of checked.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 });
