@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { clusterModes, type ClusterMode } from './compute';
 import { cpuField, gpuField, memoryField, slotsBody } from './resources';
+import { mergeTemplate } from './templates';
 
 /**
  * The bodies of the compute api, as zod schemas: strict objects (an unknown field is an
@@ -120,3 +121,15 @@ export const modifySessionBody = z.strictObject({
   priority: z.number().int().min(0).max(100).optional(),
   idle_timeout: z.number().int().min(0).max(30 * 24 * 3600).optional(),
 }).refine((body) => Object.keys(body).length > 0, 'give at least one of name, priority, idle_timeout');
+
+/**
+ * Create from a template: the template's params with the overrides merged in (templates.ts),
+ * validated as a create body. Errors name the field under `body.overrides`, where the caller
+ * can change it.
+ */
+export function sessionParamsFromTemplate(templateParams: Record<string, unknown>, overrides: Record<string, unknown>):
+  { success: true; data: CreateSessionParams } | { success: false; errors: { field: string; message: string }[] } {
+  const result = createSessionBody.safeParse(mergeTemplate(templateParams, overrides));
+  if (result.success) return { success: true, data: result.data };
+  return { success: false, errors: result.error.issues.map((issue) => ({ field: ['body', 'overrides', ...issue.path.map(String)].join('.'), message: issue.message })) };
+}

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createComputeControlActivities } from '../../../activities/compute/control';
 import { createComputeStore, computeSecretsSealer, type ComputeStore, type ComputeStoreSettings } from '../../../activities/compute/store';
 import { createUserKey } from '../../../api/platform/auth';
 import { createSessionBody } from '../../../domain/compute/params';
@@ -321,5 +322,27 @@ describe('reads and the reconciler\'s view', () => {
     expect(checks.find((s) => s.sessionId === placed.sessionId)).toMatchObject({ pendingExpired: false, kernels: [{ containerId: 'c0ffee', nodeAlive: true, taskQueue: expect.stringMatching(/^node\//) }] });
     await store.clearPlacement(placed.sessionId);
     expect((await store.session(placed.sessionId, ownerId))!.kernels[0]).toMatchObject({ node: null, container_id: null });
+  });
+});
+
+describe('the control activities', () => {
+  it('schedule, record, set containers, clear placement and answer the workflow\'s questions through the store, retry-safe', async () => {
+    const activities = createComputeControlActivities({ pool: infra.pool, computeControl: settings });
+    const ownerId = await newOwner();
+    const dependency = await store.admitSession({ ownerId, params: params() });
+    const { sessionId, kernels } = await store.admitSession({ ownerId, params: params({ dependencies: [dependency.sessionId], session_name: 'via-activities' }) });
+    expect(await activities.computeDependencyOutcome({ sessionId })).toBe('waiting');
+    const placed = await activities.scheduleComputeSession({ sessionId });
+    expect(await activities.scheduleComputeSession({ sessionId })).toEqual(placed);
+    expect(await activities.recordComputeTransition({ sessionId, from: 'PENDING', to: 'SCHEDULED' })).toEqual({ changed: true, status: 'SCHEDULED' });
+    expect(await activities.recordComputeTransition({ sessionId, from: 'PENDING', to: 'SCHEDULED' })).toEqual({ changed: false, status: 'SCHEDULED' });
+    await activities.setComputeKernelContainer({ kernelId: kernels[0]!.kernelId, containerId: 'abc123' });
+    await activities.renameComputeSession({ sessionId, name: 'renamed' });
+    await activities.modifyComputeSession({ sessionId, change: { priority: 3 } });
+    expect((await activities.computeSessionsToCheck()).find((s) => s.sessionId === sessionId)!.kernels[0]).toMatchObject({ containerId: 'abc123', nodeAlive: true });
+    await activities.recordComputeTransition({ sessionId, from: 'SCHEDULED', to: 'PENDING', reason: 'node lost' });
+    await activities.clearComputePlacement({ sessionId });
+    expect(await store.session(sessionId, ownerId)).toMatchObject({ name: 'renamed', priority: 3, status: 'PENDING', kernels: [{ node: null, container_id: null }] });
+    expect(await activities.computeSessionsToWake({ sessionId: dependency.sessionId })).toContain(sessionId);
   });
 });

@@ -1,4 +1,4 @@
-import { createFromTemplateBody, createSessionBody, imageBody, modifySessionBody, resourcePolicyBody, templateParamsBody } from '../../../domain/compute/params';
+import { createFromTemplateBody, createSessionBody, sessionParamsFromTemplate, imageBody, modifySessionBody, resourcePolicyBody, templateParamsBody } from '../../../domain/compute/params';
 import { mergeTemplate } from '../../../domain/compute/templates';
 
 const fieldsOf = (result: { success: boolean; error?: { issues: { path: PropertyKey[] }[] } }) => (result.error?.issues ?? []).map((issue) => issue.path.join('.'));
@@ -50,6 +50,13 @@ describe('create from a template', () => {
     const body = createFromTemplateBody.parse({ template_id: 'basic-python', overrides: { resources: { cpu: '8' } } });
     expect(createSessionBody.parse(mergeTemplate(template, body.overrides)).resources).toEqual({ cpu: 8000, memory: 4 * 2 ** 30 });
     expect(fieldsOf(createSessionBody.safeParse(mergeTemplate(template, { resources: { memory: 'huge' } })))).toEqual(['resources.memory']);
+  });
+
+  it('merges and validates in one step, naming a bad or missing field under body.overrides', () => {
+    expect(sessionParamsFromTemplate(template, { session_name: 'custom-name' })).toMatchObject({ success: true, data: { image: 'python:3.11', session_name: 'custom-name', resources: { cpu: 2000 } } });
+    expect(sessionParamsFromTemplate(template, { image: null, cluster_size: 99 })).toEqual({
+      success: false, errors: [{ field: 'body.overrides.image', message: expect.any(String) }, { field: 'body.overrides.cluster_size', message: expect.any(String) }],
+    });
   });
 
   it('keeps template params as written, refusing a field that could never be valid', () => {
