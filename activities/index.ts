@@ -2,6 +2,8 @@ import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import type { Sealer } from '../platform/sealer';
 import { createClusterKeyActivities } from './compute/clusterKeys';
+import { createComputeControlActivities } from './compute/control';
+import type { ComputeStoreSettings } from './compute/store';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
 import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandbox';
 import type { ContainerRuntime } from './shared/containerRuntime';
@@ -32,6 +34,8 @@ export interface ActivityDeps {
   containerRuntime: ContainerRuntime;
   /** Seals and opens compute_secrets rows (COMPUTE_SECRETS_KEY). */
   computeSecrets: Sealer;
+  /** Compute sessions' control plane: default quota, the secrets sealer, when a node counts as dead. */
+  computeControl: ComputeStoreSettings;
 }
 
 /**
@@ -49,6 +53,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRetentionActivities(deps),
     // The compute node activities are not here: they run only on node queues (workers/computeNode.ts).
     ...createClusterKeyActivities({ pool: deps.pool, sealer: deps.computeSecrets }),
+    ...createComputeControlActivities(deps),
   };
 }
 

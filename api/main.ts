@@ -9,6 +9,8 @@ import { connectTemporal } from '../platform/temporal';
 import { containerRuntimeAtStart } from '../workers/activityDeps';
 import { connectExecutionWorker } from '../workers/createWorker';
 import { TemporalPinoLogger } from '../workers/temporalLogger';
+import { computeStoreSettingsFrom, createComputeStore } from '../activities/compute/store';
+import { seedBuiltInImages } from './compute/admin';
 import { createApp } from './platform/app';
 import { attachTerminalBridge, type TerminalBridge } from './terminal/bridge';
 
@@ -20,6 +22,8 @@ async function main(): Promise<void> {
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const execution = config.EXECUTION_WORKER_IN_API && !config.USE_LOCAL_EXECUTOR ? await startExecutionWorker(config, log, { docker, pool }) : undefined;
   const app = createApp({ config, temporal, executionClient: execution?.client, pool, docker, log });
+  // A fresh system can start a python:3.11 session with no admin step.
+  await seedBuiltInImages(createComputeStore(pool, computeStoreSettingsFrom(config)), config);
 
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');

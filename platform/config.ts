@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { containerRuntimeSettings } from '../activities/shared/containerRuntime';
+import { parseCpu, parseGpu, parseMemory } from '../domain/compute/resources';
 import { defaultTaskQueue } from '../domain/shared/taskQueues';
 
 /**
@@ -102,11 +103,24 @@ const configSchema = z.object({
   /** Declared capacity (cores; default: the host's); the scheduler places kernels within it. */
   COMPUTE_NODE_CPU: z.coerce.number().positive().max(4096).optional(),
   /** Declared memory: bytes, or with a binary suffix (`16G`, `512M`); default: the host's. */
-  COMPUTE_NODE_MEMORY: z.string().regex(/^\d+(\.\d+)?[KMGT]?$/i, 'bytes, or a number with K, M, G or T').transform(parseMemory).optional(),
+  COMPUTE_NODE_MEMORY: z.string().refine((v) => parseMemory(v) !== undefined, 'bytes, or an amount such as 16G').transform((v) => parseMemory(v)!).optional(),
   /** Declared GPU slots (accounting only where no GPU exists). */
   COMPUTE_NODE_GPU: z.coerce.number().min(0).max(1024).default(0),
   COMPUTE_NODE_SCALING_GROUP: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
   COMPUTE_NODE_HEARTBEAT_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
+  // Compute sessions (seed 000): the policy of a user without a row of their own (amounts as the api writes them).
+  COMPUTE_DEFAULT_MAX_SESSIONS: z.coerce.number().int().min(0).max(10_000).default(8),
+  COMPUTE_DEFAULT_CPU: z.string().refine((v) => parseCpu(v) !== undefined, 'cores such as 8 or 0.5').default('8'),
+  COMPUTE_DEFAULT_MEMORY: z.string().refine((v) => parseMemory(v) !== undefined, 'an amount such as 16G').default('16G'),
+  COMPUTE_DEFAULT_GPU: z.string().refine((v) => parseGpu(v) !== undefined, 'devices such as 0 or 1').default('0'),
+  /** A node whose last heartbeat is older than this is dead: nothing is placed on it, its sessions are handled. */
+  COMPUTE_NODE_DEAD_AFTER_SECONDS: z.coerce.number().int().min(2).max(3600).default(30),
+  /** A node worker that takes no task of a session for this long is AgentNotAvailable to it. */
+  COMPUTE_AGENT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** How long a create without enqueue_only waits for RUNNING before it answers with the status then. */
+  COMPUTE_CREATE_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
+  /** Interval of the Temporal Schedule that runs check-and-transit over live compute sessions. */
+  COMPUTE_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).max(24 * 3600).default(60),
   /**
    * SSH hosts (terminals, boot servers) registered without a host key get the key they present
    * first pinned (trust on first use); `false`: an admin must give every host key.
@@ -116,11 +130,6 @@ const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
-function parseMemory(value: string): number {
-  const units: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
-  const unit = units[value.slice(-1).toLowerCase()];
-  return Math.round(Number.parseFloat(value) * (unit ?? 1));
-}
 export const configKeys = Object.keys(configSchema.shape) as (keyof Config)[];
 
 /** All a chat sandbox can write: its workspace, /tmp and /dev/shm, each a sized tmpfs. */

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { Pool } from 'pg';
 import type { ActivityDeps } from '../activities';
+import { computeStoreSettingsFrom } from '../activities/compute/store';
 import { ContainerRuntimeUnavailableError, containerRuntimeResolver, type ContainerRuntime } from '../activities/shared/containerRuntime';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
@@ -28,6 +29,7 @@ export function activityDepsFrom(config: Config, { docker, pool, containerRuntim
     sandbox: sandboxLimitsFrom(config),
     chatSandbox: chatSandboxLimitsFrom(config),
     computeSecrets: computeSecretsSealer(config.COMPUTE_SECRETS_KEY),
+    computeControl: computeStoreSettingsFrom(config),
   };
 }
 

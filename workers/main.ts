@@ -9,6 +9,7 @@ import { connectTemporal } from '../platform/temporal';
 import { createExecutionWorker, createSessionflowWorker, workflowBundleFrom } from './createWorker';
 import { executionTaskQueue } from '../domain/shared/taskQueues';
 import { maxConcurrentExecutions } from '../platform/executionSettings';
+import { ensureComputeReconcileSchedule } from './computeSchedule';
 import { ensureRetentionSchedule } from './retentionSchedule';
 import { ensureSandboxSweepSchedule } from './sandboxSchedule';
 import { TemporalPinoLogger } from './temporalLogger';
@@ -41,9 +42,11 @@ async function main(): Promise<void> {
   const client = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const sweepSchedule = await ensureSandboxSweepSchedule(client, { instance: config.SESSIONFLOW_INSTANCE, taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS });
   const retentionSchedule = await ensureRetentionSchedule(client, config);
+  const reconcileSchedule = await ensureComputeReconcileSchedule(client, config);
   await client.connection.close();
   log.info({ scheduleId: sweepSchedule, everySeconds: config.SANDBOX_SWEEP_INTERVAL_SECONDS }, 'sandbox sweep scheduled');
   log.info({ scheduleId: retentionSchedule, everySeconds: config.RETENTION_SWEEP_INTERVAL_SECONDS }, 'retention sweep scheduled');
+  log.info({ scheduleId: reconcileSchedule, everySeconds: config.COMPUTE_RECONCILE_INTERVAL_SECONDS }, 'compute check-and-transit scheduled');
 
   // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks have drained (Runtime's shutdown signals).
   await Promise.all([worker.run(), executionWorker.run(), computeNode?.run()]);

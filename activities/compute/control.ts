@@ -1,13 +1,53 @@
-// TEMPORARY stub (lead's branch): the control engineer's module replaces it at merge.
-import type { KernelPlacement } from '../../domain/compute/compute';
-import type { ComputeStatus } from '../../domain/compute/status';
+import type { Pool } from 'pg';
+import type { ModifyRequest } from '../../domain/compute/compute';
+import { createComputeStore, type ComputeStoreSettings, type TransitionRequest } from './store';
 
-export interface ComputeControlActivities {
-  scheduleComputeSession(input: { sessionId: string }): Promise<{ placed: KernelPlacement[] } | { wait: string }>;
-  recordComputeTransition(input: { sessionId: string; from: ComputeStatus; to: ComputeStatus; reason?: string; at: number }): Promise<void>;
-  setComputeKernelContainer(input: { kernelId: string; containerId: string }): Promise<void>;
-  computeDependencyOutcome(input: { sessionId: string }): Promise<'ready' | 'waiting' | { failed: string; status: string }>;
-  computeSessionsToWake(input: { sessionId: string }): Promise<string[]>;
-  modifyComputeSession(input: { sessionId: string; name?: string; priority?: number; idleTimeoutSeconds?: number }): Promise<void>;
-  computeSessionsToCheck(input: { deadAfterSeconds: number }): Promise<{ id: string; reason: string }[]>;
+export interface ComputeControlDeps {
+  pool: Pool;
+  computeControl: ComputeStoreSettings;
 }
+
+/**
+ * The control plane's activities, on the main task queue: thin over the store, each one
+ * statement or transaction, each safe to retry (scheduling hands back the nodes it reserved,
+ * a transition already written is not written again).
+ */
+export function createComputeControlActivities({ pool, computeControl }: ComputeControlDeps) {
+  const store = createComputeStore(pool, computeControl);
+  return {
+    /** Reserves nodes for a PENDING session's kernels, or says why it must wait; InsufficientResources when it never could fit. */
+    scheduleComputeSession({ sessionId }: { sessionId: string }) {
+      return store.scheduleSession(sessionId, { deadAfterSeconds: computeControl.nodeDeadAfterSeconds });
+    },
+
+    recordComputeTransition(request: TransitionRequest) {
+      return store.recordTransition(request);
+    },
+
+    async setComputeKernelContainer({ kernelId, containerId }: { kernelId: string; containerId: string | null }): Promise<void> {
+      await store.setKernelContainer(kernelId, containerId);
+    },
+
+    async clearComputePlacement({ sessionId }: { sessionId: string }): Promise<void> {
+      await store.clearPlacement(sessionId);
+    },
+
+    computeDependencyOutcome({ sessionId }: { sessionId: string }) {
+      return store.dependencyOutcome(sessionId);
+    },
+
+    computeSessionsToWake({ sessionId }: { sessionId: string }) {
+      return store.sessionsToWake(sessionId);
+    },
+
+    async modifyComputeSession({ sessionId, change }: { sessionId: string; change: ModifyRequest }): Promise<void> {
+      await store.modifySession(sessionId, change);
+    },
+
+    computeSessionsToCheck() {
+      return store.sessionsToCheck({ deadAfterSeconds: computeControl.nodeDeadAfterSeconds });
+    },
+  };
+}
+
+export type ComputeControlActivities = ReturnType<typeof createComputeControlActivities>;

@@ -18,9 +18,13 @@ import { registerTerminalRoutes, type TerminalConfig } from '../terminal/routes'
 import { createRateLimit, type RateLimitConfig } from './rateLimit';
 import { ApiRoutes } from './routes';
 import { registerUserRoutes } from './users';
+import { computeStoreSettingsFrom } from '../../activities/compute/store';
+import { registerComputeAdminRoutes } from '../compute/admin';
+import { registerComputeActionRoutes } from '../compute/sessionActions';
+import { registerComputeSessionReadRoutes } from '../compute/sessions';
 
 interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER'> & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER' | 'COMPUTE_CREATE_WAIT_SECONDS' | 'COMPUTE_AGENT_TIMEOUT_SECONDS'> & ComputeConfig & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
   temporal: Client;
   /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
   executionClient?: Client;
@@ -29,6 +33,8 @@ interface AppDeps {
   log: Logger;
   metrics?: ApiMetrics;
 }
+
+type ComputeConfig = Parameters<typeof computeStoreSettingsFrom>[0];
 
 const version = '0.1.0';
 
@@ -57,6 +63,13 @@ export function createApp(deps: AppDeps): express.Express {
   registerPxeSessionRoutes(api, { temporal: deps.temporal, pool: deps.pool, taskQueue: deps.config.TEMPORAL_TASK_QUEUE });
   registerExecuteRoutes(api, { config: deps.config, executor: createExecutionService(deps), metrics });
   // The WebSocket bridge is attached to the listening server by api/main.ts (and the tests).
+  const compute = { pool: deps.pool, compute: computeStoreSettingsFrom(deps.config) };
+  registerComputeAdminRoutes(api, compute);
+  registerComputeSessionReadRoutes(api, compute);
+  registerComputeActionRoutes(api, {
+    ...compute, temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, createWaitSeconds: deps.config.COMPUTE_CREATE_WAIT_SECONDS,
+    timings: { agentTimeoutSeconds: deps.config.COMPUTE_AGENT_TIMEOUT_SECONDS },
+  });
   app.locals.terminalBridge = registerTerminalRoutes(api, { config: deps.config, temporal: deps.temporal, pool: deps.pool, log: deps.log, metrics });
   app.use(router);
 

@@ -32,6 +32,9 @@ export const errorCatalogue = {
   KernelFailed: { status: 502, title: 'A kernel of the session could not be created or run' },
   BootstrapFailed: { status: 422, title: 'The session\'s bootstrap script failed' },
   SecretsKeyMissing: { status: 503, title: 'No key to seal or open compute secrets is configured' },
+  SessionNameTaken: { status: 409, title: 'A live session of yours has this name' },
+  VFolderInUse: { status: 409, title: 'A live session mounts this vfolder' },
+  ScalingGroupInUse: { status: 409, title: 'Nodes or live sessions use this scaling group' },
 
   // Code execution (seed 001).
   PoolExhausted: { status: 429, title: 'Every execution container is busy' },

@@ -3,6 +3,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import type { Express } from 'express';
+import { computeStoreSettingsFrom, createComputeStore } from '../../activities/compute/store';
+import { seedBuiltInImages } from '../../api/compute/admin';
 import { createApp } from '../../api/platform/app';
 import { createUserKey } from '../../api/platform/auth';
 import { attachTerminalBridge, type TerminalBridge } from '../../api/terminal/bridge';
@@ -36,6 +38,8 @@ export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra
   // Eager workflow start needs the client on the NativeConnection the execution worker polls with.
   const executionClient = options.eagerStart ? new Client({ connection: env.nativeConnection, namespace }) : undefined;
   const app = createApp({ config, temporal: env.client, executionClient, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test') });
+  // As api/main.ts does at start.
+  await seedBuiltInImages(createComputeStore(infra.pool, computeStoreSettingsFrom(config)), config);
   const worker = await createTestWorker(env, taskQueue, infra.activities);
   const executionWorker = options.executionWorker === false ? undefined : await createTestExecutionWorker(env, taskQueue, infra.activities);
   const running = Promise.all([worker.run(), executionWorker?.run()]);

@@ -65,9 +65,9 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
       calls.push('wake');
       return woken;
     },
-    async modifyComputeSession(request: { sessionId: string; name?: string; priority?: number; idleTimeoutSeconds?: number }): Promise<void> {
-      if (request.name === 'taken') throw ApplicationFailure.create({ type: 'SessionNameTaken', message: 'you have a live session named taken', nonRetryable: true });
-      calls.push(`modify ${JSON.stringify({ ...request, sessionId: undefined })}`);
+    async modifyComputeSession({ change }: { sessionId: string; change: { name?: string; priority?: number; idleTimeoutSeconds?: number } }): Promise<void> {
+      if (change.name === 'taken') throw ApplicationFailure.create({ type: 'SessionNameTaken', message: 'you have a live session named taken', nonRetryable: true });
+      calls.push(`modify ${JSON.stringify(change)}`);
     },
     async ensureClusterKeyPair({ sessionId }: { sessionId: string }): Promise<{ keyId: string }> {
       calls.push('key pair');

@@ -43,7 +43,8 @@ describe('loadConfig', () => {
     expect(loadConfig({ COMPUTE_NODE_MEMORY: '16G' }).COMPUTE_NODE_MEMORY).toBe(16 * 2 ** 30);
     expect(loadConfig({ COMPUTE_NODE_MEMORY: '1.5m' }).COMPUTE_NODE_MEMORY).toBe(1.5 * 2 ** 20);
     expect(loadConfig({ COMPUTE_NODE_MEMORY: '4096' }).COMPUTE_NODE_MEMORY).toBe(4096);
-    expect(() => loadConfig({ COMPUTE_NODE_MEMORY: '16GB' })).toThrow(/COMPUTE_NODE_MEMORY/);
+    expect(loadConfig({ COMPUTE_NODE_MEMORY: '16GB' }).COMPUTE_NODE_MEMORY).toBe(16 * 2 ** 30);
+    expect(() => loadConfig({ COMPUTE_NODE_MEMORY: 'lots' })).toThrow(/COMPUTE_NODE_MEMORY/);
     const defaults = loadConfig({});
     expect(defaults).toMatchObject({ COMPUTE_NODE_ENABLED: true, COMPUTE_NODE_NAME: 'local', COMPUTE_NODE_GPU: 0 });
     expect([defaults.COMPUTE_NODE_CPU, defaults.COMPUTE_NODE_MEMORY]).toEqual([undefined, undefined]);

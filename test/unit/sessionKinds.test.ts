@@ -4,6 +4,8 @@ import { pxeBootServerStatusKind, pxeImageKind, pxeSessionKind } from '../../dom
 import { retentionSweepKind } from '../../domain/retention/kind';
 import { sandboxKind, sandboxSweepKind } from '../../domain/sandbox/kind';
 import { selfCheckKind } from '../../domain/selfCheck/kind';
+import { computeReconcileKind, computeSessionKind } from '../../domain/compute/kind';
+import { computeStatuses } from '../../domain/compute/status';
 import { terminalKind } from '../../domain/terminal/kind';
 import { sessionStartOptions, statusAttributes } from '../../domain/shared/kind';
 import { lifecycleStatuses } from '../../domain/shared/lifecycle';
@@ -11,7 +13,7 @@ import { ChatId, OwnerId, Runtime, SessionDetail, SessionKind, SessionStatus } f
 import { pxeImageStatuses, pxeSessionStatuses } from '../../domain/pxe/pxe';
 import { terminalStatuses } from '../../domain/terminal/terminal';
 
-const manifests = [selfCheckKind, executionKind, executionPoolKind, sandboxKind, sandboxSweepKind, retentionSweepKind, terminalKind, pxeSessionKind, pxeImageKind, pxeBootServerStatusKind];
+const manifests = [selfCheckKind, executionKind, executionPoolKind, sandboxKind, sandboxSweepKind, retentionSweepKind, terminalKind, pxeSessionKind, pxeImageKind, pxeBootServerStatusKind, computeSessionKind, computeReconcileKind];
 
 describe('session kind manifests', () => {
   it('name every workflow the worker runs, each once', () => {
@@ -36,6 +38,15 @@ describe('session kind manifests', () => {
     expect(executionKind.lifecycle.RE).toBe('ENDED');
     expect(executionKind.lifecycle.TO).toBe('ENDED');
     expect(executionKind.lifecycle.XX).toBe('FAILED');
+  });
+});
+
+describe('the compute session manifest', () => {
+  it('maps every compute status onto a lifecycle word: in use RUNNING, ended as asked ENDED, ERROR FAILED', () => {
+    expect(Object.keys(computeSessionKind.lifecycle).sort()).toEqual([...computeStatuses].sort());
+    for (const word of Object.values(computeSessionKind.lifecycle)) expect(lifecycleStatuses).toContain(word);
+    expect([computeSessionKind.lifecycle.RUNNING, computeSessionKind.lifecycle.TERMINATED, computeSessionKind.lifecycle.CANCELLED, computeSessionKind.lifecycle.ERROR]).toEqual(['RUNNING', 'ENDED', 'ENDED', 'FAILED']);
+    expect(computeSessionKind.workflowId('abc')).toBe('session/abc');
   });
 });
 

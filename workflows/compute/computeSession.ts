@@ -124,7 +124,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     modifyUpdate,
     async (request) => {
       try {
-        await control.modifyComputeSession({ sessionId, ...request });
+        await control.modifyComputeSession({ sessionId, change: request });
       } catch (err) {
         // The client gets the refusal by its name (SessionNameTaken), not wrapped as an activity's failure.
         throw namedFailure(err) ?? err;
