@@ -117,7 +117,7 @@ describe('create from params (seed 1)', () => {
     expect(session).toMatchObject({ name: `my-tf-session-${tag}`, status: 'RUNNING', resources: { cpu: '1', memory: '512M', gpu: '1' }, vfolders: ['home', 'data'] });
     expect(await history(session.id)).toEqual(['PENDING', 'SCHEDULED', 'PREPARING', 'PULLING', 'PREPARED', 'CREATING', 'RUNNING']);
     const { docker, id } = await containerOf(session.id);
-    expect(await execAsWork(docker, id, ['sh', '-c', 'echo kept > /home/work/data/notes && ls /home/work'])).toMatchObject({ exitCode: 0, output: expect.stringContaining('data\nhome') });
+    expect(await execAsWork(docker, id, ['sh', '-c', 'echo kept > /home/work/data/notes && cat /home/work/data/notes && test -d /home/work/home'])).toEqual({ exitCode: 0, output: 'kept\n' });
 
     const ended = await destroy(session.id).expect(200);
     expect(['TERMINATING', 'TERMINATED']).toContain(ended.body.status);
@@ -238,16 +238,19 @@ describe('check and transit (seed 11)', () => {
   });
 
   it('11.1 cancels a session still PENDING when its max_wait runs out', async () => {
-    // More than a node holds now (but not more than it could): it waits for room that does not come.
-    const blocker = await create({ resources: { cpu: '12', memory: '1G' } });
-    const waiting = await create({ resources: { cpu: '12', memory: '1G' }, max_wait: 2, enqueue_only: true });
+    // Each node has one gpu: with both taken, a third gpu session could fit, but not now.
+    const blockers = [await create({ resources: { cpu: '0.5', memory: '256M', gpu: '1' } }), await create({ resources: { cpu: '0.5', memory: '256M', gpu: '1' } })];
+    const waiting = await create({ resources: { cpu: '0.5', memory: '256M', gpu: '1' }, max_wait: 2, enqueue_only: true });
     expect(waiting.status).toBe('PENDING');
     const ended = await until(waiting.id, ['CANCELLED']);
     expect(ended).toMatchObject({ status: 'CANCELLED', status_reason: 'still PENDING when max_wait ran out' });
-    await destroy(blocker.id).expect(200);
+    expect(await history(waiting.id)).toEqual(['PENDING', 'CANCELLED']);
+    for (const blocker of blockers) await destroy(blocker.id).expect(200);
   });
 
   it('names AgentNotAvailable when the node it was placed on takes no task', async () => {
+    // Its heartbeat says alive; its worker never polls.
+    await infra.pool.query('UPDATE compute_nodes SET last_heartbeat_at = now() WHERE scaling_group = $1', [deadGroup]);
     const session = await create({ scaling_group: deadGroup, enqueue_only: true });
     const ended = await until(session.id, ['ERROR']);
     expect(ended).toMatchObject({ status: 'ERROR', status_reason: expect.stringMatching(/^AgentNotAvailable: kernel main1: node e2e-d-\w+-x took no task within 4 s/) });
