@@ -52,7 +52,7 @@ export function registerComputeActionRoutes(api: ApiRoutes, deps: ComputeActionD
   async function create(principal: Principal, params: CreateSessionParams, res: Response) {
     const admitted = await store.admitSession({ ownerId: principal.userId, params });
     try {
-      await start(admitted);
+      await startComputeSession(temporal, { taskQueue: deps.taskQueue, input: admitted, timings: deps.timings });
     } catch (err) {
       await store.markStartFailed(admitted.sessionId, `the workflow could not be started: ${(err as Error).message}`);
       throw err;
@@ -61,18 +61,6 @@ export function registerComputeActionRoutes(api: ApiRoutes, deps: ComputeActionD
       await temporal.workflow.getHandle(makeComputeSessionWorkflowId(admitted.sessionId)).executeUpdate(awaitStartUpdate, { args: [{ timeoutMs: deps.createWaitSeconds * 1000 }] });
     }
     res.status(201).json(presentSession((await store.session(admitted.sessionId, undefined))!));
-  }
-
-  function start(input: ComputeSessionInput) {
-    return temporal.workflow.start<typeof computeSessionWorkflow>(computeSessionKind.workflowType, {
-      ...sessionStartOptions(computeSessionKind, {
-        key: [input.sessionId], taskQueue: deps.taskQueue, status: 'PENDING', ownerId: input.ownerId,
-        attributes: [{ key: SessionName, value: input.name }],
-        summary: `${input.name}: ${input.kernels.length > 1 ? `${input.clusterMode} cluster of ${input.kernels.length}` : 'session'} of ${input.image}`,
-        details: `Owner ${input.ownerId}; scaling group ${input.scalingGroup}`,
-      }),
-      args: [{ ...input, ...(deps.timings ? { timings: deps.timings } : {}) }],
-    });
   }
 
   /** The session's workflow, after the owner check (another user's session is a 404). */
@@ -204,3 +192,16 @@ export function registerComputeActionRoutes(api: ApiRoutes, deps: ComputeActionD
   );
 }
 
+
+/** Starts an admitted session's workflow: its id, search attributes and Web UI summary from the manifest. */
+export function startComputeSession(temporal: Client, { taskQueue, input, timings }: { taskQueue: string; input: ComputeSessionInput; timings?: Partial<ComputeTimings> }) {
+  return temporal.workflow.start<typeof computeSessionWorkflow>(computeSessionKind.workflowType, {
+    ...sessionStartOptions(computeSessionKind, {
+      key: [input.sessionId], taskQueue, status: 'PENDING', ownerId: input.ownerId,
+      attributes: [{ key: SessionName, value: input.name }],
+      summary: `${input.name}: ${input.kernels.length > 1 ? `${input.clusterMode} cluster of ${input.kernels.length}` : 'session'} of ${input.image}`,
+      details: `Owner ${input.ownerId}; scaling group ${input.scalingGroup}`,
+    }),
+    args: [{ ...input, ...(timings ? { timings } : {}) }],
+  });
+}

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { randomUUID } from 'node:crypto';
@@ -6,7 +6,7 @@ import { runtimes, makePoolWorkflowId, type ExecutionJob, type RuntimeSpec } fro
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { eventually, startApiHarness, type ApiHarness } from './api';
 import type { Infra } from './infra';
-import { testNamespace } from './testRun';
+import { spawnWorkerProcess } from './workerProcess';
 
 /** Ends the pool workflows of a test's task queue and removes every container they made. */
 export async function removeExecutionPools(client: Client, infra: Infra, taskQueue: string): Promise<void> {
@@ -55,29 +55,9 @@ export function removedByDocker(docker: Docker, containerIds: string[]): Promise
   );
 }
 
-/**
- * Starts test/helpers/executionWorkerProcess.ts in a child process (TypeScript compiled on
- * load), polling the execution queue of `taskQueue`; resolves once it polls.
- */
-export async function spawnExecutionWorker(taskQueue: string): Promise<ChildProcess> {
-  const compileOnLoad = `
-    const ts = require('typescript');
-    const fs = require('fs');
-    require.extensions['.ts'] = (module, file) => module._compile(ts.transpileModule(fs.readFileSync(file, 'utf8'), {
-      fileName: file, compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    }).outputText, file);
-    require(process.argv[1]);`;
-  const child = spawn(process.execPath, ['-e', compileOnLoad, require.resolve('./executionWorkerProcess.ts')], {
-    env: { ...process.env, TEMPORAL_NAMESPACE: testNamespace(), TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: process.env.SF_TEST_WORKFLOW_BUNDLE },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('polling')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`the execution worker process exited ${code} before polling`)));
-  });
-  return child;
+/** The execution worker of test/helpers/executionWorkerProcess.ts in a process of its own, polling the execution queue of `taskQueue`. */
+export function spawnExecutionWorker(taskQueue: string): Promise<ChildProcess> {
+  return spawnWorkerProcess('./executionWorkerProcess.ts', taskQueue);
 }
 
 /** A job as the api would resolve it: one file of `code` in the runtime's entry file, a fresh request id. */

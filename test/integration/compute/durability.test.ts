@@ -1,0 +1,202 @@
+import { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { computeStoreSettingsFrom, createComputeStore, type ComputeStore } from '../../../activities/compute/store';
+import { computeSessionLabel } from '../../../activities/compute/node';
+import { instanceLabel } from '../../../activities/shared/docker';
+import { createUserKey } from '../../../api/platform/auth';
+import { startComputeSession } from '../../../api/compute/sessionActions';
+import { computeStateQuery, destroyUpdate, type ComputeSessionState } from '../../../domain/compute/compute';
+import { createSessionBody } from '../../../domain/compute/params';
+import { customSearchAttributes } from '../../../domain/shared/searchAttributes';
+import { createLogger } from '../../../platform/logger';
+import { createSessionflowWorker } from '../../../workers/createWorker';
+import { startComputeNode, type ComputeNode } from '../../../workers/computeNode';
+import { removeComputeLeftovers } from '../../helpers/computeNode';
+import { openInfra, type Infra } from '../../helpers/infra';
+import { connectTestEnv, createTestWorker, uniqueTaskQueue, workflowBundlePath } from '../../helpers/temporal';
+import { spawnWorkerProcess } from '../../helpers/workerProcess';
+
+/**
+ * What a compute session survives, with real activities on a real node (the main engine): the
+ * worker running its workflow killed while its kernels are being made, and the Temporal server
+ * itself killed and started again.
+ */
+let env: TestWorkflowEnvironment;
+let infra: Infra;
+let store: ComputeStore;
+let ownerId: string;
+const tag = randomUUID().slice(0, 8);
+const group = `dur-${tag}`;
+const sessions: string[] = [];
+const log = createLogger('silent', 'compute-durability');
+
+beforeAll(async () => {
+  env = await connectTestEnv();
+  infra = openInfra();
+  store = createComputeStore(infra.pool, computeStoreSettingsFrom(infra.config));
+  ({ userId: ownerId } = await createUserKey(infra.pool, `dur-${tag}`, 'user', 'test'));
+  await store.createScalingGroup(group, '');
+}, 60_000);
+afterAll(async () => {
+  await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, sessions, []);
+  await infra.pool.query('DELETE FROM users WHERE id = $1', [ownerId]);
+  await infra.pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
+  await infra.pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);
+  await infra.close();
+  await env.teardown();
+});
+
+async function admit(body: Record<string, unknown>) {
+  const input = await store.admitSession({ ownerId, params: createSessionBody.parse({ image: 'python:3.11', scaling_group: group, resources: { cpu: '0.5', memory: '256M' }, ...body }) });
+  sessions.push(input.sessionId);
+  return input;
+}
+
+async function startNode(connection: NativeConnection, namespace: string, name: string): Promise<{ node: ComputeNode; running: Promise<void> }> {
+  const node = await startComputeNode({
+    config: { ...infra.config, TEMPORAL_NAMESPACE: namespace }, connection, docker: infra.docker, pool: infra.pool, containerRuntime: infra.containerRuntime, log, name, scalingGroup: group,
+    capacity: { cpuMillis: 8000, memoryBytes: 8 * 2 ** 30, gpu: 0 },
+  });
+  return { node, running: node.run() };
+}
+
+async function until(query: () => Promise<ComputeSessionState>, done: (state: ComputeSessionState) => boolean, seconds = 60): Promise<ComputeSessionState> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const state = await query().catch(() => undefined);
+    if (state && (done(state) || Date.now() > deadline)) return state;
+    if (Date.now() > deadline) throw new Error('no answer from the session');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function containersOf(sessionId: string) {
+  return infra.docker.listContainers({ all: true, filters: { label: [`${instanceLabel}=${infra.config.SESSIONFLOW_INSTANCE}`, `${computeSessionLabel}=${sessionId}`] } });
+}
+
+it('a worker killed while the kernels are being made leaves no duplicate and no orphan: the next worker brings the session to RUNNING', async () => {
+  const { node, running } = await startNode(env.nativeConnection, env.namespace!, `${group}-a`);
+  const taskQueue = uniqueTaskQueue('compute-durability');
+  let doomed: ChildProcess | undefined = await spawnWorkerProcess('./sessionflowWorkerProcess.ts', taskQueue);
+  let worker: Worker | undefined;
+  try {
+    // The bootstrap keeps the session CREATING for a while: the kill lands there.
+    const input = await admit({ cluster_size: 3, bootstrap_script: 'sleep 3' });
+    const handle = await startComputeSession(env.client, { taskQueue, input });
+    await until(() => handle.query(computeStateQuery), (state) => state.status === 'CREATING' && state.kernels.some((k) => k.containerId));
+    doomed.kill('SIGKILL');
+    doomed = undefined;
+
+    worker = await createTestWorker(env, taskQueue, infra.activities);
+    const state = await worker.runUntil(until(() => handle.query(computeStateQuery), (s) => s.status === 'RUNNING' || s.status === 'ERROR', 90));
+    expect([state.status, state.reason]).toEqual(['RUNNING', undefined]);
+    const containers = await containersOf(input.sessionId);
+    expect(containers.map((c) => c.Labels['org.sessionflow.compute-hostname']).sort()).toEqual(['main1', 'sub1', 'sub2']);
+    expect(containers.every((c) => c.State === 'running')).toBe(true);
+    const recorded = (await store.session(input.sessionId, undefined))!.kernels.map((k) => k.container_id).sort();
+    expect(recorded).toEqual(containers.map((c) => c.Id).sort());
+
+    await worker.runUntil(async () => {
+      await handle.executeUpdate(destroyUpdate, { args: [{ forced: false }] });
+      await handle.result();
+    });
+    expect(await containersOf(input.sessionId)).toEqual([]);
+  } finally {
+    doomed?.kill('SIGKILL');
+    await node.shutdown();
+    await running;
+  }
+}, 180_000);
+
+it('a Temporal server killed and started again loses no session: it answers, and is destroyed, as before', async () => {
+  const server = await privateTemporalServer();
+  let connection: NativeConnection | undefined;
+  try {
+    connection = await NativeConnection.connect({ address: server.address });
+    const client = new Client({ connection, namespace: 'default' });
+    const taskQueue = `compute-durability-${tag}`;
+    const worker = await createSessionflowWorker({ connection, namespace: 'default', taskQueue, activities: infra.activities, workflowBundlePath: workflowBundlePath() });
+    const { node, running } = await startNode(connection, 'default', `${group}-p`);
+    const workerRun = worker.run();
+    try {
+      const input = await admit({});
+      const handle = await startComputeSession(client, { taskQueue, input });
+      const started = await until(() => handle.query(computeStateQuery), (s) => s.status === 'RUNNING' || s.status === 'ERROR');
+      expect([started.status, started.reason]).toEqual(['RUNNING', undefined]);
+
+      await server.restart();
+      const after = await until(() => handle.query(computeStateQuery), (s) => s.status === 'RUNNING', 60);
+      expect(after).toMatchObject({ status: 'RUNNING', kernels: [expect.objectContaining({ hostname: 'main1', containerId: expect.any(String) })] });
+      await handle.executeUpdate(destroyUpdate, { args: [{ forced: false }] });
+      expect((await handle.result()).status).toBe('TERMINATED');
+      expect(await containersOf(input.sessionId)).toEqual([]);
+    } finally {
+      worker.shutdown();
+      await node.shutdown();
+      await Promise.all([workerRun, running]);
+    }
+  } finally {
+    await connection?.close();
+    await server.stop();
+  }
+}, 240_000);
+
+/** A Temporal dev server of this test's own (port, SQLite file), which it may kill and start again. */
+async function privateTemporalServer() {
+  const bin = process.env.TEMPORAL_BIN ?? join(process.env.HOME ?? '/root', '.sessionflow/bin/temporal');
+  const dir = mkdtempSync(join(tmpdir(), 'sf-temporal-'));
+  const port = await freePort();
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', join(dir, 'temporal.db'), '--log-level', 'error',
+    ...customSearchAttributes.flatMap(({ name }) => ['--search-attribute', `${name}=Keyword`])];
+  let child: ChildProcess | undefined;
+  const address = `127.0.0.1:${port}`;
+  const start = async () => {
+    child = spawn(bin, args, { stdio: 'ignore' });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const probe = await NativeConnection.connect({ address });
+        await probe.close();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  };
+  const kill = async () => {
+    const exited = new Promise((resolve) => child?.once('exit', resolve));
+    child?.kill('SIGKILL');
+    await exited;
+  };
+  await start();
+  return {
+    address,
+    async restart() {
+      await kill();
+      await start();
+    },
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
