@@ -249,7 +249,7 @@ describe('POST /api/v1/chats/:chatId/sandbox/exec', () => {
   it('has no network inside the sandbox', async () => {
     const chatId = chat();
     await ensure(chatId).expect(201);
-    // Only the loopback interface exists: NetworkMode none. (/proc/net/dev, because gVisor's sysfs answers `ls /sys/class/net` with EINVAL.)
+    // Only the loopback interface exists: NetworkMode none.
     const res = await exec(chatId, { language: 'shell', code: "tail -n +3 /proc/net/dev | cut -d: -f1" }).expect(200);
     expect(res.body.stdout.trim().split(/\s+/)).toEqual(['lo']);
   });
