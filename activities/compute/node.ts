@@ -8,7 +8,7 @@ import { domainFailure } from '../../domain/shared/errors';
 import type { Sealer } from '../../platform/sealer';
 import { fitHostConfig, gvisorNetworkRuntime, gvisorRuntime, type ContainerRuntime } from '../shared/containerRuntime';
 import { ignoreNotFound, instanceLabel, sessionflowLabels, statusOf } from '../shared/docker';
-import { followProgress } from '../shared/registry';
+import { followProgress, manifestDigest } from '../shared/registry';
 import type { ClusterKeyPair } from './clusterKeys';
 import { bootstrapStatusPath, kernelCommand, kernelFiles, kernelFilesArchive, kernelUser, type ClusterKey } from './kernelInit';
 import { createSecretStore } from './secretStore';
@@ -64,6 +64,23 @@ export interface ComputeNodeDeps {
   registryAddress: string;
 }
 
+/**
+ * Whether the node's copy of a registry reference is what the registry holds under it now. A
+ * reference by digest cannot move; an unreachable registry or a tag it no longer has leaves the
+ * node's copy in use.
+ */
+async function holdsRegistryDigest(registryAddress: string, reference: string, repoDigests: string[]): Promise<boolean> {
+  const path = reference.slice(registryAddress.length + 1);
+  if (path.includes('@')) return true;
+  const colon = path.lastIndexOf(':');
+  const [repository, tag] = colon > path.lastIndexOf('/') ? [path.slice(0, colon), path.slice(colon + 1)] : [path, 'latest'];
+  const current = await manifestDigest(registryAddress, repository, tag).catch((err: unknown) => {
+    log.warn('registry unreachable: the node keeps its copy of the image', { image: reference, error: String(err) });
+    return undefined;
+  });
+  return current === undefined || repoDigests.includes(`${registryAddress}/${repository}@${current}`);
+}
+
 /** `sf-<instance>-<session id's first 8>-<hostname>`: a retried create finds the container the lost attempt made. */
 export function kernelContainerName(instance: string, sessionId: string, hostname: string): string {
   return `sf-${instance}-${sessionId.slice(0, 8)}-${hostname}`;
@@ -88,13 +105,16 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
 
   return {
     /**
-     * Pulls the image from the registry when this node lacks it. Only the registry's images are
-     * pulled (never another registry's): anything else the node does not already hold, or a
-     * reference the registry does not have, is ImageNotFound.
+     * Pulls the image from the registry when this node lacks it, or holds another digest than
+     * the registry's under that tag (a rebuilt image pushed again: Backend.AI's `digest` auto-pull).
+     * Only the registry's images are pulled (never another registry's): anything else the node
+     * does not already hold, or a reference the registry does not have, is ImageNotFound.
      */
     async pullKernelImage({ reference }: { reference: string }): Promise<{ pulled: boolean }> {
-      if (await ignoreNotFound(docker.getImage(reference).inspect())) return { pulled: false };
-      if (!reference.startsWith(`${registryAddress}/`)) throw domainFailure('ImageNotFound', `image ${reference} is not on this node and not in the registry ${registryAddress}`, { image: reference });
+      const local = await ignoreNotFound(docker.getImage(reference).inspect());
+      const inRegistry = reference.startsWith(`${registryAddress}/`);
+      if (local && (!inRegistry || await holdsRegistryDigest(registryAddress, reference, local.RepoDigests ?? []))) return { pulled: false };
+      if (!inRegistry) throw domainFailure('ImageNotFound', `image ${reference} is not on this node and not in the registry ${registryAddress}`, { image: reference });
       try {
         const events = await followProgress(docker, await docker.pull(reference));
         const failed = events.find((event) => event.error);

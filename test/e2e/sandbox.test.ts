@@ -12,6 +12,7 @@ import { currentSandboxQuery, makeSandboxWorkflowId, sandboxContainerName } from
 import type { sandboxSweepWorkflow } from '../../workflows/sandbox/sandboxSweep';
 import { createLogger } from '../../platform/logger';
 import { eventually, startApiHarness, type ApiHarness } from '../helpers/api';
+import { fileToolsOutput, fileToolsScript } from '../helpers/fileTools';
 import { openInfra, type Infra } from '../helpers/infra';
 import { containersOfChat, discardChats, eventsOfChat, trackedChats, userIdOfKey } from '../helpers/sandbox';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue } from '../helpers/temporal';
@@ -248,9 +249,16 @@ describe('POST /api/v1/chats/:chatId/sandbox/exec', () => {
   it('has no network inside the sandbox', async () => {
     const chatId = chat();
     await ensure(chatId).expect(201);
-    // Only the loopback interface exists: NetworkMode none. (/proc/net/dev, because gVisor's sysfs answers `ls /sys/class/net` with EINVAL.)
+    // Only the loopback interface exists: NetworkMode none.
     const res = await exec(chatId, { language: 'shell', code: "tail -n +3 /proc/net/dev | cut -d: -f1" }).expect(200);
     expect(res.body.stdout.trim().split(/\s+/)).toEqual(['lo']);
+  });
+
+  it('lists, stats, copies, measures and finds files with the usual shell tools', async () => {
+    const chatId = chat();
+    await ensure(chatId).expect(201);
+    const res = await exec(chatId, { language: 'shell', code: fileToolsScript }).expect(200);
+    expect(res.body).toMatchObject({ stdout: fileToolsOutput, stderr: '', exit_code: 0 });
   });
 
   it('runs code under gVisor\'s kernel, not the host\'s', async () => {

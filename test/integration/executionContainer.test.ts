@@ -5,6 +5,7 @@ import { createExecutionStore } from '../../activities/execution/store';
 import { runnerLabel, runnerSource } from '../../activities/execution/executionRunner';
 import { findRuntime, runtimes } from '../../domain/execution/execution';
 import { executionJob as job } from '../helpers/executionPools';
+import { fileToolsOutput, fileToolsScript } from '../helpers/fileTools';
 import { openInfra, type Infra } from '../helpers/infra';
 
 let infra: Infra;
@@ -21,6 +22,7 @@ afterAll(async () => {
 });
 
 const python = findRuntime('python', '*')!;
+const bash = findRuntime('bash', '*')!;
 
 describe('execution containers', () => {
   it('hold every runtime of the catalogue at the version it reports', () => {
@@ -75,6 +77,11 @@ describe('execution containers', () => {
     expect(result.run?.stdout).toBe('runner found\nkill denied\nstdin denied\nstdout denied\n65534\n');
     const after = await infra.activities.runInContainer({ containerId, job: job(python, 'print("still served")'), ownerId, historyOutputCap: 1000 });
     expect(after.result.run?.stdout).toBe('still served\n');
+  });
+
+  it('let a bash job list, stat, copy, measure and find files under gVisor', async () => {
+    const { result } = await infra.activities.runInContainer({ containerId, job: job(bash, fileToolsScript), ownerId, historyOutputCap: 1000 });
+    expect(result.run).toMatchObject({ stdout: fileToolsOutput, stderr: '', code: 0 });
   });
 
   it('run jobs as nobody with no capabilities', async () => {

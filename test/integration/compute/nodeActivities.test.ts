@@ -13,6 +13,7 @@ import { containerRuntimeResolver } from '../../../activities/shared/containerRu
 import { ignoreNotFound } from '../../../activities/shared/docker';
 import { deleteManifest, followProgress, manifestDigest } from '../../../activities/shared/registry';
 import { containerLog, eventually, execAsWork, nodeBDocker, removeComputeLeftovers } from '../../helpers/computeNode';
+import { fileToolsOutput, fileToolsScript } from '../../helpers/fileTools';
 import { openInfra, type Infra } from '../../helpers/infra';
 
 /**
@@ -74,25 +75,56 @@ async function expectFailure(promise: Promise<unknown>, type: string): Promise<v
 }
 
 describe('pullKernelImage', () => {
-  it('pulls an image the node lacks from the registry, and reports no pull once the node has it', async () => {
-    // A one-file image of its own (its digest is no other tag's), pushed from the main engine.
-    const tag = `node-test-${randomUUID().slice(0, 8)}`;
-    const repository = 'sessionflow/node-pull-test';
+  const repository = 'sessionflow/node-pull-test';
+
+  /** Pushes a one-file image (its digest is no other tag's) from the main engine as repository:tag. */
+  async function pushMarkerImage(tag: string, marker: string): Promise<string> {
     const reference = `${infra.config.REGISTRY_ADDRESS}/${repository}:${tag}`;
     const tar = pack();
-    tar.entry({ name: 'marker.txt' }, tag);
+    tar.entry({ name: 'marker.txt' }, marker);
     tar.finalize();
     await followProgress(infra.docker, await infra.docker.importImage(tar as unknown as NodeJS.ReadableStream, { repo: `${infra.config.REGISTRY_ADDRESS}/${repository}`, tag }));
+    await followProgress(infra.docker, await infra.docker.getImage(reference).push({ tag }));
+    return reference;
+  }
+
+  async function removeEverywhere(tag: string): Promise<void> {
+    const reference = `${infra.config.REGISTRY_ADDRESS}/${repository}:${tag}`;
+    const digest = await manifestDigest(infra.config.REGISTRY_ADDRESS, repository, tag);
+    if (digest) await deleteManifest(infra.config.REGISTRY_ADDRESS, repository, digest);
+    await ignoreNotFound(infra.docker.getImage(reference).remove({ force: true }));
+    await ignoreNotFound(nodeB.getImage(reference).remove({ force: true }));
+  }
+
+  it('pulls an image the node lacks from the registry, and reports no pull once the node has it', async () => {
+    const tag = `node-test-${randomUUID().slice(0, 8)}`;
     try {
-      await followProgress(infra.docker, await infra.docker.getImage(reference).push({ tag }));
+      const reference = await pushMarkerImage(tag, tag);
       expect(await run(activities.pullKernelImage, { reference })).toEqual({ pulled: true });
       expect(await nodeB.getImage(reference).inspect()).toMatchObject({ RepoTags: [reference] });
       expect(await run(activities.pullKernelImage, { reference })).toEqual({ pulled: false });
     } finally {
-      const digest = await manifestDigest(infra.config.REGISTRY_ADDRESS, repository, tag);
-      if (digest) await deleteManifest(infra.config.REGISTRY_ADDRESS, repository, digest);
-      await ignoreNotFound(infra.docker.getImage(reference).remove({ force: true }));
-      await ignoreNotFound(nodeB.getImage(reference).remove({ force: true }));
+      await removeEverywhere(tag);
+    }
+  });
+
+  it('pulls a tag again once the registry holds another image under it (a rebuilt kernel image pushed again)', async () => {
+    const tag = `node-test-${randomUUID().slice(0, 8)}`;
+    let first: string | undefined;
+    try {
+      const reference = await pushMarkerImage(tag, 'first build');
+      first = (await infra.docker.getImage(reference).inspect()).Id;
+      expect(await run(activities.pullKernelImage, { reference })).toEqual({ pulled: true });
+      await pushMarkerImage(tag, 'second build');
+      const rebuilt = (await infra.docker.getImage(reference).inspect()).Id;
+
+      expect(await run(activities.pullKernelImage, { reference })).toEqual({ pulled: true });
+      expect((await nodeB.getImage(reference).inspect()).Id).toBe(rebuilt);
+      expect(await run(activities.pullKernelImage, { reference })).toEqual({ pulled: false });
+    } finally {
+      await removeEverywhere(tag);
+      // The first build, untagged by the second on both engines.
+      if (first) await Promise.all([infra.docker, nodeB].map((engine) => ignoreNotFound(engine.getImage(first!).remove({ force: true }))));
     }
   });
 
@@ -141,6 +173,11 @@ describe('createKernel', () => {
     expect(HostConfig.Runtime).toBe('runsc');
     expect(Config.User).toBe('1000:1000');
     expect(Config.Hostname).toBe('main1');
+  });
+
+  it('lets work list, stat, copy, measure and find files in the kernel under gVisor', async () => {
+    const { containerId } = await run(activities.createKernel, kernel());
+    expect(await execAsWork(nodeB, containerId, ['sh', '-c', fileToolsScript])).toEqual({ output: fileToolsOutput, exitCode: 0 });
   });
 
   it('runs the bootstrap script once, its output in the container log and its exit code recorded', async () => {
