@@ -99,6 +99,7 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
           await worker.run();
         } finally {
           clearInterval(heartbeat);
+          await store.signOff(name).catch((err: unknown) => log.warn({ err }, 'compute node could not sign off: it counts as alive until its heartbeat is stale'));
         }
       })();
       return running;

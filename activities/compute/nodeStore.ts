@@ -35,6 +35,15 @@ export function createNodeStore(pool: Pool) {
       }
     },
 
+    /**
+     * A node that stops on purpose says so: its heartbeat goes far into the past, so nothing new
+     * is placed on it from now on (its running sessions are checked as any dead node's; a node
+     * started again within COMPUTE_AGENT_TIMEOUT_SECONDS loses none of them).
+     */
+    async signOff(name: string): Promise<void> {
+      await pool.query("UPDATE compute_nodes SET last_heartbeat_at = 'epoch' WHERE name = $1", [name]);
+    },
+
     /** false when the row is gone (an admin removed the node): the caller registers again. */
     async heartbeat(name: string): Promise<boolean> {
       const { rowCount } = await pool.query('UPDATE compute_nodes SET last_heartbeat_at = now() WHERE name = $1', [name]);

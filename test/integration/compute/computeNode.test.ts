@@ -51,7 +51,7 @@ const nodeRow = async (name: string) =>
   (await infra.pool.query<{ scaling_group: string; task_queue: string; cpu_millis: number; memory_bytes: string; gpu: string; last_heartbeat_at: Date }>(
     'SELECT scaling_group, task_queue, cpu_millis, memory_bytes, gpu, last_heartbeat_at FROM compute_nodes WHERE name = $1', [name])).rows[0];
 
-it('registers its row with the capacity it declares, then heartbeats it while it runs', async () => {
+it('registers its row with the capacity it declares, heartbeats it while it runs, and signs off when stopped', async () => {
   const options = nodeOptions({ capacity: { cpuMillis: 3000, memoryBytes: 4 * 2 ** 30, gpu: 0.5 } });
   const node = await startComputeNode(options);
   const running = node.run();
@@ -63,6 +63,9 @@ it('registers its row with the capacity it declares, then heartbeats it while it
       return row && row.last_heartbeat_at > registered!.last_heartbeat_at ? row : undefined;
     }, 10);
     expect(advanced.last_heartbeat_at.getTime()).toBeGreaterThan(registered!.last_heartbeat_at.getTime());
+    await node.shutdown();
+    // Stopped on purpose: no longer alive to the scheduler, at once.
+    expect((await nodeRow(node.name))!.last_heartbeat_at.getTime()).toBe(0);
   } finally {
     await node.shutdown();
     await running;

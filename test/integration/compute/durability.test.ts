@@ -95,15 +95,15 @@ it('a worker killed while the kernels are being made leaves no duplicate and no 
     doomed = undefined;
 
     worker = await createTestWorker(env, taskQueue, infra.activities);
-    const state = await worker.runUntil(until(() => handle.query(computeStateQuery), (s) => s.status === 'RUNNING' || s.status === 'ERROR', 90));
-    expect([state.status, state.reason]).toEqual(['RUNNING', undefined]);
-    const containers = await containersOf(input.sessionId);
-    expect(containers.map((c) => c.Labels['org.sessionflow.compute-hostname']).sort()).toEqual(['main1', 'sub1', 'sub2']);
-    expect(containers.every((c) => c.State === 'running')).toBe(true);
-    const recorded = (await store.session(input.sessionId, undefined))!.kernels.map((k) => k.container_id).sort();
-    expect(recorded).toEqual(containers.map((c) => c.Id).sort());
-
     await worker.runUntil(async () => {
+      const state = await until(() => handle.query(computeStateQuery), (s) => s.status === 'RUNNING' || s.status === 'ERROR', 90);
+      expect([state.status, state.reason]).toEqual(['RUNNING', undefined]);
+      const containers = await containersOf(input.sessionId);
+      expect(containers.map((c) => c.Labels['org.sessionflow.compute-hostname']).sort()).toEqual(['main1', 'sub1', 'sub2']);
+      expect(containers.every((c) => c.State === 'running')).toBe(true);
+      const recorded = (await store.session(input.sessionId, undefined))!.kernels.map((k) => k.container_id).sort();
+      expect(recorded).toEqual(containers.map((c) => c.Id).sort());
+
       await handle.executeUpdate(destroyUpdate, { args: [{ forced: false }] });
       await handle.result();
     });
