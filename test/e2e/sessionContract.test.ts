@@ -2,6 +2,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
 import { OwnerId, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import { eventually, startApiHarness, type ApiHarness } from '../helpers/api';
+import { startTestComputeNode } from '../helpers/computeNode';
 import { removeExecutionPools } from '../helpers/executionPools';
 import { openInfra, type Infra } from '../helpers/infra';
 import { randomMac, startPxeLab, writeRawImage, type PxeLab } from '../helpers/pxeLab';
@@ -23,7 +24,9 @@ let infra: Infra;
 let api: ApiHarness;
 let sshd: SshServer;
 let lab: PxeLab;
+let computeNode: { stop(): Promise<void> };
 const chatId = newChatId();
+const computeGroup = `contract-${chatId.slice(0, 8)}`;
 
 beforeAll(async () => {
   env = await connectTestEnv();
@@ -31,10 +34,12 @@ beforeAll(async () => {
   api = await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: false, TERMINAL_CREDENTIALS_KEY: testCredentialsKey(), SANDBOX_TTL_SECONDS: 600 });
   sshd = await startSshServer();
   lab = await startPxeLab(infra.pool);
+  computeNode = await startTestComputeNode(env, infra, { group: computeGroup, name: `${computeGroup}-n` });
 });
 afterAll(async () => {
   await discardChats(env.client, infra.docker, infra.config.SESSIONFLOW_INSTANCE, [chatId]);
   await removeExecutionPools(env.client, infra, api.taskQueue);
+  await computeNode?.stop();
   await api?.stop();
   await lab?.stop();
   await sshd?.stop();
@@ -60,7 +65,9 @@ async function sessionsOfUser(status: string): Promise<Listed[]> {
 it('lists a running session of every kind with one query, and each as ENDED once it ends', async () => {
   const user = bearer(api.userKey);
 
-  // A sandbox, a terminal, a PXE boot session and an execution still at work.
+  // A compute session, a sandbox, a terminal, a PXE boot session and an execution still at work.
+  const compute = await request(api.app).post('/api/v1/sessions').set(user).send({ image: 'python:3.11', scaling_group: computeGroup, resources: { cpu: '0.5', memory: '256M' } }).expect(201);
+  expect(compute.body.status).toBe('RUNNING');
   await request(api.app).put(`/api/v1/chats/${chatId}/sandbox`).set(user).expect(201);
   const hostId = await registerSshHost(api.app, api.adminKey, sshd, `contract-${Date.now().toString(36)}`);
   const terminal = await request(api.app).post('/api/v1/terminals').set(user).send({ host_id: hostId, mode: 'embedded' }).expect(201);
@@ -75,8 +82,9 @@ it('lists a running session of every kind with one query, and each as ENDED once
     .send({ language: 'python', version: '3', files: [{ content: 'import time\ntime.sleep(6)\nprint("done")' }], run_timeout: 15_000 })
     .then((res) => res);
 
-  const running = await eventually(() => sessionsOfUser('RUNNING'), (listed) => listed.length === 4, 30_000);
+  const running = await eventually(() => sessionsOfUser('RUNNING'), (listed) => listed.length === 5, 30_000);
   expect(running).toEqual([
+    { kind: 'compute', status: 'RUNNING', detail: 'RUNNING' },
     { kind: 'execution', status: 'RUNNING', detail: 'RUNNING' },
     { kind: 'pxe', status: 'RUNNING', detail: 'ACTIVE' },
     { kind: 'sandbox', status: 'RUNNING', detail: 'RUNNING' },
@@ -87,10 +95,12 @@ it('lists a running session of every kind with one query, and each as ENDED once
   await request(api.app).delete(`/api/v1/terminals/${terminal.body.session_id}`).set(user).expect(200);
   await request(api.app).post(`/api/v1/pxe/sessions/${pxe.body.id}/stop`).set(user).expect(200);
   await request(api.app).delete(`/api/v1/chats/${chatId}/sandbox`).set(user).expect(204);
+  await request(api.app).delete(`/api/v1/sessions/${compute.body.id}`).set(user).expect(200);
 
   expect(await eventually(() => sessionsOfUser('RUNNING'), (listed) => listed.length === 0, 30_000)).toEqual([]);
-  const ended = await eventually(() => sessionsOfUser('ENDED'), (listed) => listed.length >= 5, 30_000);
+  const ended = await eventually(() => sessionsOfUser('ENDED'), (listed) => listed.length >= 6, 30_000);
   expect(ended).toEqual(expect.arrayContaining([
+    { kind: 'compute', status: 'ENDED', detail: 'TERMINATED' },
     { kind: 'execution', status: 'ENDED', detail: 'OK' },
     { kind: 'pxe', status: 'ENDED', detail: 'STOPPED' },
     { kind: 'pxe-image', status: 'ENDED', detail: 'READY' },

@@ -1,7 +1,12 @@
 import type Docker from 'dockerode';
 import { computeSessionLabel } from '../../activities/compute/node';
 import { demultiplex, ignoreNotFound, instanceLabel } from '../../activities/shared/docker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { containerRuntimeResolver } from '../../activities/shared/containerRuntime';
 import { createDocker } from '../../platform/docker';
+import { createLogger } from '../../platform/logger';
+import { startComputeNode } from '../../workers/computeNode';
+import type { Infra } from './infra';
 
 /** The second engine scripts/test.sh brings up (scripts/ensure-node-engine.sh): node b of the tests. */
 export function nodeBDocker(): Docker {
@@ -57,4 +62,24 @@ export async function removeInstanceLeftovers(instance = process.env.SESSIONFLOW
   await Promise.all(networks.map((n) => ignoreNotFound(docker.getNetwork(n.Id).remove())));
   const { Volumes } = await docker.listVolumes({ filters: label });
   await Promise.all((Volumes ?? []).map((v) => ignoreNotFound(docker.getVolume(v.Name).remove({ force: true }))));
+}
+
+/**
+ * A compute node worker of the test's own, in a scaling group of its own (made when missing), on
+ * the main engine unless another is given; `stop` shuts it down, and it signs off.
+ */
+export async function startTestComputeNode(env: TestWorkflowEnvironment, infra: Infra, { group, name, docker = infra.docker }: { group: string; name: string; docker?: Docker }): Promise<{ stop(): Promise<void> }> {
+  await infra.pool.query('INSERT INTO compute_scaling_groups (name) VALUES ($1) ON CONFLICT DO NOTHING', [group]);
+  const node = await startComputeNode({
+    config: { ...infra.config, TEMPORAL_NAMESPACE: env.namespace ?? infra.config.TEMPORAL_NAMESPACE }, connection: env.nativeConnection, docker, pool: infra.pool,
+    containerRuntime: docker === infra.docker ? infra.containerRuntime : containerRuntimeResolver(docker, infra.config.CONTAINER_RUNTIME),
+    log: createLogger('silent', 'test-node'), name, scalingGroup: group, capacity: { cpuMillis: 16_000, memoryBytes: 16 * 2 ** 30, gpu: 1 },
+  });
+  const running = node.run();
+  return {
+    async stop() {
+      await node.shutdown();
+      await running;
+    },
+  };
 }
