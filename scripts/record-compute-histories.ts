@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     config, connection, docker, pool, containerRuntime: containerRuntimeResolver(docker, config.CONTAINER_RUNTIME), log: createLogger('silent', 'recorder'),
     name: `${group}-n`, scalingGroup: group, capacity: { cpuMillis: 8000, memoryBytes: 8 * 2 ** 30, gpu: 0 },
   });
-  const timings = { agentTimeoutSeconds: 10, pendingRetrySeconds: 1, bootstrapPollMaxMs: 500 };
+  const timings = { agentTimeoutSeconds: 10, pendingRetrySeconds: 1 };
 
   const start = async (body: Record<string, unknown>) => {
     const input = await store.admitSession({ ownerId, params: createSessionBody.parse({ image: 'python:3.11', scaling_group: group, resources: { cpu: '0.5', memory: '256M' }, ...body }) });

@@ -215,14 +215,24 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
       return { containerId: Id };
     },
 
-    /** Whether the bootstrap script has run (and how it ended), and whether the kernel runs. A container that is gone is neither. */
-    async kernelBootstrapState({ containerId }: { containerId: string }): Promise<{ done: boolean; exitCode?: number; running: boolean }> {
+    /**
+     * Whether the bootstrap script has run (and how it ended), and whether the kernel runs; a
+     * container that is gone is neither. With `waitMs`, waits that long at most for the script
+     * to end, looking every 50 ms: the workflow's own timers tick by the second on a dev server,
+     * so the wait belongs here.
+     */
+    async kernelBootstrapState({ containerId, waitMs = 0 }: { containerId: string; waitMs?: number }): Promise<{ done: boolean; exitCode?: number; running: boolean }> {
       const container = docker.getContainer(containerId);
-      const info = await ignoreNotFound(container.inspect());
-      if (!info) return { done: false, running: false };
-      const status = await readFile(container, bootstrapStatusPath);
-      const exitCode = status === undefined ? undefined : Number.parseInt(status.trim(), 10);
-      return exitCode === undefined || Number.isNaN(exitCode) ? { done: false, running: info.State.Running } : { done: true, exitCode, running: info.State.Running };
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const info = await ignoreNotFound(container.inspect());
+        if (!info) return { done: false, running: false };
+        const status = await readFile(container, bootstrapStatusPath);
+        const exitCode = status === undefined ? undefined : Number.parseInt(status.trim(), 10);
+        if (exitCode !== undefined && !Number.isNaN(exitCode)) return { done: true, exitCode, running: info.State.Running };
+        if (!info.State.Running || Date.now() >= deadline) return { done: false, running: info.State.Running };
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     },
 
     /** Restarts the kernel's container: its files and vfolders stay, and the bootstrap script does not run again (its status is kept). */

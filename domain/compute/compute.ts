@@ -62,13 +62,11 @@ export interface ComputeTimings {
   agentTimeoutSeconds: number;
   /** How often a PENDING session looks again at its dependencies and for room, besides being woken. */
   pendingRetrySeconds: number;
-  /** The longest pause between two looks at a kernel's bootstrap script. */
-  bootstrapPollMaxMs: number;
   /** Past this many events a long-lived session continues as new. */
   historyLimit: number;
 }
 
-export const defaultComputeTimings: ComputeTimings = { agentTimeoutSeconds: 30, pendingRetrySeconds: 10, bootstrapPollMaxMs: 2000, historyLimit: 2000 };
+export const defaultComputeTimings: ComputeTimings = { agentTimeoutSeconds: 30, pendingRetrySeconds: 10, historyLimit: 2000 };
 
 export interface ComputeSessionCarry {
   state: ComputeSessionState;

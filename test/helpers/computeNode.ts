@@ -34,7 +34,10 @@ export async function containerLog(docker: Docker, containerId: string): Promise
 export async function removeComputeLeftovers(docker: Docker, instance: string, sessionIds: string[], volumeNames: string[]): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`${instanceLabel}=${instance}`] } });
   const ours = containers.filter((c) => sessionIds.includes(c.Labels[computeSessionLabel] ?? ''));
-  await Promise.all(ours.map((c) => ignoreNotFound(docker.getContainer(c.Id).remove({ force: true }))));
+  // A session's own removal may be under way: Docker's 409 then says the same as done.
+  await Promise.all(ours.map((c) => ignoreNotFound(docker.getContainer(c.Id).remove({ force: true })).catch((err: { statusCode?: number }) => {
+    if (err.statusCode !== 409) throw err;
+  })));
   const networks = await docker.listNetworks({ filters: { label: [`${instanceLabel}=${instance}`] } });
   await Promise.all(networks.filter((n) => sessionIds.includes(n.Labels?.[computeSessionLabel] ?? '')).map((n) => ignoreNotFound(docker.getNetwork(n.Id).remove())));
   await Promise.all(volumeNames.map((name) => ignoreNotFound(docker.getVolume(name).remove({ force: true }))));

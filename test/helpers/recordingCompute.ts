@@ -98,7 +98,11 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
       async kernelBootstrapState({ containerId }: { containerId: string }) {
         const container = containers.get(containerId);
         const exit = faults.bootstrap?.[container?.hostname ?? ''] ?? 0;
-        if (exit === 'hang') return { done: false, running: container?.running ?? false };
+        if (exit === 'hang') {
+          // As the real one does: it waits on the node before it answers "not yet".
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          return { done: false, running: container?.running ?? false };
+        }
         return { done: true, exitCode: exit, running: container?.running ?? false };
       },
       async restartKernel({ containerId }: { containerId: string }) {

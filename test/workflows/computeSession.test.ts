@@ -42,7 +42,7 @@ function sessionInput(size: number, extra: Partial<ComputeSessionInput> = {}): C
     scalingGroup: 'default', clusterMode: 'single-node',
     kernels: Array.from({ length: size }, (_, i) => ({ kernelId: randomUUID(), role: i === 0 ? 'main' : 'sub', idx: i === 0 ? 1 : i, hostname: i === 0 ? 'main1' : `sub${i}` })),
     resources: { cpuMillis: 1000, memoryBytes: 256 * 2 ** 20, gpu: 0 }, env: {}, vfolders: [], dependencies: [], priority: 0,
-    timings: { agentTimeoutSeconds: 2, pendingRetrySeconds: 1, bootstrapPollMaxMs: 200 },
+    timings: { agentTimeoutSeconds: 2, pendingRetrySeconds: 1 },
     ...extra,
   };
 }
@@ -148,7 +148,7 @@ describe('computeSessionWorkflow', () => {
   });
 
   it('stays PENDING while there is no room, and is placed when woken', async () => {
-    await withSession(sessionInput(1, { timings: { pendingRetrySeconds: 3600, agentTimeoutSeconds: 2, bootstrapPollMaxMs: 200 } }), { faults: { schedule: ['wait', 'placed'] } }, async (session, compute) => {
+    await withSession(sessionInput(1, { timings: { pendingRetrySeconds: 3600, agentTimeoutSeconds: 2 } }), { faults: { schedule: ['wait', 'placed'] } }, async (session, compute) => {
       await eventually(async () => compute.calls.filter((c) => c.startsWith('schedule')).length, (n) => n >= 1);
       expect((await session.query(computeStateQuery)).status).toBe('PENDING');
       await session.signal(wakeSignal);
@@ -246,7 +246,7 @@ describe('computeSessionWorkflow', () => {
   });
 
   it('continues as new when its history is long, keeping its kernels and settings', async () => {
-    await withSession(sessionInput(1, { timings: { agentTimeoutSeconds: 2, pendingRetrySeconds: 1, bootstrapPollMaxMs: 200, historyLimit: 40 } }), {}, async (session, compute) => {
+    await withSession(sessionInput(1, { timings: { agentTimeoutSeconds: 2, pendingRetrySeconds: 1, historyLimit: 40 } }), {}, async (session, compute) => {
       await untilStatus(session, 'RUNNING');
       const firstRun = (await session.describe()).runId;
       for (let i = 0; i < 8; i++) await session.executeUpdate(modifyUpdate, { args: [{ priority: i }] });

@@ -9,7 +9,6 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
-  sleep,
   TimeoutFailure,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -50,6 +49,9 @@ const control = proxyLocalActivities<ComputeControlActivities & ClusterKeyActivi
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', maximumInterval: '10s' },
 });
+
+/** How long one look at a bootstrap script waits on the node for it to end. */
+const bootstrapWaitMs = 10_000;
 
 /** Statuses in which kernels are being made: a destroy then needs `forced`. */
 const creatingStatuses: readonly ComputeStatus[] = ['SCHEDULED', 'PREPARING', 'PULLING', 'PREPARED', 'CREATING'];
@@ -262,16 +264,19 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     }
   }
 
-  /** The bootstrap script's exit code decides: 0 and the kernel is up; otherwise the session fails. */
+  /**
+   * The bootstrap script's exit code decides: 0 and the kernel is up; otherwise the session
+   * fails. Each look waits on the node up to 10 s for the script to end (a dev server's timers
+   * tick by the second; a wait in the activity answers within 50 ms of the end).
+   */
   async function awaitBootstrap(kernel: Kernel): Promise<void> {
-    for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, timings.bootstrapPollMaxMs)) {
-      const bootstrap = await onNode(kernel).kernelBootstrapState({ containerId: kernel.containerId! });
+    for (;;) {
+      const bootstrap = await onNode(kernel).kernelBootstrapState({ containerId: kernel.containerId!, waitMs: bootstrapWaitMs });
       if (bootstrap.done) {
         if (bootstrap.exitCode === 0) return;
         throw domainFailure('BootstrapFailed', `the bootstrap script exited with ${bootstrap.exitCode}`, { exit_code: bootstrap.exitCode });
       }
       if (!bootstrap.running) throw domainFailure('KernelFailed', 'its container stopped before the bootstrap script finished');
-      await sleep(pauseMs);
     }
   }
 

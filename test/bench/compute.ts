@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { startApiHarness } from '../helpers/api';
+import { removeComputeLeftovers, startTestComputeNode } from '../helpers/computeNode';
+import { openInfra } from '../helpers/infra';
+import { connectTestEnv } from '../helpers/temporal';
+import { load, printTable, summarise, runBench } from './stats';
+
+const run = promisify(execFile);
+
+/**
+ * Compute-session figures through the real api, one real node (the main engine): create →
+ * RUNNING for one kernel and for a 4-kernel single-node cluster, 50 sessions created at once,
+ * destroy; beside `docker run -d` of the same image, user, limits and runtime as the floor.
+ */
+async function main(): Promise<void> {
+  process.env.SF_TEST_WORKFLOW_BUNDLE ??= require.resolve('../../workflow-bundle.js');
+  process.env.SESSIONFLOW_INSTANCE ??= 'bench-compute';
+  const env = await connectTestEnv();
+  const infra = openInfra();
+  const api = await startApiHarness(env, infra);
+  const group = `bench-${randomUUID().slice(0, 8)}`;
+  const node = await startTestComputeNode(env, infra, { group, name: `${group}-n` });
+  const server = api.app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const sessions: string[] = [];
+  const call = async (method: string, path: string, expected: number, body?: unknown, key = api.userKey) => {
+    const res = await fetch(`${base}${path}`, { method, headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    if (res.status !== expected) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+    return JSON.parse(text) as { id: string; status: string };
+  };
+  const create = async (extra: Record<string, unknown> = {}) => {
+    const session = await call('POST', '/api/v1/sessions', 201, { image: 'python:3.11', scaling_group: group, resources: { cpu: '0.1', memory: '128M' }, ...extra });
+    sessions.push(session.id);
+    if (session.status !== 'RUNNING') throw new Error(`session ${session.id} is ${session.status}`);
+    return session.id;
+  };
+  const destroy = (id: string) => call('DELETE', `/api/v1/sessions/${id}`, 200);
+  const image = infra.config.COMPUTE_KERNEL_IMAGE;
+  const runtime = await infra.containerRuntime();
+
+  try {
+    await call('PUT', `/api/v1/admin/resource-policies/${api.userId}`, 200, { max_sessions: 200, resources: { cpu: '100', memory: '100G', gpu: '0' } }, api.adminKey);
+    await destroy(await create()); // the image pulled to the node, the api warm
+
+    const floorNames: string[] = [];
+    const floor = await load(10, 1, async (i) => {
+      const name = `sf-bench-floor-${i}-${randomUUID().slice(0, 6)}`;
+      floorNames.push(name);
+      await run('docker', ['run', '-d', '--name', name, '--label', `org.sessionflow.instance=${infra.config.SESSIONFLOW_INSTANCE}`, '--runtime', runtime, '--network', 'none',
+        '--user', '1000:1000', '--memory', '128m', '--cpus', '0.1', '--pids-limit', '256', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--init', image, 'sleep', 'infinity']);
+    });
+    await run('docker', ['rm', '-f', ...floorNames]);
+
+    const created: string[] = [];
+    const single = await load(10, 1, async () => void created.push(await create()));
+    const destroyed = await load(created.length, 1, async (i) => void (await destroy(created[i]!)));
+    const clusters: string[] = [];
+    const cluster = await load(5, 1, async () => void clusters.push(await create({ cluster_size: 4 })));
+    for (const id of clusters) await destroy(id);
+
+    const burst: string[] = [];
+    const burstStarted = performance.now();
+    const concurrent = await load(50, 50, async () => void burst.push(await create()));
+    const allRunningMs = performance.now() - burstStarted;
+    const burstDestroy = await load(burst.length, 10, async (i) => void (await destroy(burst[i]!)));
+
+    printTable(`compute sessions under ${runtime} (loopback api, real Temporal dev server, PostgreSQL, one node on the main Docker engine)`, [
+      { name: 'docker run -d (floor: same image, limits)', samples: floor.samples, extra: `errors ${floor.errors}` },
+      { name: 'POST create → RUNNING, 1 kernel', samples: single.samples, extra: `errors ${single.errors}` },
+      { name: 'POST create → RUNNING, 4-kernel cluster', samples: cluster.samples, extra: `errors ${cluster.errors}` },
+      { name: '50 created at once (per request)', samples: concurrent.samples, extra: `errors ${concurrent.errors}` },
+      { name: 'DELETE destroy, 1 kernel', samples: destroyed.samples, extra: `errors ${destroyed.errors}` },
+      { name: 'DELETE destroy, 10 in flight', samples: burstDestroy.samples, extra: `errors ${burstDestroy.errors}` },
+    ]);
+    const ratio = summarise(single.samples).p50 / summarise(floor.samples).p50;
+    console.log(`\nsingle create p50 ${summarise(single.samples).p50.toFixed(0)} ms = ${ratio.toFixed(2)}× the docker run -d floor (${summarise(floor.samples).p50.toFixed(0)} ms)`);
+    console.log(`4-kernel cluster p50 ${summarise(cluster.samples).p50.toFixed(0)} ms; 50 at once: all RUNNING in ${allRunningMs.toFixed(0)} ms, errors ${concurrent.errors}, running ${burst.length}/50`);
+  } finally {
+    server.close();
+    await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, sessions, []);
+    await infra.pool.query('DELETE FROM compute_sessions WHERE owner_id = $1', [api.userId]);
+    await node.stop();
+    await api.stop();
+    await infra.close();
+    await env.teardown();
+  }
+}
+
+runBench(main);
