@@ -1,9 +1,8 @@
 import type { Client } from '@temporalio/client';
 import { retentionSweepKind } from '../domain/retention/kind';
 import { makeRetentionScheduleId, type RetentionSweepInput } from '../domain/retention/retention';
-import { sessionStartOptions } from '../domain/shared/kind';
 import type { Config } from '../platform/config';
-import { ensureIntervalSchedule } from './schedules';
+import { ensurePlatformSchedule } from './schedules';
 
 type RetentionConfig = Pick<Config, 'SESSIONFLOW_INSTANCE' | 'TEMPORAL_TASK_QUEUE' | 'RETENTION_SANDBOX_EVENTS_DAYS' | 'RETENTION_EXECUTIONS_DAYS' | 'RETENTION_SWEEP_INTERVAL_SECONDS' | 'RETENTION_BATCH_SIZE'>;
 
@@ -24,14 +23,8 @@ export function retentionSweepInput(config: RetentionConfig): RetentionSweepInpu
  */
 export function ensureRetentionSchedule(client: Client, config: RetentionConfig): Promise<string> {
   const instance = config.SESSIONFLOW_INSTANCE;
-  return ensureIntervalSchedule(client, {
-    scheduleId: makeRetentionScheduleId(instance),
-    intervalSeconds: config.RETENTION_SWEEP_INTERVAL_SECONDS,
-    action: {
-      type: 'startWorkflow',
-      workflowType: retentionSweepKind.workflowType,
-      ...sessionStartOptions(retentionSweepKind, { key: [instance], taskQueue: config.TEMPORAL_TASK_QUEUE, status: 'RUNNING', summary: `Retention sweep (${instance})` }),
-      args: [retentionSweepInput(config)],
-    },
+  return ensurePlatformSchedule(client, {
+    manifest: retentionSweepKind, scheduleId: makeRetentionScheduleId(instance), instance, taskQueue: config.TEMPORAL_TASK_QUEUE,
+    intervalSeconds: config.RETENTION_SWEEP_INTERVAL_SECONDS, summary: `Retention sweep (${instance})`, args: [retentionSweepInput(config)],
   });
 }

@@ -226,7 +226,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
         const keyId = cluster ? (await control.ensureClusterKeyPair({ sessionId, ownerId })).keyId : undefined;
         if (cluster && input.clusterMode === 'single-node') network = (await onNode(state.kernels[0]!).ensureClusterNetwork({ sessionId })).network;
         await transit('PULLING');
-        await settleAll(distinctNodes().map((kernel) => pullerOn(kernel).pullKernelImage({ reference: input.imageReference }).catch((err: unknown) => {
+        await settleAll(distinctNodes().map((kernel) => onNode(kernel, 'pull').pullKernelImage({ reference: input.imageReference }).catch((err: unknown) => {
           throw kernelFailure(kernel, err, `pulling ${input.image} to node ${kernel.node}`);
         })));
         await transit('PREPARED');
@@ -421,24 +421,15 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   }
 
   // Docker calls on a node: seconds, unless the engine stalls; retried a few times (a create
-  // finds its first attempt's container by name). A node that takes no task within
-  // agentTimeoutSeconds is not retried: AgentNotAvailable.
-  function onNode(kernel: Kernel) {
+  // finds its first attempt's container by name). A pull moves hundreds of megabytes from the
+  // registry: minutes at worst. A node that takes no task within agentTimeoutSeconds is not
+  // retried: AgentNotAvailable.
+  function onNode(kernel: Kernel, work: 'docker' | 'pull' = 'docker') {
     return proxyActivities<NodeActivities>({
       taskQueue: kernel.taskQueue!,
       scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
-      startToCloseTimeout: '2m',
-      retry: { initialInterval: '500ms', maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound'] },
-    });
-  }
-
-  // A pull moves hundreds of megabytes from the registry: minutes at worst.
-  function pullerOn(kernel: Kernel) {
-    return proxyActivities<NodeActivities>({
-      taskQueue: kernel.taskQueue!,
-      scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
-      startToCloseTimeout: '15m',
-      retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ['ImageNotFound'] },
+      startToCloseTimeout: work === 'pull' ? '15m' : '2m',
+      retry: { initialInterval: work === 'pull' ? '1s' : '500ms', maximumAttempts: work === 'pull' ? 3 : 5, nonRetryableErrorTypes: ['ImageNotFound'] },
     });
   }
 

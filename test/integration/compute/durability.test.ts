@@ -4,7 +4,6 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { computeStoreSettingsFrom, createComputeStore, type ComputeStore } from '../../../activities/compute/store';
@@ -20,6 +19,7 @@ import { createSessionflowWorker } from '../../../workers/createWorker';
 import { startComputeNode, type ComputeNode } from '../../../workers/computeNode';
 import { removeComputeLeftovers } from '../../helpers/computeNode';
 import { openInfra, type Infra } from '../../helpers/infra';
+import { freePort } from '../../helpers/ports';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue, workflowBundlePath } from '../../helpers/temporal';
 import { spawnWorkerProcess } from '../../helpers/workerProcess';
 
@@ -188,15 +188,4 @@ async function privateTemporalServer() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
