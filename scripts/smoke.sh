@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the bring-up command: run scripts/up.sh, then prove the system works through
 # HTTP exactly as a user would — /readyz, a self-check that passes, the workflow listed in
-# Temporal by its search attribute, and a Python execution served by the Docker executor. Leaves the system running (scripts/down.sh stops it).
+# Temporal by its search attribute, a Python execution served by the Docker executor, and a
+# compute session on the worker's own node. Leaves the system running (scripts/down.sh stops it).
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
 scripts/up.sh >/dev/null
@@ -40,4 +41,14 @@ fi
 [ "$(node -pe 'JSON.parse(process.argv[1]).run.stdout' "$executed")" = 42 ] || die "smoke: execution answered $executed"
 grep -qi '^x-sessionflow-executor: docker' "$headers" || die "smoke: the execution was not served by the docker executor: $(cat "$headers")"
 rm -f "$headers"
-log "smoke: up, ready, self-check $id PASSED and listed by SessionKind, print(6 * 7) executed in a container"
+
+# A compute session on the worker's own node, as the README's tour starts one, then destroyed.
+session="$(curl -sS -XPOST -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+  -d '{"image":"python:3.11","resources":{"cpu":"0.5","memory":"256M"}}' "$api/api/v1/sessions")" || die "smoke: POST /api/v1/sessions did not answer"
+[ "$(node -pe 'JSON.parse(process.argv[1]).status' "$session")" = RUNNING ] || {
+  tail -n 40 "$SF_RUN/api.log" "$SF_RUN/worker.log" >&2 || true
+  die "smoke: the compute session is not RUNNING: $session"
+}
+session_id="$(node -pe 'JSON.parse(process.argv[1]).id' "$session")"
+curl -fsS -o /dev/null -XDELETE -H "Authorization: Bearer $key" "$api/api/v1/sessions/$session_id" || die "smoke: the compute session $session_id could not be destroyed"
+log "smoke: up, ready, self-check $id PASSED and listed by SessionKind, print(6 * 7) executed in a container, compute session $session_id RUNNING and destroyed"
