@@ -54,25 +54,29 @@ interface Options {
 }
 
 /** Runs one session on workers of its own (main + a worker per live node); ends the workflow if the test left it running. */
-async function withSession(input: ComputeSessionInput, options: Options, test: (session: Session, compute: Compute) => Promise<void>): Promise<void> {
+async function withSession(input: ComputeSessionInput, options: Options, test: (session: Session, compute: Compute, stopNode: (name: string) => Promise<void>) => Promise<void>): Promise<void> {
   const nodes = ['node-a', 'node-b'].map((name) => ({ name, taskQueue: uniqueTaskQueue(name) }));
   const compute = recordingCompute(input, nodes, options.faults);
   const taskQueue = uniqueTaskQueue('compute-session');
   const main = await createTestWorker(env, taskQueue, compute.control as unknown as Activities);
-  const nodeWorkers = await Promise.all(
-    nodes.filter((node) => (options.liveNodes ?? ['node-a', 'node-b']).includes(node.name)).map((node) =>
-      Worker.create({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: node.taskQueue, activities: compute.nodeActivities(node.name) })),
-  );
+  const live = nodes.filter((node) => (options.liveNodes ?? ['node-a', 'node-b']).includes(node.name));
+  const nodeWorkers = await Promise.all(live.map((node) =>
+    Worker.create({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: node.taskQueue, activities: compute.nodeActivities(node.name) })));
   const running = [main, ...nodeWorkers].map((worker) => worker.run());
+  const stopNode = async (name: string) => {
+    const index = live.findIndex((node) => node.name === name);
+    nodeWorkers[index]!.shutdown();
+    await running[index + 1];
+  };
   try {
     const session = await env.client.workflow.start<typeof computeSessionWorkflow>('computeSessionWorkflow', { workflowId: makeComputeSessionWorkflowId(input.sessionId), taskQueue, args: [input] });
     try {
-      await test(session, compute);
+      await test(session, compute, stopNode);
     } finally {
       await session.terminate('test finished').catch(() => undefined);
     }
   } finally {
-    for (const worker of [main, ...nodeWorkers]) worker.shutdown();
+    for (const worker of [main, ...nodeWorkers]) if (worker.getState() === 'RUNNING') worker.shutdown();
     await Promise.all(running);
   }
 }
@@ -242,6 +246,24 @@ describe('computeSessionWorkflow', () => {
       const after = await session.executeUpdate(checkAndTransitUpdate, { args: [{ reason: 'test' }] });
       expect(after).toMatchObject({ status: 'ERROR', reason: "kernel sub1's container is missing (check: test)" });
       expect(compute.containers.size).toBe(0);
+    });
+  });
+
+  it('check and transit: a node that takes no task any more ends the session ERROR with AgentNotAvailable', async () => {
+    await withSession(sessionInput(1), {}, async (session, _compute, stopNode) => {
+      await untilStatus(session, 'RUNNING');
+      await stopNode('node-a');
+      const after = await session.executeUpdate(checkAndTransitUpdate, { args: [{ reason: 'node node-a has stopped heartbeating' }] });
+      expect(after).toMatchObject({ status: 'ERROR', reason: expect.stringMatching(/^AgentNotAvailable: kernel main1: node node-a took no task within 2 s while checking its container/) });
+    });
+  });
+
+  it('waits PENDING for its start time, then runs', async () => {
+    await withSession(sessionInput(1, { startsAt: Date.now() + 2000 }), {}, async (session, compute) => {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect((await session.query(computeStateQuery)).status).toBe('PENDING');
+      expect(compute.calls.filter((c) => c.startsWith('schedule'))).toEqual([]);
+      await untilStatus(session, 'RUNNING');
     });
   });
 

@@ -8,6 +8,7 @@ import { instanceLabel } from '../../../activities/shared/docker';
 import { createUserKey } from '../../../api/platform/auth';
 import { createLogger } from '../../../platform/logger';
 import { startComputeNode, type ComputeNode } from '../../../workers/computeNode';
+import { ensureComputeReconcileSchedule } from '../../../workers/computeSchedule';
 import { startApiHarness, type ApiHarness } from '../../helpers/api';
 import { execAsWork, nodeBDocker, removeComputeLeftovers } from '../../helpers/computeNode';
 import { openInfra, type Infra } from '../../helpers/infra';
@@ -200,6 +201,14 @@ describe('clusters (seed 3)', () => {
     expect(await containersOf(docker, session.id)).toEqual([]);
   });
 
+  it('is all or nothing: one kernel\'s failure ends the cluster ERROR naming that kernel, and no kernel is left', async () => {
+    const session = await create({ cluster_size: 3, bootstrap_script: '[ "$SF_CLUSTER_HOST" = sub1 ] && exit 4\ntrue' });
+    const ended = await until(session.id, ['ERROR']);
+    expect(ended).toMatchObject({ status: 'ERROR', status_reason: expect.stringMatching(/^BootstrapFailed: kernel sub1 on node .*exited with 4/) });
+    expect(await containersOf(infra.docker, session.id)).toEqual([]);
+    expect(await containersOf(nodeB, session.id)).toEqual([]);
+  });
+
   it('3.2 a single-node cluster of size 1 is a plain session', async () => {
     const session = await create({ cluster_mode: 'single-node', cluster_size: 1 });
     expect(session).toMatchObject({ status: 'RUNNING', cluster: { mode: 'single-node', size: 1 }, kernels: [expect.objectContaining({ hostname: 'main1' })] });
@@ -235,6 +244,22 @@ describe('check and transit (seed 11)', () => {
       { id: unknown, status: null, reason: null },
     ]);
     await destroy(sound.id).expect(200);
+  });
+
+  it('runs on a schedule: a run of the scheduled check-and-transit takes a session whose container vanished to ERROR', async () => {
+    const scheduleId = await ensureComputeReconcileSchedule(env.client, { SESSIONFLOW_INSTANCE: `e2e-${tag}`, TEMPORAL_TASK_QUEUE: api.taskQueue, COMPUTE_RECONCILE_INTERVAL_SECONDS: 3600 });
+    try {
+      const described = await env.client.schedule.getHandle(scheduleId).describe();
+      expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'computeReconcileWorkflow', taskQueue: api.taskQueue });
+      const session = await create({});
+      const { docker, id } = await containerOf(session.id);
+      await docker.getContainer(id).remove({ force: true });
+      await env.client.schedule.getHandle(scheduleId).trigger();
+      const ended = await until(session.id, ['ERROR'], 30);
+      expect(ended).toMatchObject({ status: 'ERROR', status_reason: "kernel main1's container is missing (check: scheduled check of its containers)" });
+    } finally {
+      await env.client.schedule.getHandle(scheduleId).delete();
+    }
   });
 
   it('11.1 cancels a session still PENDING when its max_wait runs out', async () => {
