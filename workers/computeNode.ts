@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import type { Pool } from 'pg';
 import { createComputeNodeActivities } from '../activities/compute/node';
 import { createNodeStore } from '../activities/compute/nodeStore';
+import { sweepEndedSessionKernels } from '../activities/compute/nodeSweep';
 import { computeSecretsSealer } from '../activities/compute/secretStore';
 import type { ContainerRuntime } from '../activities/shared/containerRuntime';
 import type { ResourceSlots } from '../domain/compute/compute';
@@ -74,7 +75,18 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
     }),
   });
 
+  const sweep = async () => {
+    try {
+      const removed = await sweepEndedSessionKernels({ docker, pool, instance: config.SESSIONFLOW_INSTANCE });
+      if (removed > 0) log.info({ removed }, 'removed kernels of ended sessions');
+    } catch (err) {
+      log.warn({ err }, 'compute node sweep failed: it runs again with a later heartbeat');
+    }
+  };
+  let beats = 0;
   const beat = async () => {
+    // About once a minute, what ended sessions left on this node goes.
+    if (++beats % Math.max(1, Math.round(60 / config.COMPUTE_NODE_HEARTBEAT_SECONDS)) === 0) await sweep();
     try {
       if (!(await store.heartbeat(name))) {
         log.warn('compute node row gone: registering again');
@@ -94,6 +106,7 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
     worker,
     run() {
       running ??= (async () => {
+        await sweep();
         heartbeat = setInterval(() => void beat(), config.COMPUTE_NODE_HEARTBEAT_SECONDS * 1000);
         try {
           await worker.run();

@@ -1,9 +1,10 @@
-import { log } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { HostConfig } from 'dockerode';
 import type { Pool } from 'pg';
 import { extract } from 'tar-stream';
 import type { ResourceSlots } from '../../domain/compute/compute';
+import { vfolderVolumeName } from '../../domain/compute/vfolders';
 import { domainFailure } from '../../domain/shared/errors';
 import type { Sealer } from '../../platform/sealer';
 import { fitHostConfig, gvisorNetworkRuntime, gvisorRuntime, type ContainerRuntime } from '../shared/containerRuntime';
@@ -83,17 +84,13 @@ async function holdsRegistryDigest(registryAddress: string, reference: string, r
 
 /** `sf-<instance>-<session id's first 8>-<hostname>`: a retried create finds the container the lost attempt made. */
 export function kernelContainerName(instance: string, sessionId: string, hostname: string): string {
-  return `sf-${instance}-${sessionId.slice(0, 8)}-${hostname}`;
+  return `sf-${instance}-${sessionId}-${hostname}`;
 }
 
 export function clusterNetworkName(instance: string, sessionId: string): string {
   return `sf-${instance}-net-${sessionId}`;
 }
 
-/** One Docker volume per (owner, vfolder name) on each node. */
-export function vfolderVolumeName(instance: string, ownerId: string, name: string): string {
-  return `sf-${instance}-vf-${ownerId}-${name}`;
-}
 
 /**
  * The activities a compute node runs against its own Docker engine, on its own task queue
@@ -138,6 +135,10 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
           Driver: 'bridge',
           Internal: true,
           CheckDuplicate: true,
+          // The host's end of the bridge gets no address: kernels reach each other, never a
+          // service of the host listening on all addresses (an internal network alone still
+          // gives the host a gateway address on it).
+          Options: { 'com.docker.network.bridge.inhibit_ipv4': 'true' },
           Labels: sessionflowLabels(instance, computeKind, { [computeSessionLabel]: sessionId }),
         });
       } catch (err) {
@@ -163,7 +164,7 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
       const found = await ignoreNotFound(docker.getContainer(name).inspect());
       if (found) {
         if (found.Config.Labels?.[computeSessionLabel] !== spec.sessionId) {
-          throw domainFailure('Internal', `container ${name} belongs to another session (${found.Config.Labels?.[computeSessionLabel] ?? 'none'}); its first 8 characters are the same`);
+          throw domainFailure('Internal', `container ${name} belongs to another session (${found.Config.Labels?.[computeSessionLabel] ?? 'none'})`);
         }
         if (found.State.Running) return { containerId: found.Id };
         log.info('replacing a half-made kernel', { sessionId: spec.sessionId, kernelId: spec.kernelId, containerId: found.Id, state: found.State.Status });
@@ -224,14 +225,17 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     async kernelBootstrapState({ containerId, waitMs = 0 }: { containerId: string; waitMs?: number }): Promise<{ done: boolean; exitCode?: number; running: boolean }> {
       const container = docker.getContainer(containerId);
       const deadline = Date.now() + waitMs;
+      const activity = Context.current();
       for (;;) {
+        activity.heartbeat();
         const info = await ignoreNotFound(container.inspect());
         if (!info) return { done: false, running: false };
         const status = await readFile(container, bootstrapStatusPath);
         const exitCode = status === undefined ? undefined : Number.parseInt(status.trim(), 10);
         if (exitCode !== undefined && !Number.isNaN(exitCode)) return { done: true, exitCode, running: info.State.Running };
         if (!info.State.Running || Date.now() >= deadline) return { done: false, running: info.State.Running };
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Cancellation-aware: a forced destroy does not wait for the look to end.
+        await activity.sleep(50);
       }
     },
 
@@ -336,6 +340,8 @@ function clusterEnv(spec: KernelSpec): Record<string, string> {
   };
 }
 
+const maxStatusBytes = 64;
+
 /** One small file's text from a container (running or not), through Docker's archive API; undefined when it is not there. */
 async function readFile(container: Docker.Container, path: string): Promise<string | undefined> {
   const stream = await ignoreNotFound(container.getArchive({ path }) as Promise<NodeJS.ReadableStream>);
@@ -343,7 +349,13 @@ async function readFile(container: Docker.Container, path: string): Promise<stri
   return new Promise((resolve, reject) => {
     const tar = extract();
     let text: string | undefined;
-    tar.on('entry', (_header, entry, next) => {
+    tar.on('entry', (header, entry, next) => {
+      // The file lives where the kernel's user can write: anything but a few bytes of a regular file is not a status.
+      if (header.type !== 'file' || (header.size ?? 0) > maxStatusBytes) {
+        entry.on('end', next);
+        entry.resume();
+        return;
+      }
       const chunks: Buffer[] = [];
       entry.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
       entry.on('end', () => {

@@ -200,6 +200,7 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
       scalingGroup: session.scaling_group, clusterMode: session.cluster_mode,
       kernels: kernels.map((k) => ({ kernelId: k.id, role: k.role, idx: k.idx, hostname: k.hostname })),
       resources: session.resources, env: p.env, secretId: p.secret_id, vfolders: p.vfolders, bootstrapScript: p.bootstrap_script,
+      ...(p.bootstrap_timeout !== undefined ? { bootstrapTimeoutSeconds: p.bootstrap_timeout } : {}),
       dependencies, priority: session.priority, startsAt: p.starts_at_ms, pendingDeadline: p.pending_deadline_ms,
       idleTimeoutSeconds: p.idle_timeout, maxLifetimeSeconds: p.max_lifetime,
     };
@@ -234,6 +235,8 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
       [request.sessionId, request.to, request.reason ?? null, at, isFinalComputeStatus(request.to)],
     );
     await db.query('UPDATE compute_kernels SET status = $2 WHERE session_id = $1', [request.sessionId, request.to]);
+    // An ended session makes no kernel again: its sealed secret_env and cluster key pair (the row with its own id) go.
+    if (isFinalComputeStatus(request.to)) await db.query('DELETE FROM compute_secrets WHERE id = ANY($1::uuid[])', [[session.id, ...(session.params.secret_id ? [session.params.secret_id] : [])]]);
     await db.query(
       'INSERT INTO compute_status_history (session_id, seq, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5, $6)',
       [request.sessionId, (last?.seq ?? 0) + 1, session.status, request.to, request.reason ?? null, at],
@@ -541,13 +544,6 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
       return session && inputOf(session, await kernelsOf(pool, sessionId), await dependenciesOf(pool, sessionId));
     },
 
-    /** secret_env in clear, for the node activity that creates the kernels (only there). */
-    async openSecrets(secretId: string): Promise<Record<string, string>> {
-      const { rows: [row] } = await pool.query<{ sealed: Buffer }>('SELECT sealed FROM compute_secrets WHERE id = $1', [secretId]);
-      if (!row) return {};
-      return JSON.parse(settings.sealer.open(row.sealed, secretId)) as Record<string, string>;
-    },
-
     /** Its workflow could not be started: the session ends in ERROR with the reason (nothing else was made). */
     async markStartFailed(sessionId: string, reason: string): Promise<void> {
       await inTransaction(pool, async (db) => {
@@ -678,14 +674,17 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
     /** What the session waits for, recursively (Backend.AI's graph): every session reached and every edge. */
     async dependencyGraph(id: string, owner: string | undefined): Promise<DependencyGraph | undefined> {
       if (!(await sessionRow(pool, id, owner))) return undefined;
-      const { rows: edges } = await pool.query<{ session: string; depends_on: string }>(
-        `WITH RECURSIVE reach(session_id, depends_on) AS (
-           SELECT session_id, depends_on FROM compute_session_dependencies WHERE session_id = $1
+      // Breadth first: the nodes come in the order they are reached (the root, what it waits
+      // for, what those wait for…), whatever their ids.
+      const { rows } = await pool.query<{ session: string; depends_on: string; depth: number }>(
+        `WITH RECURSIVE reach(session_id, depends_on, depth) AS (
+           SELECT session_id, depends_on, 1 FROM compute_session_dependencies WHERE session_id = $1
            UNION
-           SELECT d.session_id, d.depends_on FROM compute_session_dependencies d JOIN reach r ON d.session_id = r.depends_on)
-         SELECT session_id AS session, depends_on FROM reach ORDER BY session_id, depends_on`,
+           SELECT d.session_id, d.depends_on, r.depth + 1 FROM compute_session_dependencies d JOIN reach r ON d.session_id = r.depends_on WHERE r.depth < 64)
+         SELECT session_id AS session, depends_on, min(depth) AS depth FROM reach GROUP BY session_id, depends_on ORDER BY min(depth), session_id, depends_on`,
         [id],
       );
+      const edges = rows.map(({ session, depends_on }) => ({ session, depends_on }));
       const ids = [id, ...new Set(edges.map((edge) => edge.depends_on))];
       const { rows: nodes } = await pool.query<{ id: string; name: string; status: ComputeStatus }>('SELECT id, name, status FROM compute_sessions WHERE id = ANY($1::uuid[])', [ids]);
       nodes.sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id));

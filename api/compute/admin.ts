@@ -41,7 +41,7 @@ const imageParams = z.object({ name: imageNameField });
 const templateParams = z.object({ id: templateIdField });
 const userParams = z.object({ userId: z.uuid() });
 const groupParams = z.object({ name: scalingGroupNameField });
-const nodeParams = z.object({ name: z.string().min(1).max(63) });
+const nodeParams = z.object({ name: scalingGroupNameField });
 
 async function requireTemplate(store: ComputeStore, id: string): Promise<TemplateRow> {
   const row = await store.template(id);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { createComputeStore, type SessionDetailRow, type SessionRow } from '../../activities/compute/store';
 import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
-import { vfolderNameField, vfolderBody } from '../../domain/compute/params';
+import { textWithoutNul, vfolderNameField, vfolderBody } from '../../domain/compute/params';
 import { amountsView, formatSlots, scaleSlots } from '../../domain/compute/resources';
 import { computeStatuses } from '../../domain/compute/status';
 import { ownerScope } from '../platform/auth';
@@ -46,7 +46,7 @@ const graphView = z.object({
 const vfolderView = z.object({ name: z.string(), mounted_by: z.number(), created_at: z.string() });
 
 const listQuery = z.object({
-  q: z.string().min(1).max(64).optional(),
+  q: textWithoutNul(64).pipe(z.string().min(1)).optional(),
   status: z.enum(computeStatuses).optional(),
   page: z.coerce.number().int().min(1).default(1),
   page_size: z.coerce.number().int().min(1).max(200).default(20),

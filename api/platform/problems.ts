@@ -53,6 +53,9 @@ export function toProblem(err: unknown): Problem | undefined {
   const outage = dependencyOutage(err);
   if (outage) return problem('DependencyUnavailable', `${outage} does not answer; try again shortly`, { dependency: outage, retryAfterSeconds: 5 });
 
+  // The router could not decode a path parameter (`%ZZ`): the request's fault.
+  if (err instanceof URIError) return problem('ValidationFailed', 'the path holds malformed percent-encoding', { errors: [{ field: 'params', message: 'malformed percent-encoding' }] });
+
   // body-parser's own errors carry a `type`.
   const parserType = typeof err === 'object' && err !== null && 'type' in err ? (err as { type: unknown }).type : undefined;
   if (parserType === 'entity.parse.failed') return problem('ValidationFailed', 'the body is not valid JSON', { errors: [{ field: 'body', message: 'malformed JSON' }] });

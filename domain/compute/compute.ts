@@ -44,6 +44,8 @@ export interface ComputeSessionInput {
   secretId?: string;
   vfolders: string[];
   bootstrapScript?: string;
+  /** Seconds the bootstrap script may run (default 1800): longer, and the session fails with BootstrapFailed. */
+  bootstrapTimeoutSeconds?: number;
   dependencies: string[];
   priority: number;
   /** Epoch milliseconds: not before (starts_at), and the end of waiting while PENDING (max_wait). */

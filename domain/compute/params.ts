@@ -28,7 +28,9 @@ export const templateIdField = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, '
  * SF_CLUSTER_HOSTS), which a user's value must not shadow.
  */
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name').refine((name) => !name.startsWith('SF_'), 'SF_ is reserved for the platform\'s variables');
-const envMap = (maxEntries: number) => z.record(envName, z.string().max(8192, 'at most 8192 characters'))
+/** Text that reaches PostgreSQL (jsonb, text): NUL is the one character it cannot hold. */
+export const textWithoutNul = (max: number) => z.string().max(max, `at most ${max} characters`).refine((text) => !text.includes('\u0000'), 'no NUL characters');
+const envMap = (maxEntries: number) => z.record(envName, textWithoutNul(8192))
   .refine((env) => Object.keys(env).length <= maxEntries, `at most ${maxEntries} variables`);
 
 export const maxClusterSize = 64;
@@ -46,12 +48,14 @@ const sessionParamsShape = {
   env: envMap(64).default({}),
   secret_env: envMap(32).default({}),
   vfolders: uniqueList(vfolderNameField, 16).default([]),
-  bootstrap_script: z.string().min(1).max(65_536).optional(),
+  bootstrap_script: textWithoutNul(65_536).pipe(z.string().min(1)).optional(),
+  /** Seconds the bootstrap script may run before the session fails with BootstrapFailed. */
+  bootstrap_timeout: seconds(24 * 3600).default(1800),
   scaling_group: scalingGroupNameField.default('default'),
   enqueue_only: z.boolean().default(false),
   /** Seconds a session may stay PENDING (counted from starts_at when that is later): CANCELLED after. */
   max_wait: seconds(7 * 24 * 3600).optional(),
-  starts_at: z.iso.datetime({ offset: true }).optional(),
+  starts_at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now() + 365 * 24 * 3600 * 1000, 'at most a year ahead').optional(),
   cluster_mode: clusterModeField.default('single-node'),
   cluster_size: z.number().int().min(1).max(maxClusterSize).default(1),
   dependencies: uniqueList(z.uuid(), 16).default([]),
@@ -81,6 +85,8 @@ export type CreateSessionParams = z.infer<typeof createSessionBody>;
 
 /** A template's params: what a create body holds, every field optional (the request's overrides may add the rest). */
 export const templateParamsBody = z.record(z.string(), z.unknown()).superRefine((params, ctx) => {
+  // A template is readable by every user: a secret belongs in the request's overrides, sealed with its session.
+  if ('secret_env' in params) ctx.addIssue({ code: 'custom', path: ['secret_env'], message: 'templates hold no secrets: give secret_env in the overrides of each create' });
   // Each field present must be valid as it is (and known); a missing one is the overrides' to give.
   const checked = z.strictObject(sessionParamsShape).partial().safeParse(params);
   if (!checked.success) for (const issue of checked.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });

@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ActivityFailure,
   allHandlersFinished,
   CancellationScope,
@@ -51,7 +52,8 @@ const control = proxyLocalActivities<ComputeControlActivities & ClusterKeyActivi
 });
 
 /** How long one look at a bootstrap script waits on the node for it to end. */
-const bootstrapWaitMs = 10_000;
+const bootstrapWaitMs = 20_000;
+const defaultBootstrapTimeoutSeconds = 1800;
 
 /** Statuses in which kernels are being made: a destroy then needs `forced`. */
 const creatingStatuses: readonly ComputeStatus[] = ['SCHEDULED', 'PREPARING', 'PULLING', 'PREPARED', 'CREATING'];
@@ -255,8 +257,9 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       await CancellationScope.nonCancellable(async () => {
         const removal = await removeKernels();
         if (destroyRequest && isCancellation(err)) {
-          await transit('TERMINATING', destroyRequest.reason ?? 'destroyed (forced) while being created');
-          await transit(removal ?? 'TERMINATED', removal ? 'a node did not answer to remove its kernels' : undefined);
+          const reason = destroyRequest.reason ?? 'destroyed (forced) while being created';
+          await transit('TERMINATING', reason);
+          await transit(removal ?? 'TERMINATED', removal ? `a node did not answer to remove its kernels (${reason})` : reason);
         } else {
           await transit('ERROR', reasonOf(err));
         }
@@ -265,13 +268,19 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   }
 
   /**
-   * The bootstrap script's exit code decides: 0 and the kernel is up; otherwise the session
-   * fails. Each look waits on the node up to 10 s for the script to end (a dev server's timers
-   * tick by the second; a wait in the activity answers within 50 ms of the end).
+   * The bootstrap script's exit code decides: 0 and the kernel is up; otherwise, or when it
+   * runs past its timeout, the session fails. Each look waits on the node (heartbeating) up to
+   * 20 s for the script to end: a dev server's timers tick by the second, and a wait in the
+   * activity answers within 50 ms of the end.
    */
   async function awaitBootstrap(kernel: Kernel): Promise<void> {
+    const timeoutSeconds = input.bootstrapTimeoutSeconds ?? defaultBootstrapTimeoutSeconds;
+    // Determinism: the deadline is workflow time, fixed when the wait begins.
+    const deadline = Date.now() + timeoutSeconds * 1000;
     for (;;) {
-      const bootstrap = await onNode(kernel).kernelBootstrapState({ containerId: kernel.containerId!, waitMs: bootstrapWaitMs });
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw domainFailure('BootstrapFailed', `the bootstrap script did not finish within ${timeoutSeconds} s`, { timeout_seconds: timeoutSeconds });
+      const bootstrap = await onNode(kernel, 'wait').kernelBootstrapState({ containerId: kernel.containerId!, waitMs: Math.min(bootstrapWaitMs, remaining) });
       if (bootstrap.done) {
         if (bootstrap.exitCode === 0) return;
         throw domainFailure('BootstrapFailed', `the bootstrap script exited with ${bootstrap.exitCode}`, { exit_code: bootstrap.exitCode });
@@ -421,14 +430,17 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   }
 
   // Docker calls on a node: seconds, unless the engine stalls; retried a few times (a create
-  // finds its first attempt's container by name). A pull moves hundreds of megabytes from the
-  // registry: minutes at worst. A node that takes no task within agentTimeoutSeconds is not
-  // retried: AgentNotAvailable.
-  function onNode(kernel: Kernel, work: 'docker' | 'pull' = 'docker') {
+  // finds its first attempt's container by name). A cancelled one is waited for, so that a
+  // compensation never runs before a create it must undo has finished. A pull moves hundreds
+  // of megabytes from the registry: minutes at worst. A look at a bootstrap waits up to 20 s,
+  // heartbeating, so a cancel reaches it at once. A node that takes no task within
+  // agentTimeoutSeconds is not retried: AgentNotAvailable.
+  function onNode(kernel: Kernel, work: 'docker' | 'pull' | 'wait' = 'docker') {
     return proxyActivities<NodeActivities>({
       taskQueue: kernel.taskQueue!,
       scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
       startToCloseTimeout: work === 'pull' ? '15m' : '2m',
+      ...(work === 'wait' ? { heartbeatTimeout: '10s' } : { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }),
       retry: { initialInterval: work === 'pull' ? '1s' : '500ms', maximumAttempts: work === 'pull' ? 3 : 5, nonRetryableErrorTypes: ['ImageNotFound'] },
     });
   }

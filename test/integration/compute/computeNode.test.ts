@@ -3,8 +3,11 @@ import { Worker } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { randomUUID } from 'node:crypto';
 import { createUserKey } from '../../../api/platform/auth';
+import { sweepEndedSessionKernels } from '../../../activities/compute/nodeSweep';
+import { computeSessionLabel } from '../../../activities/compute/node';
 import { containerRuntimeResolver } from '../../../activities/shared/containerRuntime';
-import { ignoreNotFound } from '../../../activities/shared/docker';
+import { ignoreNotFound, sessionflowLabels } from '../../../activities/shared/docker';
+import { followProgress } from '../../../activities/shared/registry';
 import { createLogger } from '../../../platform/logger';
 import { startComputeNode, type ComputeNodeOptions } from '../../../workers/computeNode';
 import { eventually, nodeBDocker, removeComputeLeftovers } from '../../helpers/computeNode';
@@ -101,3 +104,35 @@ it('runs the activities scheduled on its queue against its own engine: the kerne
     await running;
   }
 }, 120_000);
+
+it('sweeps what ended sessions left on it — never a live session\'s kernels, nor an unknown session\'s young ones', async () => {
+  const { userId } = await createUserKey(infra.pool, `sweep-${randomUUID().slice(0, 8)}`, 'user', 'test');
+  const session = async (status: string) => {
+    const id = randomUUID();
+    await infra.pool.query(
+      `INSERT INTO compute_sessions (id, owner_id, name, status, image, scaling_group, cluster_mode, cluster_size, cpu_millis, memory_bytes, gpu, params)
+       VALUES ($1, $2, $3, $4, 'python:3.11', 'default', 'single-node', 1, 100, 1048576, 0, '{}')`, [id, userId, `sweep-${id.slice(0, 8)}`, status]);
+    return id;
+  };
+  const [ended, live, unknown] = [await session('ERROR'), await session('RUNNING'), randomUUID()];
+  sessions.push(ended, live, unknown);
+  await followProgress(nodeB, await nodeB.pull(infra.config.COMPUTE_KERNEL_IMAGE));
+  const kernelOf = async (sessionId: string) => {
+    const container = await nodeB.createContainer({
+      Image: infra.config.COMPUTE_KERNEL_IMAGE, Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' },
+      Labels: sessionflowLabels(infra.config.SESSIONFLOW_INSTANCE, 'compute', { [computeSessionLabel]: sessionId }),
+    });
+    await container.start();
+    return container.id;
+  };
+  const [endedKernel, liveKernel, unknownKernel] = [await kernelOf(ended), await kernelOf(live), await kernelOf(unknown)];
+  const present = async () => Object.fromEntries(await Promise.all([endedKernel, liveKernel, unknownKernel].map(async (id) => [id, Boolean(await ignoreNotFound(nodeB.getContainer(id).inspect()))])));
+  try {
+    await sweepEndedSessionKernels({ docker: nodeB, pool: infra.pool, instance: infra.config.SESSIONFLOW_INSTANCE });
+    expect(await present()).toEqual({ [endedKernel]: false, [liveKernel]: true, [unknownKernel]: true });
+    await sweepEndedSessionKernels({ docker: nodeB, pool: infra.pool, instance: infra.config.SESSIONFLOW_INSTANCE, unknownGraceSeconds: -60 });
+    expect(await present()).toEqual({ [endedKernel]: false, [liveKernel]: true, [unknownKernel]: false });
+  } finally {
+    await infra.pool.query('DELETE FROM users WHERE id = $1', [userId]);
+  }
+});

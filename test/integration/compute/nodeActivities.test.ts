@@ -2,12 +2,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import type Docker from 'dockerode';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { pack } from 'tar-stream';
 import { createUserKey } from '../../../api/platform/auth';
 import { createClusterKeyActivities } from '../../../activities/compute/clusterKeys';
 import { bootstrapStatusPath } from '../../../activities/compute/kernelInit';
-import { createComputeNodeActivities, kernelContainerName, vfolderVolumeName, type KernelSpec } from '../../../activities/compute/node';
+import { createComputeNodeActivities, kernelContainerName, type KernelSpec } from '../../../activities/compute/node';
+import { vfolderVolumeName } from '../../../domain/compute/vfolders';
 import { computeSecretsSealer } from '../../../activities/compute/secretStore';
 import { containerRuntimeResolver } from '../../../activities/shared/containerRuntime';
 import { ignoreNotFound } from '../../../activities/shared/docker';
@@ -216,6 +218,13 @@ describe('createKernel', () => {
       sessionId, hostname, role: i === 0 ? 'main' : 'sub', idx: 1, network, clusterHosts: hosts, clusterKeyId: keyId,
     }))));
     await Promise.all([bootstrapped(main1!.containerId), bootstrapped(sub1!.containerId)]);
+
+    // The host holds no address on the cluster network: a kernel cannot reach its listeners.
+    const { IPAM } = await nodeB.getNetwork(network).inspect() as { IPAM: { Config: { Gateway?: string; Subnet?: string }[] } };
+    const hostAddresses = execFileSync('ip', ['-4', '-o', 'addr'], { encoding: 'utf8' });
+    const gateway = IPAM.Config[0]?.Gateway ?? IPAM.Config[0]?.Subnet?.replace(/\.0\/\d+$/, '.1');
+    expect(gateway).toBeDefined();
+    expect(hostAddresses).not.toContain(` ${gateway}/`);
 
     const ssh = await eventually(async () => {
       const result = await execAsWork(nodeB, main1!.containerId, ['ssh', '-o', 'BatchMode=yes', 'sub1', 'hostname']);

@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createComputeControlActivities } from '../../../activities/compute/control';
 import { createComputeStore, type ComputeStore, type ComputeStoreSettings } from '../../../activities/compute/store';
-import { computeSecretsSealer } from '../../../activities/compute/secretStore';
+import { computeSecretsSealer, createSecretStore } from '../../../activities/compute/secretStore';
 import { createUserKey } from '../../../api/platform/auth';
 import { createSessionBody } from '../../../domain/compute/params';
 import { createPool, type Pool } from '../../../platform/database';
@@ -172,7 +172,7 @@ describe('admission', () => {
     const { rows: [row] } = await infra.pool.query<{ params: unknown; sealed: Buffer }>('SELECT s.params, c.sealed FROM compute_sessions s JOIN compute_secrets c ON c.id = s.secret_id WHERE s.id = $1', [input.sessionId]);
     expect(JSON.stringify(row!.params)).not.toContain('secret-value');
     expect(row!.sealed.toString('latin1')).not.toContain('secret-value');
-    expect(await store.openSecrets(input.secretId!)).toEqual({ API_KEY: 'secret-value' });
+    expect(JSON.parse((await createSecretStore(infra.pool, settings.sealer).open(input.secretId!))!)).toEqual({ API_KEY: 'secret-value' });
     expect((await store.session(input.sessionId, ownerId))!.params.secret_env_names).toEqual(['API_KEY']);
   });
 });

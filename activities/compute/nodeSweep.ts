@@ -1,0 +1,32 @@
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import { finalComputeStatuses } from '../../domain/compute/status';
+import { ignoreNotFound, instanceLabel, kindLabel, managedLabel } from '../shared/docker';
+import { computeSessionLabel } from './node';
+
+/**
+ * A node's own clean-up, run by its worker at start and now and then after: removes the kernels
+ * (and cluster networks) of this deployment whose session has ended, or is unknown to the
+ * database for more than `unknownGraceSeconds` (made by hand, or by a test). A session whose
+ * workflow could not reach this node to remove them (it was down: the session ended ERROR)
+ * leaves them here; a live session's kernels are never touched. Returns how many went.
+ */
+export async function sweepEndedSessionKernels({ docker, pool, instance, unknownGraceSeconds = 600 }: { docker: Docker; pool: Pool; instance: string; unknownGraceSeconds?: number }): Promise<number> {
+  const filters = { label: [`${managedLabel}=true`, `${instanceLabel}=${instance}`, `${kindLabel}=compute`, computeSessionLabel] };
+  const [containers, networks] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listNetworks({ filters })]);
+  const sessionOf = (labels: Record<string, string> | undefined) => labels?.[computeSessionLabel] ?? '';
+  const sessions = [...new Set([...containers.map((c) => sessionOf(c.Labels)), ...networks.map((n) => sessionOf(n.Labels))])].filter((id) => /^[0-9a-f-]{36}$/.test(id));
+  if (sessions.length === 0) return 0;
+  const { rows } = await pool.query<{ id: string; live: boolean }>('SELECT id, status <> ALL($2::text[]) AS live FROM compute_sessions WHERE id = ANY($1::uuid[])', [sessions, finalComputeStatuses]);
+  const known = new Map(rows.map((row) => [row.id, row.live]));
+  const graceEnds = Date.now() / 1000 - unknownGraceSeconds;
+  const goes = (labels: Record<string, string> | undefined, createdSeconds: number) => {
+    const live = known.get(sessionOf(labels));
+    return live === false || (live === undefined && createdSeconds < graceEnds);
+  };
+  const ended = containers.filter((c) => goes(c.Labels, c.Created));
+  await Promise.all(ended.map((c) => ignoreNotFound(docker.getContainer(c.Id).remove({ force: true })).catch(() => undefined)));
+  // Networks after their containers (Docker refuses to remove one in use); one that will not go now goes next time.
+  await Promise.all(networks.filter((n) => goes(n.Labels, Date.parse(n.Created) / 1000)).map((n) => ignoreNotFound(docker.getNetwork(n.Id).remove()).catch(() => undefined)));
+  return ended.length;
+}
