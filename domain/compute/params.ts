@@ -55,7 +55,7 @@ const sessionParamsShape = {
   enqueue_only: z.boolean().default(false),
   /** Seconds a session may stay PENDING (counted from starts_at when that is later): CANCELLED after. */
   max_wait: seconds(7 * 24 * 3600).optional(),
-  starts_at: z.iso.datetime({ offset: true }).refine((at) => Date.parse(at) <= Date.now() + 365 * 24 * 3600 * 1000, 'at most a year ahead').optional(),
+  starts_at: z.iso.datetime({ offset: true }).refine((at) => !(Date.parse(at) > Date.now() + 365 * 24 * 3600 * 1000), 'at most a year ahead').optional(),
   cluster_mode: clusterModeField.default('single-node'),
   cluster_size: z.number().int().min(1).max(maxClusterSize).default(1),
   dependencies: uniqueList(z.uuid(), 16).default([]),

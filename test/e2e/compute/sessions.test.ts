@@ -345,5 +345,15 @@ describe('actions on a session', () => {
     const res = await request(api.app).post('/api/v1/sessions').set(user()).send({ image: 'python:3.11', resources: { cpu: 'lots' }, cluster_size: 0 }).expect(400);
     expect(res.body).toMatchObject({ code: 'ValidationFailed' });
     expect((res.body.errors as { field: string }[]).map((e) => e.field)).toEqual(expect.arrayContaining(['body.resources.cpu', 'body.cluster_size']));
+    // What PostgreSQL or the router cannot take is the request's fault too, never a 500.
+    for (const bad of [
+      request(api.app).post('/api/v1/sessions').set(user()).send({ image: 'python:3.11', env: { A: 'x\u0000y' } }),
+      request(api.app).get('/api/v1/sessions?q=%00').set(user()),
+      request(api.app).get('/api/v1/sessions/%ZZ').set(user()),
+      request(api.app).patch('/api/v1/admin/nodes/%00').set(admin()).send({ schedulable: false }),
+    ]) {
+      const answer = await bad;
+      expect([answer.status, answer.body.code]).toEqual([400, 'ValidationFailed']);
+    }
   });
 });

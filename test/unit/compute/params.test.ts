@@ -10,7 +10,7 @@ describe('the create-from-params body', () => {
     });
     expect(params).toEqual({
       image: 'tensorflow:2.10-gpu', session_name: 'my-tf-session', resources: { cpu: 4000, memory: 16 * 2 ** 30, gpu: 1 }, env: {}, secret_env: {}, vfolders: ['home', 'data'],
-      scaling_group: 'gpu-cluster', enqueue_only: false, cluster_mode: 'single-node', cluster_size: 1, dependencies: [], priority: 0,
+      scaling_group: 'gpu-cluster', enqueue_only: false, cluster_mode: 'single-node', cluster_size: 1, dependencies: [], priority: 0, bootstrap_timeout: 1800,
     });
   });
 
@@ -35,11 +35,12 @@ describe('the create-from-params body', () => {
   });
 
   it('accepts the seed\'s environment and bootstrap script', () => {
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
     const params = createSessionBody.parse({
       image: 'python:3.11', env: { CUDA_VISIBLE_DEVICES: '0', PYTHONPATH: '/app' }, secret_env: { API_KEY: 'secret-value' },
-      bootstrap_script: 'pip install -r requirements.txt\npython setup.py', starts_at: '2030-01-01T00:00:00Z', max_wait: 60, idle_timeout: 600, max_lifetime: 3600,
+      bootstrap_script: 'pip install -r requirements.txt\npython setup.py', starts_at: tomorrow, max_wait: 60, idle_timeout: 600, max_lifetime: 3600,
     });
-    expect(params).toMatchObject({ secret_env: { API_KEY: 'secret-value' }, starts_at: '2030-01-01T00:00:00Z', max_wait: 60 });
+    expect(params).toMatchObject({ secret_env: { API_KEY: 'secret-value' }, starts_at: tomorrow, max_wait: 60 });
   });
 });
 
@@ -74,5 +75,14 @@ describe('admin bodies', () => {
     expect(fieldsOf(resourcePolicyBody.safeParse({ max_sessions: -1, resources: { cpu: '4' } })).sort()).toEqual(['max_sessions', 'resources.memory']);
     expect(fieldsOf(modifySessionBody.safeParse({}))).toEqual(['']);
     expect(modifySessionBody.parse({ idle_timeout: 0 })).toEqual({ idle_timeout: 0 });
+  });
+});
+
+describe('what the store could not hold or a template must not show', () => {
+  it('refuses NUL in env values and the bootstrap script, a start more than a year ahead, and secrets in a template', () => {
+    const result = createSessionBody.safeParse({ image: 'python:3.11', env: { A: 'x\u0000y' }, bootstrap_script: 'echo\u0000', starts_at: new Date(Date.now() + 400 * 86_400_000).toISOString() });
+    expect(result.success ? [] : result.error.issues.map((issue) => issue.path.join('.')).sort()).toEqual(['bootstrap_script', 'env.A', 'starts_at']);
+    const template = templateParamsBody.safeParse({ image: 'python:3.11', secret_env: { DB_PASSWORD: 'hunter2' } });
+    expect(template.success ? [] : template.error.issues.map((issue) => issue.path.join('.'))).toEqual(['secret_env']);
   });
 });
