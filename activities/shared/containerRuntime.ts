@@ -64,14 +64,18 @@ export function containerRuntimeResolver(docker: Pick<Docker, 'info'>, setting: 
  * on this machine kind): an idle container's sentry and gofer ≈ 22 MB and 54 host tasks; every
  * process the programs run adds ≈ 16 host tasks (the platform's stub threads) and ≈ 4 MB more
  * than under runc (a fork bomb of 64 Python processes peaked at 335 MB under runsc, 81 MB under
- * runc). Rounded up, so programs reaching their own limits never starve the kernel under them;
- * host tasks twice over (they cost nothing but a count): under a loaded machine's scheduling the
- * sentry runs more threads, and a fork bomb at its limit once lost its whole container in CI.
+ * runc). Rounded up, so programs reaching their own limits never starve the kernel under them.
+ * Host tasks are not bounded by the guest's process limit, though: while a fork bomb sits at
+ * RLIMIT_NPROC, every refused fork still leaves host tasks behind, ≈ 300 a second (measured:
+ * 4237 after 12 s of a 64-process bomb; all freed when the bomb's processes end). The runner
+ * ends a bomb at its run timeout, so the limit allows ≈ 25 s of it for the default 64
+ * processes (128 per process); past that the sentry cannot make threads and the container is
+ * lost — as happened, at a lower limit, to 2-second bombs on a loaded CI machine.
  */
+const gvisorBaseTasks = 128;
+const gvisorTasksPerProcess = 128;
 const gvisorBaseBytes = 32 * 1024 * 1024;
 const gvisorBytesPerProcess = 4 * 1024 * 1024;
-const gvisorBaseTasks = 128;
-const gvisorTasksPerProcess = 40;
 
 /**
  * The HostConfig of a container holding user code, for the runtime it runs under. runc: as

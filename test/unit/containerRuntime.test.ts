@@ -98,7 +98,7 @@ describe('fitHostConfig', () => {
       Runtime: 'runsc',
       Memory: (256 + 32 + 4 * 64) * mib,
       MemorySwap: (256 + 32 + 4 * 64) * mib,
-      PidsLimit: 128 + 40 * 64,
+      PidsLimit: 128 + 128 * 64,
       Ulimits: [{ Name: 'fsize', Soft: 1024, Hard: 1024 }, { Name: 'nproc', Soft: 64, Hard: 64 }],
     });
   });
