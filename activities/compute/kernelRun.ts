@@ -76,7 +76,8 @@ async function callRunner(docker: Docker, containerId: string, request: Record<s
   let exec: Docker.Exec;
   try {
     exec = await container.exec({
-      Cmd: ['python3', kernelRunnerPath, 'call'], User: `${kernelUser.uid}:${kernelUser.gid}`,
+      // Isolated and without site: the relay needs only the standard library, and each exec pays Python's start.
+      Cmd: ['python3', '-I', '-S', kernelRunnerPath, 'call'], User: `${kernelUser.uid}:${kernelUser.gid}`,
       AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false,
     });
   } catch (err) {
