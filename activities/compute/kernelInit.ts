@@ -1,9 +1,10 @@
 import { pack } from 'tar-stream';
+import { kernelRunnerSource } from './kernelRunner';
 
 /**
  * What a kernel's main process does, and the files it needs, in one place (issue 14 puts a
  * kernel runner here): start the cluster's sshd when the kernel has the cluster key, run the
- * bootstrap script once and record its exit code, then stay up. Everything lives under the
+ * bootstrap script once and record its exit code, start the kernel runner, then stay up. Everything lives under the
  * home of `work` in the container's own layer, which a restart keeps (vfolders are mounted
  * beside it, at /home/work/<name>).
  */
@@ -16,6 +17,9 @@ export const bootstrapStatusPath = `${kernelStateDir}/bootstrap.status`;
 export const kernelSshPort = 2200;
 /** Every kernel's host key is the cluster's key, pinned under this one name, so `ssh sub1` checks it without a first-use prompt. */
 const clusterHostKeyAlias = 'sessionflow-cluster';
+
+/** The kernel runner (kernelRunner.ts): `serve` is started by init.sh; the node calls it as `python3 <path> call`. */
+export const kernelRunnerPath = `${kernelStateDir}/kernel_runner.py`;
 
 export const kernelCommand = ['/bin/sh', `${kernelStateDir}/init.sh`];
 
@@ -34,6 +38,10 @@ if [ ! -f "$state/bootstrap.status" ]; then
   fi
   # Written aside then renamed: a reader never sees a half-written code.
   echo "$code" >"$state/bootstrap.status.partial" && mv "$state/bootstrap.status.partial" "$state/bootstrap.status"
+fi
+if [ -f "$state/kernel_runner.py" ]; then
+  # Started again should it die (user code may end its process): the namespace is lost, the kernel is not.
+  (while :; do python3 "$state/kernel_runner.py" serve </dev/null; sleep 1; done) &
 fi
 exec sleep infinity
 `;
@@ -81,7 +89,10 @@ interface KernelFile {
 
 /** The files a kernel starts with: the init, the bootstrap script, and with a cluster key the SSH setup of `work`. */
 export function kernelFiles({ bootstrapScript, cluster }: { bootstrapScript?: string; cluster?: ClusterKey }): KernelFile[] {
-  const files: KernelFile[] = [{ path: '.sessionflow/init.sh', content: initScript, mode: 0o755 }];
+  const files: KernelFile[] = [
+    { path: '.sessionflow/init.sh', content: initScript, mode: 0o755 },
+    { path: '.sessionflow/kernel_runner.py', content: kernelRunnerSource, mode: 0o644 },
+  ];
   if (bootstrapScript !== undefined) files.push({ path: '.sessionflow/bootstrap.sh', content: bootstrapScript, mode: 0o755 });
   if (cluster) {
     const publicKey = cluster.publicKey.trim();

@@ -11,6 +11,7 @@ import { fitHostConfig, gvisorNetworkRuntime, gvisorRuntime, type ContainerRunti
 import { ignoreNotFound, instanceLabel, sessionflowLabels, statusOf } from '../shared/docker';
 import { followProgress, manifestDigest } from '../shared/registry';
 import type { ClusterKeyPair } from './clusterKeys';
+import { createKernelRunActivities } from './kernelRun';
 import { bootstrapStatusPath, kernelCommand, kernelFiles, kernelFilesArchive, kernelUser, type ClusterKey } from './kernelInit';
 import { createSecretStore } from './secretStore';
 
@@ -101,6 +102,9 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
   const secrets = createSecretStore(pool, sealer);
 
   return {
+    // Execute, interrupt, complete: through the kernel's runner.
+    ...createKernelRunActivities(docker),
+
     /**
      * Pulls the image from the registry when this node lacks it, or holds another digest than
      * the registry's under that tag (a rebuilt image pushed again: Backend.AI's `digest` auto-pull).

@@ -20,6 +20,7 @@ import { ownerScope, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
+import { registerKernelRoutes } from './kernelActions';
 import { presentSession, sessionNotFound, sessionsBase, sessionView } from './sessions';
 
 export interface ComputeActionDeps extends ComputeRouteDeps {
@@ -48,6 +49,8 @@ const problems = (codes: string) => ({ description: codes, contentType: 'applica
 export function registerComputeActionRoutes(api: ApiRoutes, deps: ComputeActionDeps): void {
   const { temporal } = deps;
   const store = createComputeStore(deps.pool, deps.compute);
+  // Execute, interrupt, complete: updates on the same workflow, in a module of their own.
+  registerKernelRoutes(api, deps);
 
   async function create(principal: Principal, params: CreateSessionParams, res: Response) {
     const admitted = await store.admitSession({ ownerId: principal.userId, params });

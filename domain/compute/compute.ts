@@ -113,3 +113,45 @@ export const wakeSignal = defineSignal('wake');
 export const checkAndTransitSignal = defineSignal<[{ reason: string }]>('checkAndTransitSignal');
 /** The same look, asked by an admin for a list of sessions: answers with the status after it. */
 export const checkAndTransitUpdate = defineUpdate<ComputeSessionState, [{ reason: string }]>('checkAndTransit');
+
+/**
+ * What a kernel keeps of each output stream of a run and answers with (bytes; beyond it the
+ * output is cut and marked truncated). Small on purpose: a result travels through the session
+ * workflow's history twice (the activity's result and the update's).
+ */
+export const kernelOutputLimitBytes = 64 * 1024;
+
+/** One run of code in the main kernel's persistent namespace (query mode). */
+export interface ExecuteRequest {
+  /** Made by the api when the client gives none; the same id again answers the first run's result. */
+  runId: string;
+  code: string;
+  /** What input() reads, fed up front (EOF after it). */
+  stdin?: string;
+  timeoutMs: number;
+}
+
+export interface KernelRunResult {
+  runId: string;
+  status: 'finished';
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** The value of the last expression, else of `result` when the code assigns it: JSON when it is, else null (see resultRepr). */
+  result: unknown;
+  resultRepr: string | null;
+  truncated: boolean;
+  /** Ended by an interrupt (KeyboardInterrupt). */
+  interrupted: boolean;
+}
+
+export interface KernelCompletion {
+  candidates: string[];
+}
+
+/** Runs code in the main kernel; InvalidSessionState unless RUNNING or while another run goes on; ExecutionTimeout past the timeout. */
+export const executeUpdate = defineUpdate<KernelRunResult, [ExecuteRequest]>('execute');
+/** KeyboardInterrupt in the run if it is going on; a finished or unknown run is fine (idempotent). */
+export const interruptUpdate = defineUpdate<{ runId: string; running: boolean }, [{ runId: string }]>('interrupt');
+/** Completion candidates from the main kernel's interpreter at `position` of `code` (default: the end). */
+export const completeUpdate = defineUpdate<KernelCompletion, [{ code: string; position?: number }]>('complete');

@@ -16,6 +16,10 @@ export interface ComputeFaults {
   bootstrap?: Record<string, number | 'hang'>;
   /** What dependencies look like, attempt by attempt (the last repeats). */
   dependencies?: ('ready' | 'waiting' | 'failed')[];
+  /** Milliseconds an execution takes in the kernel. */
+  executeMs?: number;
+  /** A named failure every execution ends with (ExecutionTimeout, InvalidSessionState). */
+  executeFails?: string;
 }
 
 export interface Transition {
@@ -113,6 +117,20 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
         const mine = [...containers].filter(([, c]) => c.node === node);
         calls.push(`${node}: remove ${mine.map(([, c]) => c.hostname).sort().join(',') || 'nothing'}`);
         for (const [id] of mine) containers.delete(id);
+      },
+      async executeInKernel({ containerId, runId, code, stdin }: { containerId: string; runId: string; code: string; stdin?: string; timeoutMs: number }) {
+        calls.push(`${node}: execute ${runId} in ${containers.get(containerId)?.hostname}`);
+        if (faults.executeMs) await new Promise((resolve) => setTimeout(resolve, faults.executeMs));
+        if (faults.executeFails) throw ApplicationFailure.create({ type: faults.executeFails, message: `the kernel says ${faults.executeFails}`, nonRetryable: true });
+        return { runId, status: 'finished' as const, exitCode: 0, stdout: `ran ${code}${stdin ? ` with ${stdin}` : ''}`, stderr: '', result: code.length, resultRepr: String(code.length), truncated: false, interrupted: false };
+      },
+      async interruptKernelRun({ containerId, runId }: { containerId: string; runId: string }) {
+        calls.push(`${node}: interrupt ${runId} in ${containers.get(containerId)?.hostname}`);
+        return { runId, running: false };
+      },
+      async completeInKernel({ code }: { containerId: string; code: string; position?: number }) {
+        calls.push(`${node}: complete ${code}`);
+        return { candidates: [`${code}_candidate`] };
       },
       async inspectKernels({ containerIds }: { containerIds: string[] }) {
         return Object.fromEntries(containerIds.map((id) => [id, containers.get(id)?.running ? 'running' : containers.has(id) ? 'exited' : 'missing']));

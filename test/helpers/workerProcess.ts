@@ -6,7 +6,7 @@ import { testNamespace } from './testRun';
  * own, so a test can kill it with SIGKILL mid-workflow; resolves once the process says `polling`.
  * It polls `taskQueue` in the tests' namespace and runs the run's workflow bundle.
  */
-export async function spawnWorkerProcess(module: string, taskQueue: string): Promise<ChildProcess> {
+export async function spawnWorkerProcess(module: string, taskQueue: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
   const compileOnLoad = `
     const ts = require('typescript');
     const fs = require('fs');
@@ -15,7 +15,7 @@ export async function spawnWorkerProcess(module: string, taskQueue: string): Pro
     }).outputText, file);
     require(process.argv[1]);`;
   const child = spawn(process.execPath, ['-e', compileOnLoad, require.resolve(module)], {
-    env: { ...process.env, TEMPORAL_NAMESPACE: testNamespace(), TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: process.env.SF_TEST_WORKFLOW_BUNDLE },
+    env: { ...process.env, TEMPORAL_NAMESPACE: testNamespace(), TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: process.env.SF_TEST_WORKFLOW_BUNDLE, ...extraEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {

@@ -9,8 +9,11 @@ import { Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import {
   checkAndTransitUpdate,
+  completeUpdate,
   computeStateQuery,
   destroyUpdate,
+  executeUpdate,
+  interruptUpdate,
   modifyUpdate,
   restartUpdate,
   wakeSignal,
@@ -279,6 +282,49 @@ describe('computeSessionWorkflow', () => {
       await fresh.executeUpdate(destroyUpdate, { args: [{ forced: false }] });
       expect((await fresh.result()).status).toBe('TERMINATED');
       expect(compute.containers.size).toBe(0);
+    });
+  });
+
+  describe('working in the main kernel', () => {
+    it('executes, interrupts and completes in the main kernel of a RUNNING cluster, on its node', async () => {
+      await withSession(sessionInput(2, { clusterMode: 'multi-node' }), {}, async (session, compute) => {
+        await untilStatus(session, 'RUNNING');
+        const run = await session.executeUpdate(executeUpdate, { args: [{ runId: 'run-123', code: 'x = 1', stdin: 'Alice\n', timeoutMs: 10_000 }] });
+        expect(run).toMatchObject({ runId: 'run-123', status: 'finished', exitCode: 0, stdout: 'ran x = 1 with Alice\n', result: 5 });
+        expect(await session.executeUpdate(interruptUpdate, { args: [{ runId: 'run-123' }] })).toEqual({ runId: 'run-123', running: false });
+        expect(await session.executeUpdate(completeUpdate, { args: [{ code: 'import o' }] })).toEqual({ candidates: ['import o_candidate'] });
+        expect(compute.calls).toEqual(expect.arrayContaining(['node-a: execute run-123 in main1', 'node-a: interrupt run-123 in main1', 'node-a: complete import o']));
+        expect(compute.calls.some((call) => call.startsWith('node-b: execute'))).toBe(false);
+      });
+    });
+
+    it('refuses to execute or complete unless RUNNING (InvalidSessionState), and answers an interrupt there as done without calling the kernel', async () => {
+      await withSession(sessionInput(1), { faults: { schedule: ['wait'] } }, async (session, compute) => {
+        await untilStatus(session, 'PENDING');
+        await expect(session.executeUpdate(executeUpdate, { args: [{ runId: 'r', code: '1', timeoutMs: 1000 }] })).rejects.toMatchObject({ cause: { type: 'InvalidSessionState' } });
+        await expect(session.executeUpdate(completeUpdate, { args: [{ code: 'o' }] })).rejects.toMatchObject({ cause: { type: 'InvalidSessionState' } });
+        expect(await session.executeUpdate(interruptUpdate, { args: [{ runId: 'r' }] })).toEqual({ runId: 'r', running: false });
+        expect(compute.calls.filter((call) => /execute|interrupt|complete/.test(call))).toEqual([]);
+      });
+    });
+
+    it('gives the kernel\'s refusal to the client by its name, and stays RUNNING', async () => {
+      await withSession(sessionInput(1), { faults: { executeFails: 'ExecutionTimeout' } }, async (session) => {
+        await untilStatus(session, 'RUNNING');
+        await expect(session.executeUpdate(executeUpdate, { args: [{ runId: 'slow', code: 'import time; time.sleep(60)', timeoutMs: 10_000 }] }))
+          .rejects.toMatchObject({ cause: { type: 'ExecutionTimeout' } });
+        expect((await session.query(computeStateQuery)).status).toBe('RUNNING');
+      });
+    });
+
+    it('does not idle out while code runs, and idles out its idle timeout after the run ended', async () => {
+      await withSession(sessionInput(1, { idleTimeoutSeconds: 2 }), { faults: { executeMs: 4000 } }, async (session) => {
+        await untilStatus(session, 'RUNNING');
+        const run = await session.executeUpdate(executeUpdate, { args: [{ runId: 'long', code: 'work()', timeoutMs: 10_000 }] });
+        expect(run.exitCode).toBe(0);
+        expect((await session.query(computeStateQuery)).status).toBe('RUNNING');
+        expect(await session.result()).toMatchObject({ status: 'TERMINATED', reason: 'idle for 2 s' });
+      });
     });
   });
 });

@@ -21,9 +21,12 @@ import {
   awaitStartUpdate,
   checkAndTransitSignal,
   checkAndTransitUpdate,
+  completeUpdate,
   computeStateQuery,
   defaultComputeTimings,
   destroyUpdate,
+  executeUpdate,
+  interruptUpdate,
   modifyUpdate,
   restartUpdate,
   wakeSignal,
@@ -90,6 +93,9 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   let checksAsked = 0;
   let checksDone = 0;
   let checkReason = '';
+  /** Calls into the main kernel going on, and a count that moves at each one's start and end: a session running code is not idle. */
+  let kernelCallsInFlight = 0;
+  let kernelActivity = 0;
 
   const ended = () => isFinalComputeStatus(state.status);
   const terminatingOrEnded = () => state.status === 'TERMINATING' || ended();
@@ -161,6 +167,21 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   setHandler(wakeSignal, () => {
     woken = true;
   });
+  setHandler(
+    executeUpdate,
+    ({ runId, code, stdin, timeoutMs }) => inMainKernel((kernel) => onKernelRunner(kernel, timeoutMs).executeInKernel({ containerId: kernel.containerId!, runId, code, stdin, timeoutMs })),
+    { validator: (_request) => requireStatus('RUNNING', 'execute') },
+  );
+  setHandler(interruptUpdate, async ({ runId }) => {
+    // Nothing runs in a session that is not RUNNING: the run is as interrupted as it will be.
+    if (state.status !== 'RUNNING') return { runId, running: false };
+    return inMainKernel((kernel) => onKernelRunner(kernel).interruptKernelRun({ containerId: kernel.containerId!, runId }));
+  });
+  setHandler(
+    completeUpdate,
+    ({ code, position }) => inMainKernel((kernel) => onKernelRunner(kernel).completeInKernel({ containerId: kernel.containerId!, code, position })),
+    { validator: (_request) => requireStatus('RUNNING', 'complete') },
+  );
 
   if (state.status === 'PENDING' && (await waitForRoom())) await createKernels();
   if (state.status === 'RUNNING') await serve();
@@ -296,12 +317,14 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
    */
   async function serve(): Promise<void> {
     for (;;) {
-      const idleEnds = state.idleTimeoutSeconds ? lastActivityAt + state.idleTimeoutSeconds * 1000 : Infinity;
+      // Determinism: sessions that never call their kernel see the same timers as before kernel calls existed.
+      const idleEnds = state.idleTimeoutSeconds && kernelCallsInFlight === 0 ? lastActivityAt + state.idleTimeoutSeconds * 1000 : Infinity;
+      const seenKernelActivity = kernelActivity;
       const lifeEnds = input.maxLifetimeSeconds && startedAt !== undefined ? startedAt + input.maxLifetimeSeconds * 1000 : Infinity;
       const next = Math.min(idleEnds, lifeEnds);
       // Determinism: continue as new only once every handler has answered (see shouldContinueAsNew).
       const carryOnNow = () => shouldContinueAsNew(timings.historyLimit) && allHandlersFinished();
-      const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone || carryOnNow();
+      const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone || carryOnNow() || kernelActivity !== seenKernelActivity;
       if (next === Infinity) await condition(asked);
       else await condition(asked, Math.max(0, next - Date.now()));
 
@@ -318,6 +341,8 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
         if (ended()) return;
         continue;
       }
+      // A kernel call began or ended: the idle timer starts again from it.
+      if (kernelActivity !== seenKernelActivity) continue;
       if (Date.now() >= lifeEnds) return transitTo('TERMINATING', `max lifetime of ${input.maxLifetimeSeconds} s reached`);
       if (Date.now() >= idleEnds) return transitTo('TERMINATING', `idle for ${state.idleTimeoutSeconds} s`);
       if (carryOnNow()) await carryOn();
@@ -415,6 +440,31 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     return checksAsked;
   }
 
+  /**
+   * A call into the main kernel (execute, interrupt, complete): activity on the session while
+   * it goes on and when it ends. The client gets a kernel's refusal by its name; a node that
+   * takes no task is AgentNotAvailable, anything else KernelFailed.
+   */
+  async function inMainKernel<T>(call: (kernel: Kernel) => Promise<T>): Promise<T> {
+    kernelCallsInFlight += 1;
+    kernelActivity += 1;
+    lastActivityAt = Date.now();
+    const kernel = state.kernels.find((k) => k.role === 'main') ?? state.kernels[0]!;
+    try {
+      return await call(kernel);
+    } catch (err) {
+      const named = namedFailure(err);
+      if (named) throw named;
+      if (agentUnavailable(err)) throw domainFailure('AgentNotAvailable', `node ${kernel.node} took no task within ${timings.agentTimeoutSeconds} s`, { kernel: kernel.hostname, node: kernel.node });
+      const { type, message } = describeFailure(err);
+      throw domainFailure('KernelFailed', `kernel ${kernel.hostname} on node ${kernel.node}: ${type}: ${message}`, { kernel: kernel.hostname, node: kernel.node });
+    } finally {
+      kernelCallsInFlight -= 1;
+      kernelActivity += 1;
+      lastActivityAt = Date.now();
+    }
+  }
+
   function requireStatus(status: ComputeStatus, action: string): void {
     if (state.status !== status) throw invalidSessionState(state.status, `${action} needs a ${status} session`, [status]);
   }
@@ -442,6 +492,20 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       startToCloseTimeout: work === 'pull' ? '15m' : '2m',
       ...(work === 'wait' ? { heartbeatTimeout: '10s' } : { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }),
       retry: { initialInterval: work === 'pull' ? '1s' : '500ms', maximumAttempts: work === 'pull' ? 3 : 5, nonRetryableErrorTypes: ['ImageNotFound'] },
+    });
+  }
+
+  // A run takes up to its timeout, then the runner interrupts it (again each second for a
+  // minute); the activity heartbeats every 2 s, so a node worker that dies is noticed in 20 s
+  // and the retry joins the same run (the runner knows it by id). Interrupt and complete answer
+  // within seconds. A kernel's refusals (busy, timeout, gone) are named and not retried.
+  function onKernelRunner(kernel: Kernel, runMs?: number) {
+    return proxyActivities<NodeActivities>({
+      taskQueue: kernel.taskQueue!,
+      scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
+      startToCloseTimeout: runMs === undefined ? '1m' : runMs + 120_000,
+      heartbeatTimeout: '20s',
+      retry: { initialInterval: '500ms', maximumAttempts: 3 },
     });
   }
 
