@@ -234,6 +234,19 @@ describe('computeSessionWorkflow', () => {
     });
   });
 
+  it('counts a modification as activity, and a new idle timeout takes effect at once', async () => {
+    await withSession(sessionInput(1, { idleTimeoutSeconds: 3 }), {}, async (session) => {
+      await untilStatus(session, 'RUNNING');
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await session.executeUpdate(modifyUpdate, { args: [{ priority: 1 }] });
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      // 4 s after it started running, but 2 s after its last activity: still running.
+      expect((await session.query(computeStateQuery)).status).toBe('RUNNING');
+      await session.executeUpdate(modifyUpdate, { args: [{ idleTimeoutSeconds: 1 }] });
+      expect(await session.result()).toMatchObject({ status: 'TERMINATED', reason: 'idle for 1 s' });
+    });
+  });
+
   it('ends TERMINATED at its max lifetime', async () => {
     await withSession(sessionInput(1, { maxLifetimeSeconds: 1 }), {}, async (session) => {
       expect(await session.result()).toMatchObject({ status: 'TERMINATED', reason: 'max lifetime of 1 s reached' });

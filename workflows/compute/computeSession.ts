@@ -88,6 +88,8 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   let network = carried?.network;
   let destroyRequest: DestroyRequest | undefined;
   let restartRequested = false;
+  /** Modifications so far: each one restarts the idle timer (a new activity, perhaps a new timeout). */
+  let modifications = 0;
   let woken = false;
   /** Checks asked for and checks done: an admin's update waits for the one after its own. */
   let checksAsked = 0;
@@ -146,6 +148,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       if (request.priority !== undefined) state.priority = request.priority;
       if (request.idleTimeoutSeconds !== undefined) state.idleTimeoutSeconds = request.idleTimeoutSeconds || undefined;
       lastActivityAt = Date.now();
+      modifications += 1;
       return state;
     },
     {
@@ -320,11 +323,12 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       // Determinism: sessions that never call their kernel see the same timers as before kernel calls existed.
       const idleEnds = state.idleTimeoutSeconds && kernelCallsInFlight === 0 ? lastActivityAt + state.idleTimeoutSeconds * 1000 : Infinity;
       const seenKernelActivity = kernelActivity;
+      const seenModifications = modifications;
       const lifeEnds = input.maxLifetimeSeconds && startedAt !== undefined ? startedAt + input.maxLifetimeSeconds * 1000 : Infinity;
       const next = Math.min(idleEnds, lifeEnds);
       // Determinism: continue as new only once every handler has answered (see shouldContinueAsNew).
       const carryOnNow = () => shouldContinueAsNew(timings.historyLimit) && allHandlersFinished();
-      const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone || carryOnNow() || kernelActivity !== seenKernelActivity;
+      const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone || carryOnNow() || kernelActivity !== seenKernelActivity || modifications !== seenModifications;
       if (next === Infinity) await condition(asked);
       else await condition(asked, Math.max(0, next - Date.now()));
 
@@ -341,8 +345,8 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
         if (ended()) return;
         continue;
       }
-      // A kernel call began or ended: the idle timer starts again from it.
-      if (kernelActivity !== seenKernelActivity) continue;
+      // A kernel call began or ended, or the session was modified: the timers start again from now.
+      if (kernelActivity !== seenKernelActivity || modifications !== seenModifications) continue;
       if (Date.now() >= lifeEnds) return transitTo('TERMINATING', `max lifetime of ${input.maxLifetimeSeconds} s reached`);
       if (Date.now() >= idleEnds) return transitTo('TERMINATING', `idle for ${state.idleTimeoutSeconds} s`);
       if (carryOnNow()) await carryOn();
