@@ -4,7 +4,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { startApiHarness } from '../helpers/api';
-import { removeComputeLeftovers, startTestComputeNode } from '../helpers/computeNode';
+import { computeSessionLabel } from '../../activities/compute/node';
+import { instanceLabel } from '../../activities/shared/docker';
+import { execAsWork, removeComputeLeftovers, startTestComputeNode } from '../helpers/computeNode';
 import { openInfra } from '../helpers/infra';
 import { connectTestEnv } from '../helpers/temporal';
 import { load, printTable, summarise, runBench } from './stats';
@@ -14,7 +16,8 @@ const run = promisify(execFile);
 /**
  * Compute-session figures through the real api, one real node (the main engine): create →
  * RUNNING for one kernel and for a 4-kernel single-node cluster, 50 sessions created at once,
- * destroy; beside `docker run -d` of the same image, user, limits and runtime as the floor.
+ * destroy, beside `docker run -d` of the same image, user, limits and runtime as the floor; and
+ * a one-line cell executed in a kernel, beside `docker exec` of it, and a completion.
  */
 async function main(): Promise<void> {
   process.env.SF_TEST_WORKFLOW_BUNDLE ??= require.resolve('../../workflow-bundle.js');
@@ -64,6 +67,23 @@ async function main(): Promise<void> {
     const cluster = await load(5, 1, async () => void clusters.push(await create({ cluster_size: 4 })));
     for (const id of clusters) await destroy(id);
 
+    // Working in a kernel: a one-line cell through the api beside `docker exec` of the same code
+    // in the same kernel as `work` (the floor), and a completion.
+    const cell = await create({ resources: { cpu: '1', memory: '256M' } });
+    const [kernel] = await infra.docker.listContainers({ filters: { label: [`${instanceLabel}=${infra.config.SESSIONFLOW_INSTANCE}`, `${computeSessionLabel}=${cell}`] } });
+    const execute = async () => {
+      const answer = (await call('POST', `/api/v1/sessions/${cell}/execute`, 200, { mode: 'query', code: 'print(1 + 1)' })) as unknown as { stdout: string };
+      if (answer.stdout !== '2\n') throw new Error(`unexpected answer ${JSON.stringify(answer)}`);
+    };
+    await execute(); // the runner warm
+    const execFloor = await load(30, 1, async () => {
+      const { output } = await execAsWork(infra.docker, kernel!.Id, ['python3', '-c', 'print(1 + 1)']);
+      if (output !== '2\n') throw new Error(`unexpected output ${output}`);
+    });
+    const executed = await load(30, 1, execute);
+    const completed = await load(30, 1, async () => void (await call('POST', `/api/v1/sessions/${cell}/complete`, 200, { code: 'import o' })));
+    await destroy(cell);
+
     const burst: string[] = [];
     const burstStarted = performance.now();
     const concurrent = await load(50, 50, async () => void burst.push(await create()));
@@ -77,9 +97,13 @@ async function main(): Promise<void> {
       { name: '50 created at once (per request)', samples: concurrent.samples, extra: `errors ${concurrent.errors}` },
       { name: 'DELETE destroy, 1 kernel', samples: destroyed.samples, extra: `errors ${destroyed.errors}` },
       { name: 'DELETE destroy, 10 in flight', samples: burstDestroy.samples, extra: `errors ${burstDestroy.errors}` },
+      { name: 'docker exec python3 -c in a kernel (floor)', samples: execFloor.samples, extra: `errors ${execFloor.errors}` },
+      { name: 'POST execute, query, one line', samples: executed.samples, extra: `errors ${executed.errors}` },
+      { name: 'POST complete, import o', samples: completed.samples, extra: `errors ${completed.errors}` },
     ]);
     const ratio = summarise(single.samples).p50 / summarise(floor.samples).p50;
     console.log(`\nsingle create p50 ${summarise(single.samples).p50.toFixed(0)} ms = ${ratio.toFixed(2)}× the docker run -d floor (${summarise(floor.samples).p50.toFixed(0)} ms)`);
+    console.log(`execute p50 ${summarise(executed.samples).p50.toFixed(0)} ms = ${(summarise(executed.samples).p50 / summarise(execFloor.samples).p50).toFixed(2)}× the docker exec floor (${summarise(execFloor.samples).p50.toFixed(0)} ms)`);
     console.log(`4-kernel cluster p50 ${summarise(cluster.samples).p50.toFixed(0)} ms; 50 at once: all RUNNING in ${allRunningMs.toFixed(0)} ms, errors ${concurrent.errors}, running ${burst.length}/50`);
   } finally {
     server.close();

@@ -11,13 +11,13 @@ import { computeSessionLabel } from '../../../activities/compute/node';
 import { instanceLabel } from '../../../activities/shared/docker';
 import { createUserKey } from '../../../api/platform/auth';
 import { startComputeSession } from '../../../api/compute/sessionActions';
-import { computeStateQuery, destroyUpdate, type ComputeSessionState } from '../../../domain/compute/compute';
+import { computeStateQuery, destroyUpdate, executeUpdate, type ComputeSessionState } from '../../../domain/compute/compute';
 import { createSessionBody } from '../../../domain/compute/params';
 import { customSearchAttributes } from '../../../domain/shared/searchAttributes';
 import { createLogger } from '../../../platform/logger';
 import { createSessionflowWorker } from '../../../workers/createWorker';
 import { startComputeNode, type ComputeNode } from '../../../workers/computeNode';
-import { removeComputeLeftovers } from '../../helpers/computeNode';
+import { eventually, removeComputeLeftovers } from '../../helpers/computeNode';
 import { openInfra, type Infra } from '../../helpers/infra';
 import { freePort } from '../../helpers/ports';
 import { connectTestEnv, createTestWorker, uniqueTaskQueue, workflowBundlePath } from '../../helpers/temporal';
@@ -25,8 +25,10 @@ import { spawnWorkerProcess } from '../../helpers/workerProcess';
 
 /**
  * What a compute session survives, with real activities on a real node (the main engine): the
- * worker running its workflow killed while its kernels are being made, and the Temporal server
- * itself killed and started again.
+ * worker running its workflow killed while its kernels are being made, the node's worker killed
+ * while code runs in a kernel (the retry finds the run by its id in the kernel's runner: the
+ * client gets its result, and the code ran once), and the Temporal server itself killed and
+ * started again.
  */
 let env: TestWorkflowEnvironment;
 let infra: Infra;
@@ -147,6 +149,44 @@ it('a Temporal server killed and started again loses no session: it answers, and
     await server.stop();
   }
 }, 240_000);
+
+it('a node worker killed mid-execution: the next worker answers with the run\'s result, and the code ran once', async () => {
+  const name = `${group}-k`;
+  let doomed: ChildProcess | undefined = await spawnWorkerProcess('./computeNodeProcess.ts', 'unused', { COMPUTE_NODE_NAME: name, COMPUTE_NODE_SCALING_GROUP: group });
+  const taskQueue = uniqueTaskQueue('kernel-durability');
+  const worker = await createTestWorker(env, taskQueue, infra.activities);
+  let successor: Awaited<ReturnType<typeof startComputeNode>> | undefined;
+  let successorRunning: Promise<void> | undefined;
+  try {
+    await worker.runUntil(async () => {
+      const input = await store.admitSession({ ownerId, params: createSessionBody.parse({ image: 'python:3.11', scaling_group: group, resources: { cpu: '0.5', memory: '256M' } }) });
+      sessions.push(input.sessionId);
+      const handle = await startComputeSession(env.client, { taskQueue, input });
+      await eventually(async () => ((await handle.query(computeStateQuery)).status === 'RUNNING' ? true : undefined), 90);
+      await handle.executeUpdate(executeUpdate, { args: [{ runId: 'setup', code: 'runs = 0', timeoutMs: 10_000 }] });
+
+      const pending = handle.executeUpdate(executeUpdate, { args: [{ runId: 'survivor', code: 'runs += 1\nimport time\ntime.sleep(3)\nruns', timeoutMs: 60_000 }] });
+      // The run has reached the kernel: its code is sleeping when the node's worker dies.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      doomed!.kill('SIGKILL');
+      doomed = undefined;
+      successor = await startComputeNode({
+        config: { ...infra.config, TEMPORAL_NAMESPACE: env.namespace ?? infra.config.TEMPORAL_NAMESPACE }, connection: env.nativeConnection, docker: infra.docker, pool: infra.pool,
+        containerRuntime: infra.containerRuntime, log: createLogger('silent', 'kernel-durability'), name, scalingGroup: group,
+      });
+      successorRunning = successor.run();
+
+      expect(await pending).toMatchObject({ runId: 'survivor', exitCode: 0, result: 1 });
+      expect((await handle.executeUpdate(executeUpdate, { args: [{ runId: 'check', code: 'runs', timeoutMs: 10_000 }] })).result).toBe(1);
+      await handle.executeUpdate(destroyUpdate, { args: [{ forced: false }] });
+      expect((await handle.result()).status).toBe('TERMINATED');
+    });
+  } finally {
+    doomed?.kill('SIGKILL');
+    await successor?.shutdown();
+    await successorRunning;
+  }
+}, 180_000);
 
 /** A Temporal dev server of this test's own (port, SQLite file), which it may kill and start again. */
 async function privateTemporalServer() {
