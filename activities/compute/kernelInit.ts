@@ -39,8 +39,10 @@ if [ ! -f "$state/bootstrap.status" ]; then
   # Written aside then renamed: a reader never sees a half-written code.
   echo "$code" >"$state/bootstrap.status.partial" && mv "$state/bootstrap.status.partial" "$state/bootstrap.status"
 fi
-if [ -f "$state/kernel_runner.py" ]; then
-  # Started again should it die (user code may end its process): the namespace is lost, the kernel is not.
+if [ -f "$state/kernel_runner.py" ] && [ "$SF_CLUSTER_ROLE" = main ]; then
+  # Executions go to a session's main kernel, so only it runs the runner (a cluster's sub kernels
+  # come up without its start-up); started again should it die (user code may end its process):
+  # the namespace is lost, the kernel is not.
   (while :; do python3 "$state/kernel_runner.py" serve </dev/null; sleep 1; done) &
 fi
 exec sleep infinity
