@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { ModifyRequest } from '../../domain/compute/compute';
+import type { KernelLogs, ModifyRequest } from '../../domain/compute/compute';
 import { createComputeStore, type ComputeStoreSettings, type TransitionRequest } from './store';
 
 export interface ComputeControlDeps {
@@ -42,6 +42,11 @@ export function createComputeControlActivities({ pool, computeControl }: Compute
 
     async modifyComputeSession({ sessionId, change }: { sessionId: string; change: ModifyRequest }): Promise<void> {
       await store.modifySession(sessionId, change);
+    },
+
+    /** The last logs of the kernels of a session that ends, kept for reading after it. */
+    async storeComputeKernelLogs({ sessionId, logs }: { sessionId: string; logs: KernelLogs[] }): Promise<void> {
+      await store.storeKernelLogs(sessionId, logs);
     },
 
     computeSessionsToCheck() {

@@ -11,6 +11,7 @@ import { fitHostConfig, gvisorNetworkRuntime, gvisorRuntime, type ContainerRunti
 import { ignoreNotFound, instanceLabel, sessionflowLabels, statusOf } from '../shared/docker';
 import { followProgress, manifestDigest } from '../shared/registry';
 import type { ClusterKeyPair } from './clusterKeys';
+import { createKernelLogActivities } from './kernelLogs';
 import { createKernelRunActivities } from './kernelRun';
 import { bootstrapStatusPath, kernelCommand, kernelFiles, kernelFilesArchive, kernelUser, type ClusterKey } from './kernelInit';
 import { createSecretStore } from './secretStore';
@@ -104,6 +105,8 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
   return {
     // Execute, interrupt, complete: through the kernel's runner.
     ...createKernelRunActivities(docker),
+    // Container logs, for the logs update and the copy kept at termination.
+    ...createKernelLogActivities(docker),
 
     /**
      * Pulls the image from the registry when this node lacks it, or holds another digest than

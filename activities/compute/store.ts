@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import type { ClusterMode, ComputeSessionInput, KernelPlacement, KernelPlan, ResourceSlots } from '../../domain/compute/compute';
+import type { ClusterMode, ComputeSessionInput, KernelLogLine, KernelLogs, KernelPlacement, KernelPlan, ResourceSlots } from '../../domain/compute/compute';
 import type { CreateSessionParams } from '../../domain/compute/params';
 import { placeKernels, type NodeView } from '../../domain/compute/placement';
 import { firstShortSlot, formatSlot, parseCpu, parseGpu, parseMemory, scaleSlots, subtractSlots, zeroSlots } from '../../domain/compute/resources';
@@ -603,6 +603,17 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
       await pool.query('UPDATE compute_kernels SET container_id = $2 WHERE id = $1', [kernelId, containerId]);
     },
 
+    /** The last logs of the session's kernels, kept at its end; a retry writes the same rows again. */
+    async storeKernelLogs(sessionId: string, logs: KernelLogs[]): Promise<void> {
+      if (logs.length === 0) return;
+      await pool.query(
+        `INSERT INTO compute_kernel_logs (kernel_id, session_id, logs, truncated)
+         SELECT kernel_id, $1, logs, truncated FROM unnest($2::uuid[], $3::text[], $4::boolean[]) AS t(kernel_id, logs, truncated)
+         ON CONFLICT (kernel_id) DO UPDATE SET logs = EXCLUDED.logs, truncated = EXCLUDED.truncated, stored_at = now()`,
+        [sessionId, logs.map((k) => k.kernelId), logs.map((k) => JSON.stringify(k.lines)), logs.map((k) => k.truncated)],
+      );
+    },
+
     /** Back to PENDING: the kernels give up their nodes (and any container id). */
     async clearPlacement(sessionId: string): Promise<void> {
       await pool.query('UPDATE compute_kernels SET node = NULL, container_id = NULL WHERE session_id = $1', [sessionId]);
@@ -651,6 +662,12 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
     async session(id: string, owner: string | undefined): Promise<SessionDetailRow | undefined> {
       const session = await sessionRow(pool, id, owner);
       return session && { ...session, kernels: await kernelsOf(pool, id), dependencies: await dependenciesOf(pool, id) };
+    },
+
+    /** The logs kept at a session's end, by kernel id (a kernel without a row had none kept). */
+    async storedKernelLogs(sessionId: string): Promise<Map<string, { lines: KernelLogLine[]; truncated: boolean }>> {
+      const { rows } = await pool.query<{ kernel_id: string; logs: string; truncated: boolean }>('SELECT kernel_id, logs, truncated FROM compute_kernel_logs WHERE session_id = $1', [sessionId]);
+      return new Map(rows.map((row) => [row.kernel_id, { lines: JSON.parse(row.logs) as KernelLogLine[], truncated: row.truncated }]));
     },
 
     /** Match sessions: `q` an id prefix or a name prefix; newest first. */

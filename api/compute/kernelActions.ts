@@ -2,9 +2,10 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createComputeStore } from '../../activities/compute/store';
-import { completeUpdate, executeUpdate, interruptUpdate, type KernelRunResult } from '../../domain/compute/compute';
+import { completeUpdate, executeUpdate, interruptUpdate, logsUpdate, type KernelLogs, type KernelRunResult } from '../../domain/compute/compute';
 import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { textWithoutNul } from '../../domain/compute/params';
+import { isFinalComputeStatus } from '../../domain/compute/status';
 import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
 import { ownerScope, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
@@ -46,6 +47,23 @@ const executeView = z.object({
   truncated: z.boolean(),
   interrupted: z.boolean(),
 });
+
+/** ISO 8601; one without an offset is UTC (the seed writes `2024-01-01T00:00:00`). */
+const isoTime = z.iso.datetime({ offset: true, local: true }).transform((text) => Date.parse(/(Z|[+-]\d{2}:?\d{2})$/i.test(text) ? text : `${text}Z`));
+const logsQuery = z.object({
+  kernel_id: z.uuid().optional(),
+  since: isoTime.optional().describe('ISO 8601: lines from then on'),
+  until: isoTime.optional().describe('ISO 8601: lines up to then'),
+});
+const logsView = z.array(z.object({
+  kernel_id: z.uuid(),
+  hostname: z.string(),
+  lines: z.array(z.object({ at: z.string().describe('the engine\'s timestamp (RFC 3339, nanoseconds)'), stream: z.enum(['stdout', 'stderr']).optional(), text: z.string() })),
+  truncated: z.boolean().describe('older lines were left out (256 KiB per kernel while it runs, 64 KiB kept at its end)'),
+}));
+
+/** A log line's engine timestamp in epoch ms (the engine writes nanoseconds; Date reads milliseconds). */
+const lineMs = (at: string) => Date.parse(at.replace(/(\.\d{3})\d+/, '$1'));
 
 const problems = (codes: string) => ({ description: codes, contentType: 'application/problem+json' });
 
@@ -143,4 +161,48 @@ export function registerKernelRoutes(api: ApiRoutes, deps: KernelRouteDeps): voi
       }
     },
   );
+
+  api.route(
+    {
+      method: 'get', path: `${sessionsBase}/:id/logs`, summary: 'Container logs of the session\'s kernels (stdout and stderr, timestamped), each labelled; an ended session\'s come from what was kept at its end', tag: 'compute', access: 'user', params: idParams, query: logsQuery,
+      responses: {
+        200: { description: 'per kernel (the one asked for, else all), the lines oldest first', schema: logsView },
+        400: problems('ValidationFailed: a time that is not ISO 8601, or since after until'),
+        404: problems('SessionNotFound; NotFound: no such kernel in the session'),
+        409: problems('InvalidSessionState: its kernels are not made yet'),
+        502: problems('KernelFailed'),
+        503: problems('AgentNotAvailable'),
+      },
+    },
+    async ({ params, query, principal, res }) => {
+      if (query.since !== undefined && query.until !== undefined && query.since > query.until) {
+        throw new ApiError('ValidationFailed', 'since is after until', { errors: [{ field: 'query.since', message: 'must not be after until' }] });
+      }
+      const { info, handle } = await sessionFor(params.id, principal);
+      if (query.kernel_id !== undefined && !info.kernels.some((k) => k.id === query.kernel_id)) {
+        throw new ApiError('NotFound', `session ${params.id} has no kernel ${query.kernel_id}`, { kernel_id: query.kernel_id });
+      }
+      let logs: KernelLogs[] | undefined;
+      if (!isFinalComputeStatus(info.status)) {
+        try {
+          // Docker counts since/until in seconds (fractions allowed).
+          logs = await handle.executeUpdate(logsUpdate, { args: [{ kernelId: query.kernel_id, since: query.since === undefined ? undefined : query.since / 1000, until: query.until === undefined ? undefined : query.until / 1000 }] });
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      logs ??= await keptLogs(params.id, info.kernels.filter((k) => query.kernel_id === undefined || k.id === query.kernel_id), query);
+      res.json(logs.map((k) => ({ kernel_id: k.kernelId, hostname: k.hostname, lines: k.lines, truncated: k.truncated })));
+    },
+  );
+
+  /** An ended session's logs: what was kept at its end, filtered here as the engine would. */
+  async function keptLogs(sessionId: string, kernels: { id: string; hostname: string }[], { since, until }: { since?: number; until?: number }): Promise<KernelLogs[]> {
+    const kept = await store.storedKernelLogs(sessionId);
+    return kernels.map((k) => {
+      const logs = kept.get(k.id);
+      const lines = (logs?.lines ?? []).filter((line) => (since === undefined || lineMs(line.at) >= since) && (until === undefined || lineMs(line.at) <= until));
+      return { kernelId: k.id, hostname: k.hostname, lines, truncated: logs?.truncated ?? false };
+    });
+  }
 }

@@ -155,3 +155,33 @@ export const executeUpdate = defineUpdate<KernelRunResult, [ExecuteRequest]>('ex
 export const interruptUpdate = defineUpdate<{ runId: string; running: boolean }, [{ runId: string }]>('interrupt');
 /** Completion candidates from the main kernel's interpreter at `position` of `code` (default: the end). */
 export const completeUpdate = defineUpdate<KernelCompletion, [{ code: string; position?: number }]>('complete');
+
+/**
+ * What a kernel's log answer keeps (bytes of text, per kernel; the newest lines win and the
+ * answer says truncated). Bounded because it travels through the session workflow's history.
+ */
+export const kernelLogLimitBytes = 256 * 1024;
+
+/** One line of a kernel's container log: the engine's timestamp (ISO, nanoseconds) and which stream. */
+export interface KernelLogLine {
+  at: string;
+  stream?: 'stdout' | 'stderr';
+  text: string;
+}
+
+export interface KernelLogs {
+  kernelId: string;
+  hostname: string;
+  lines: KernelLogLine[];
+  truncated: boolean;
+}
+
+/** since/until: epoch seconds (Docker's unit), both inclusive of what the engine counts in. */
+export interface LogsRequest {
+  kernelId?: string;
+  since?: number;
+  until?: number;
+}
+
+/** The container logs of every kernel (or one); allowed while the session has kernels (RUNNING, RESTARTING, TERMINATING). */
+export const logsUpdate = defineUpdate<KernelLogs[], [LogsRequest]>('logs');

@@ -20,6 +20,8 @@ export interface ComputeFaults {
   executeMs?: number;
   /** A named failure every execution ends with (ExecutionTimeout, InvalidSessionState). */
   executeFails?: string;
+  /** Reading a kernel's logs fails on the node (for good). */
+  logsFail?: boolean;
 }
 
 export interface Transition {
@@ -36,6 +38,8 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
   let scheduleAttempt = 0;
   let dependencyAttempt = 0;
   let woken: string[] = [];
+  /** What storeComputeKernelLogs kept, by kernel id. */
+  const keptLogs = new Map<string, { lines: { at: string; stream?: string; text: string }[]; truncated: boolean }>();
 
   const pick = <T>(answers: T[] | undefined, attempt: number, fallback: T): T => (answers?.length ? answers[Math.min(attempt, answers.length - 1)]! : fallback);
 
@@ -72,6 +76,10 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
     async modifyComputeSession({ change }: { sessionId: string; change: { name?: string; priority?: number; idleTimeoutSeconds?: number } }): Promise<void> {
       if (change.name === 'taken') throw ApplicationFailure.create({ type: 'SessionNameTaken', message: 'you have a live session named taken', nonRetryable: true });
       calls.push(`modify ${JSON.stringify(change)}`);
+    },
+    async storeComputeKernelLogs({ logs }: { sessionId: string; logs: { kernelId: string; hostname: string; lines: { at: string; text: string }[]; truncated: boolean }[] }): Promise<void> {
+      calls.push(`keep logs ${logs.map((k) => k.hostname).join(',') || 'none'}`);
+      for (const k of logs) keptLogs.set(k.kernelId, { lines: k.lines, truncated: k.truncated });
     },
     async ensureClusterKeyPair({ sessionId }: { sessionId: string }): Promise<{ keyId: string }> {
       calls.push('key pair');
@@ -132,6 +140,15 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
         calls.push(`${node}: complete ${code}`);
         return { candidates: [`${code}_candidate`] };
       },
+      async kernelLogs({ containerIds, since, until, tailBytes }: { containerIds: string[]; since?: number; until?: number; tailBytes: number }) {
+        calls.push(`${node}: logs ${containerIds.map((id) => containers.get(id)?.hostname ?? 'gone').join(',')}${since !== undefined ? ` since ${since}` : ''}${until !== undefined ? ` until ${until}` : ''} cap ${tailBytes}`);
+        if (faults.logsFail) throw ApplicationFailure.create({ type: 'Error', message: 'the engine does not answer', nonRetryable: true });
+        return Object.fromEntries(containerIds.map((id) => {
+          const container = containers.get(id);
+          const lines = container ? [{ at: '2026-01-01T00:00:00.000000001Z', stream: 'stdout' as const, text: `hello from ${container.hostname}` }] : [];
+          return [id, { lines, truncated: false, missing: !container }];
+        }));
+      },
       async inspectKernels({ containerIds }: { containerIds: string[] }) {
         return Object.fromEntries(containerIds.map((id) => [id, containers.get(id)?.running ? 'running' : containers.has(id) ? 'exited' : 'missing']));
       },
@@ -142,6 +159,7 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
     calls,
     transitions,
     containers,
+    keptLogs,
     control,
     nodeActivities,
     statuses: () => transitions.map((t) => t.to),

@@ -14,6 +14,7 @@ import {
   destroyUpdate,
   executeUpdate,
   interruptUpdate,
+  logsUpdate,
   modifyUpdate,
   restartUpdate,
   wakeSignal,
@@ -337,6 +338,63 @@ describe('computeSessionWorkflow', () => {
         expect(run.exitCode).toBe(0);
         expect((await session.query(computeStateQuery)).status).toBe('RUNNING');
         expect(await session.result()).toMatchObject({ status: 'TERMINATED', reason: 'idle for 2 s' });
+      });
+    });
+  });
+
+  describe('container logs', () => {
+    it('reads the logs of every kernel on its node, labelled, or of one kernel, passing since and until on', async () => {
+      await withSession(sessionInput(2, { clusterMode: 'multi-node' }), {}, async (session, compute) => {
+        const { kernels } = await untilStatus(session, 'RUNNING');
+        const all = await session.executeUpdate(logsUpdate, { args: [{}] });
+        expect(all.map((k) => [k.hostname, k.lines.map((line) => line.text)])).toEqual([['main1', ['hello from main1']], ['sub1', ['hello from sub1']]]);
+        expect(all[0]).toMatchObject({ kernelId: kernels[0]!.kernelId, truncated: false });
+        const one = await session.executeUpdate(logsUpdate, { args: [{ kernelId: kernels[1]!.kernelId, since: 100, until: 200 }] });
+        expect(one.map((k) => k.hostname)).toEqual(['sub1']);
+        expect(compute.calls).toEqual(expect.arrayContaining(['node-a: logs main1 cap 262144', 'node-b: logs sub1 cap 262144', 'node-b: logs sub1 since 100 until 200 cap 262144']));
+      });
+    });
+
+    it('refuses an unknown kernel (NotFound) and a session without kernels (InvalidSessionState), and an ended one', async () => {
+      await withSession(sessionInput(1), { faults: { schedule: ['wait', 'wait', 'placed'] } }, async (session) => {
+        await untilStatus(session, 'PENDING');
+        await expect(session.executeUpdate(logsUpdate, { args: [{}] })).rejects.toMatchObject({ cause: { type: 'InvalidSessionState' } });
+        await untilStatus(session, 'RUNNING');
+        await expect(session.executeUpdate(logsUpdate, { args: [{ kernelId: randomUUID() }] })).rejects.toMatchObject({ cause: { type: 'NotFound' } });
+        await destroy(session);
+        await session.result();
+        await expect(session.executeUpdate(logsUpdate, { args: [{}] })).rejects.toThrow();
+      });
+    });
+
+    it('keeps the last logs of every kernel before removing them when the session ends', async () => {
+      await withSession(sessionInput(2), {}, async (session, compute) => {
+        const { kernels } = await untilStatus(session, 'RUNNING');
+        await destroy(session);
+        expect((await session.result()).status).toBe('TERMINATED');
+        const kept = compute.calls.indexOf('keep logs main1,sub1');
+        expect(kept).toBeGreaterThan(-1);
+        expect(kept).toBeLessThan(compute.calls.indexOf('node-a: remove main1,sub1'));
+        expect(compute.keptLogs.get(kernels[1]!.kernelId)).toEqual({ lines: [expect.objectContaining({ text: 'hello from sub1' })], truncated: false });
+        expect(compute.calls).toContain('node-a: logs main1 cap 65536');
+      });
+    });
+
+    it('keeps the logs of a failed session before removing its kernels (ERROR after a failed bootstrap)', async () => {
+      await withSession(sessionInput(1), { faults: { bootstrap: { main1: 3 } } }, async (session, compute) => {
+        expect((await session.result()).status).toBe('ERROR');
+        expect(compute.calls.indexOf('keep logs main1')).toBeLessThan(compute.calls.indexOf('node-a: remove main1'));
+        expect(compute.calls).toContain('keep logs main1');
+      });
+    });
+
+    it('ends the session all the same when the node cannot read the logs', async () => {
+      await withSession(sessionInput(1), { faults: { logsFail: true } }, async (session, compute) => {
+        await untilStatus(session, 'RUNNING');
+        await destroy(session);
+        expect((await session.result()).status).toBe('TERMINATED');
+        expect(compute.calls).toEqual(expect.arrayContaining(['keep logs none', 'node-a: remove main1']));
+        expect(compute.containers.size).toBe(0);
       });
     });
   });

@@ -7,6 +7,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  log,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -27,12 +28,16 @@ import {
   destroyUpdate,
   executeUpdate,
   interruptUpdate,
+  kernelLogLimitBytes,
+  logsUpdate,
   modifyUpdate,
   restartUpdate,
   wakeSignal,
   type ComputeSessionInput,
   type ComputeSessionState,
   type DestroyRequest,
+  type KernelLogs,
+  type LogsRequest,
 } from '../../domain/compute/compute';
 import { computeSessionKind, makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { assertTransition, invalidSessionState, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
@@ -53,6 +58,23 @@ const control = proxyLocalActivities<ComputeControlActivities & ClusterKeyActivi
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', maximumInterval: '10s' },
 });
+
+// Keeping the last logs at the end is best effort: a database that does not answer within a
+// few attempts loses them rather than holding the session's end.
+const keepLogs = proxyLocalActivities<Pick<ComputeControlActivities, 'storeComputeKernelLogs'>>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '200ms', maximumAttempts: 3 },
+});
+
+/**
+ * Log answers travel through the history (the activity's result and the update's): all the
+ * kernels of one answer share at most this many bytes of text, each at most kernelLogLimitBytes.
+ */
+const logAnswerBytes = 1024 * 1024;
+/** What is kept of each kernel's log when the session ends. */
+const keptLogBytes = 64 * 1024;
+/** Statuses in which the session has kernels whose logs can be read. */
+const withKernels: readonly ComputeStatus[] = ['RUNNING', 'RESTARTING', 'TERMINATING'];
 
 /** How long one look at a bootstrap script waits on the node for it to end. */
 const bootstrapWaitMs = 20_000;
@@ -186,6 +208,19 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     { validator: (_request) => requireStatus('RUNNING', 'complete') },
   );
 
+  setHandler(
+    logsUpdate,
+    (request) => readLogs(request.kernelId ? state.kernels.filter((k) => k.kernelId === request.kernelId) : state.kernels, request, kernelLogLimitBytes),
+    {
+      validator: ({ kernelId }) => {
+        if (!withKernels.includes(state.status)) throw invalidSessionState(state.status, 'logs are read from kernels while the session has them', [...withKernels]);
+        if (kernelId !== undefined && !state.kernels.some((k) => k.kernelId === kernelId)) {
+          throw domainFailure('NotFound', `session ${sessionId} has no kernel ${kernelId}`, { kernel_id: kernelId });
+        }
+      },
+    },
+  );
+
   if (state.status === 'PENDING' && (await waitForRoom())) await createKernels();
   if (state.status === 'RUNNING') await serve();
   if (state.status === 'TERMINATING') await terminate(destroyRequest?.reason ?? state.reason ?? 'destroyed');
@@ -279,6 +314,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       await transit('RUNNING');
     } catch (err) {
       await CancellationScope.nonCancellable(async () => {
+        await keepLastLogs();
         const removal = await removeKernels();
         if (destroyRequest && isCancellation(err)) {
           const reason = destroyRequest.reason ?? 'destroyed (forced) while being created';
@@ -363,6 +399,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       await transit('RUNNING', 'restarted');
     } catch (err) {
       await CancellationScope.nonCancellable(async () => {
+        await keepLastLogs();
         await removeKernels();
         await transit('ERROR', reasonOf(err));
       });
@@ -391,6 +428,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     }
     if (!problem) return;
     await CancellationScope.nonCancellable(async () => {
+      await keepLastLogs();
       await removeKernels();
       await transit('ERROR', problem);
     });
@@ -399,6 +437,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   /** TERMINATING → TERMINATED: kernels and the cluster network removed on every node. */
   async function terminate(reason: string): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
+      await keepLastLogs();
       const removal = await removeKernels();
       await transit(removal ?? 'TERMINATED', removal ? `a node did not answer to remove the kernels (${reason})` : reason);
     });
@@ -415,6 +454,48 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       if (network && kernel.node === state.kernels[0]!.node) await onNode(kernel).removeClusterNetwork({ sessionId });
     }));
     return outcomes.some((outcome) => outcome.status === 'rejected') ? 'ERROR' : undefined;
+  }
+
+  /**
+   * The container logs of the given kernels, read on their nodes (one call per node), labelled
+   * by kernel. A kernel without a container (not made yet, or gone) has no lines. The kernels
+   * share logAnswerBytes, each at most `perKernelBytes`; the newest lines are kept.
+   */
+  async function readLogs(kernels: Kernel[], { since, until }: LogsRequest, perKernelBytes: number): Promise<KernelLogs[]> {
+    const tailBytes = Math.min(perKernelBytes, Math.floor(logAnswerBytes / Math.max(1, kernels.length)));
+    const made = kernels.filter((k) => k.containerId !== undefined && k.taskQueue !== undefined);
+    const nodes = [...new Set(made.map((k) => k.node!))];
+    const read = await Promise.all(nodes.map(async (node) => {
+      const onThisNode = made.filter((k) => k.node === node);
+      try {
+        return await onNode(onThisNode[0]!).kernelLogs({ containerIds: onThisNode.map((k) => k.containerId!), since, until, tailBytes });
+      } catch (err) {
+        throw kernelFailure(onThisNode[0]!, err, 'reading its logs');
+      }
+    }));
+    const byContainer = Object.assign({}, ...read) as Awaited<ReturnType<NodeActivities['kernelLogs']>>;
+    return kernels.map((k) => {
+      const logs = k.containerId ? byContainer[k.containerId] : undefined;
+      return { kernelId: k.kernelId, hostname: k.hostname, lines: logs?.lines ?? [], truncated: logs?.truncated ?? false };
+    });
+  }
+
+  /**
+   * Before the kernels are removed: their last logs into PostgreSQL, for reading once the
+   * session has ended. Best effort: a node or a database that fails loses them, never the end.
+   */
+  async function keepLastLogs(): Promise<void> {
+    const made = state.kernels.filter((k) => k.containerId !== undefined);
+    if (made.length === 0) return;
+    const read = await Promise.allSettled(made.map((k) => readLogs([k], {}, keptLogBytes)));
+    const logs = read.flatMap((outcome) => (outcome.status === 'fulfilled' ? outcome.value : []));
+    const failed = read.filter((outcome) => outcome.status === 'rejected');
+    if (failed.length > 0) log.warn('some kernels\' last logs could not be read', { sessionId, failed: failed.length, reason: reasonOf((failed[0] as PromiseRejectedResult).reason) });
+    try {
+      await keepLogs.storeComputeKernelLogs({ sessionId, logs });
+    } catch (err) {
+      log.warn('the kernels\' last logs could not be kept', { sessionId, reason: reasonOf(err) });
+    }
   }
 
   /** The sessions this one's end may let go on: its dependents and the PENDING ones of its scaling group. */
