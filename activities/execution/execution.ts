@@ -94,7 +94,9 @@ export function createExecutionActivities({ docker, pool, instance, sandbox, con
         // The container's pids limit bounds processes; RLIMIT_NPROC would count the host's nobody too.
         processLimit: 0,
       });
-      const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 20_000;
+      // Past the job's own deadlines, the runner may still be ending what the job left: under
+      // this gVisor a fork bomb's thousands of host tasks take tens of seconds to go on a busy machine.
+      const guardMs = (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 60_000;
       const { stages: answer, unclean } = await runners.run(containerId, job.requestId, runnerJob, guardMs);
       // A job turned down (a file it could not write) ran nothing: an answer, and the container stays sound.
       const { stages, unwritableFile } = splitRunnerResult(answer);

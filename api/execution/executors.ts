@@ -63,8 +63,9 @@ export function createTemporalExecutor(deps: TemporalExecutorDeps): Executor {
         }),
         args: [{ job, ownerId, poolWorkflowId, lease, historyOutputCap: deps.historyOutputCap }],
         requestEagerStart: deps.eagerStart,
-        // Bounded by the runner's deadlines plus Docker's slack; never an endless wait.
-        workflowExecutionTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 60_000,
+        // Bounded by the runner's deadlines plus its clean-up and Docker's slack (the run's local
+        // activity allows 70 s past them); never an endless wait.
+        workflowExecutionTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 90_000,
       });
       const execution = await started.catch(async (err: unknown) => {
         // Nothing will run in the container: give it back now rather than after the lease's TTL.

@@ -27,8 +27,9 @@ export async function codeExecutionWorkflow(input: CodeExecutionInput): Promise<
   if (!patched(runnerLinkPatch)) return executeWithActivityAndSignal(input);
   const { job } = input;
   const run = proxyLocalActivities<ExecutionActivities>({
-    // The runner's own SIGKILL deadlines end user code; 30 s more covers Docker.
-    startToCloseTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 30_000,
+    // The runner's own SIGKILL deadlines end user code; 70 s more covers Docker and the runner's
+    // clean-up after a fork bomb under gVisor (its guard is 60 s).
+    startToCloseTimeout: (job.compile?.timeoutMs ?? 0) + job.run.timeoutMs + 70_000,
     // A second attempt only repeats the request: the runner answers a known job id from memory.
     retry: { maximumAttempts: 2, initialInterval: '100ms' },
   });

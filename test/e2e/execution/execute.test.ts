@@ -120,7 +120,7 @@ print(sorted(os.listdir("/tmp")), [c for c in cmds if b"sleep" in c], [f for f i
   });
 
   it('contains a fork bomb and serves the next request', async () => {
-    const bomb = await python('import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass', { run_timeout: 2000 }).expect(200);
+    const bomb = await python('import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass', { run_timeout: 1000 }).expect(200);
     expect(['TO', 'SG']).toContain(bomb.body.run.status);
     const after = await python('print("still here")').expect(200);
     expect(after.body.run.stdout).toBe('still here\n');
