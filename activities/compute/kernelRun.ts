@@ -1,11 +1,8 @@
-import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import type { Duplex } from 'node:stream';
-import { Writable } from 'node:stream';
 import { kernelOutputLimitBytes, type KernelCompletion, type KernelRunResult } from '../../domain/compute/compute';
 import { domainFailure } from '../../domain/shared/errors';
-import { statusOf } from '../shared/docker';
-import { kernelRunnerPath, kernelUser } from './kernelInit';
+import { CappedBuffer, execInKernel } from './kernelExec';
+import { kernelRunnerPath } from './kernelInit';
 
 /** A runner's reply is one JSON line: results are capped by output_limit, so this only bounds a broken one. */
 const maxReplyBytes = 4 * kernelOutputLimitBytes + 64 * 1024;
@@ -72,49 +69,13 @@ export type KernelRunActivities = ReturnType<typeof createKernelRunActivities>;
  * is a plain error the activity's retry covers; a kernel that is gone or has no runner is named.
  */
 async function callRunner(docker: Docker, containerId: string, request: Record<string, unknown>, waitMs: number): Promise<RunnerReply> {
-  const container = docker.getContainer(containerId);
-  let exec: Docker.Exec;
-  try {
-    exec = await container.exec({
-      // Isolated and without site: the relay needs only the standard library, and each exec pays Python's start.
-      Cmd: ['python3', '-I', '-S', kernelRunnerPath, 'call'], User: `${kernelUser.uid}:${kernelUser.gid}`,
-      AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false,
-    });
-  } catch (err) {
-    if (statusOf(err) === 404 || statusOf(err) === 409) throw domainFailure('KernelFailed', `the kernel's container ${containerId} is gone or stopped`, { container_id: containerId });
-    throw err;
-  }
-  const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
   const stdout = new CappedBuffer(maxReplyBytes);
-  const stderr = new CappedBuffer(4096);
-  docker.modem.demuxStream(stream, stdout, stderr);
-  const activity = Context.current();
-  const beat = setInterval(() => activity.heartbeat(), 2000);
-  let backstop: NodeJS.Timeout | undefined;
-  try {
-    const ended = new Promise<'ended'>((resolve, reject) => {
-      stream.on('end', () => resolve('ended'));
-      stream.on('close', () => resolve('ended'));
-      stream.on('error', reject);
-    });
-    stream.end(`${JSON.stringify(request)}\n`);
-    const outcome = await Promise.race([
-      ended,
-      new Promise<'late'>((resolve) => {
-        backstop = setTimeout(() => resolve('late'), waitMs);
-      }),
-      activity.cancelled.then(() => 'cancelled' as const),
-    ]);
-    if (outcome !== 'ended') {
-      stream.destroy();
-      if (outcome === 'late') {
-        throw domainFailure('ExecutionTimeout', `the kernel's runner did not answer within ${Math.round(waitMs / 1000)} s (code that ignores KeyboardInterrupt?)`, { run_id: request.run_id });
-      }
-      throw new Error('cancelled');
-    }
-  } finally {
-    clearInterval(beat);
-    clearTimeout(backstop);
+  const call = await execInKernel(docker, containerId, {
+    // Isolated and without site: the relay needs only the standard library, and each exec pays Python's start.
+    cmd: ['python3', '-I', '-S', kernelRunnerPath, 'call'], stdin: `${JSON.stringify(request)}\n`, stdout, stderrBytes: 4096, waitMs,
+  });
+  if (call.outcome === 'late') {
+    throw domainFailure('ExecutionTimeout', `the kernel's runner did not answer within ${Math.round(waitMs / 1000)} s (code that ignores KeyboardInterrupt?)`, { run_id: request.run_id });
   }
   const text = stdout.text().trim();
   let reply: RunnerReply | undefined;
@@ -124,38 +85,15 @@ async function callRunner(docker: Docker, containerId: string, request: Record<s
     reply = undefined;
   }
   if (!reply) {
-    const { ExitCode } = await exec.inspect();
-    const why = stderr.text().trim();
+    const exitCode = await call.exitCode();
+    const why = call.stderr.trim();
     if (/No such file|can't open file/i.test(why)) {
       throw domainFailure('KernelFailed', 'this kernel has no runner (it was made before kernels had one): restart the session', { container_id: containerId });
     }
-    throw new Error(`the kernel's runner gave no answer (exit ${ExitCode ?? 'unknown'}): ${why || text.slice(0, 200)}`);
+    throw new Error(`the kernel's runner gave no answer (exit ${exitCode ?? 'unknown'}): ${why || text.slice(0, 200)}`);
   }
   // Starting, or being started again after it died: worth another attempt.
   if (reply.error === 'unavailable') throw new Error(reply.message ?? 'the kernel runner does not answer');
   if (reply.error && reply.error !== 'busy') throw domainFailure('KernelFailed', `the kernel's runner refused the request: ${reply.message ?? reply.error}`);
   return reply;
-}
-
-/** Keeps the first `limit` bytes written to it (synchronously: all is there once the exec's stream ends). */
-class CappedBuffer extends Writable {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-
-  constructor(private readonly limit: number) {
-    super();
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    if (this.size < this.limit) {
-      const part = chunk.subarray(0, this.limit - this.size);
-      this.chunks.push(part);
-      this.size += part.length;
-    }
-    done();
-  }
-
-  text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
 }
