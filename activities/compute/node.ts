@@ -11,6 +11,7 @@ import { fitHostConfig, gvisorNetworkRuntime, gvisorRuntime, type ContainerRunti
 import { ignoreNotFound, instanceLabel, sessionflowLabels, statusOf } from '../shared/docker';
 import { followProgress, manifestDigest } from '../shared/registry';
 import type { ClusterKeyPair } from './clusterKeys';
+import { createKernelFileActivities } from './kernelFiles';
 import { createKernelLogActivities } from './kernelLogs';
 import { createKernelRunActivities } from './kernelRun';
 import { bootstrapStatusPath, kernelCommand, kernelFiles, kernelFilesArchive, kernelUser, type ClusterKey } from './kernelInit';
@@ -107,6 +108,8 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     ...createKernelRunActivities(docker),
     // Container logs, for the logs update and the copy kept at termination.
     ...createKernelLogActivities(docker),
+    // List, upload, download: bytes staged in PostgreSQL.
+    ...createKernelFileActivities(docker, pool),
 
     /**
      * Pulls the image from the registry when this node lacks it, or holds another digest than

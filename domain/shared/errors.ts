@@ -25,6 +25,8 @@ export const errorCatalogue = {
   PathNotFound: { status: 404, title: 'No such path in the session' },
   TooManyFiles: { status: 400, title: 'Too many files in one request' },
   FileTooLarge: { status: 413, title: 'A file is larger than allowed' },
+  PathOutsideWorkDir: { status: 400, title: 'The path leads outside the session\'s work directory' },
+  DownloadTooLarge: { status: 413, title: 'The download is larger than allowed' },
   AppNotFound: { status: 404, title: 'No such in-session service' },
   RegistryPushError: { status: 502, title: 'The registry refused the image' },
   InvalidSessionState: { status: 409, title: 'The session is not in a state that allows this' },
