@@ -39,6 +39,7 @@ import {
   type KernelLogs,
   type LogsRequest,
 } from '../../domain/compute/compute';
+import { downloadFilesUpdate, listFilesUpdate, uploadFilesUpdate } from '../../domain/compute/files';
 import { computeSessionKind, makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { assertTransition, invalidSessionState, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
 import { domainFailure } from '../../domain/shared/errors';
@@ -206,6 +207,22 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     completeUpdate,
     ({ code, position }) => inMainKernel((kernel) => onKernelRunner(kernel).completeInKernel({ containerId: kernel.containerId!, code, position })),
     { validator: (_request) => requireStatus('RUNNING', 'complete') },
+  );
+  // Files of the main kernel: the bytes are staged in PostgreSQL, the updates carry ids and small answers.
+  setHandler(
+    listFilesUpdate,
+    ({ path, showHidden }) => inMainKernel((kernel) => onKernelFiles(kernel).listKernelFiles({ containerId: kernel.containerId!, path, showHidden })),
+    { validator: (_request) => requireStatus('RUNNING', 'listing files') },
+  );
+  setHandler(
+    uploadFilesUpdate,
+    ({ transferId, path }) => inMainKernel((kernel) => onKernelFiles(kernel).uploadKernelFiles({ containerId: kernel.containerId!, sessionId, transferId, path })),
+    { validator: (_request) => requireStatus('RUNNING', 'uploading files') },
+  );
+  setHandler(
+    downloadFilesUpdate,
+    (request) => inMainKernel((kernel) => onKernelFiles(kernel).downloadKernelFiles({ containerId: kernel.containerId!, sessionId, ...request })),
+    { validator: (_request) => requireStatus('RUNNING', 'downloading files') },
   );
 
   setHandler(
@@ -589,6 +606,20 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       taskQueue: kernel.taskQueue!,
       scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
       startToCloseTimeout: runMs === undefined ? '1m' : runMs + 120_000,
+      heartbeatTimeout: '20s',
+      retry: { initialInterval: '500ms', maximumAttempts: 3 },
+    });
+  }
+
+  // Files move between PostgreSQL and the kernel: a listing in seconds, hundreds of megabytes in
+  // minutes. The activity heartbeats every 2 s, so a node worker that dies is noticed in 20 s and
+  // the retry starts over (each file activity may run again). The kernel's refusals are named and
+  // not retried.
+  function onKernelFiles(kernel: Kernel) {
+    return proxyActivities<NodeActivities>({
+      taskQueue: kernel.taskQueue!,
+      scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
+      startToCloseTimeout: '10m',
       heartbeatTimeout: '20s',
       retry: { initialInterval: '500ms', maximumAttempts: 3 },
     });
