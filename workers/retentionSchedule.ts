@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import { fileTransferRetentionDays } from '../domain/compute/files';
 import { retentionSweepKind } from '../domain/retention/kind';
 import { makeRetentionScheduleId, type RetentionSweepInput } from '../domain/retention/retention';
 import type { Config } from '../platform/config';
@@ -12,6 +13,8 @@ export function retentionSweepInput(config: RetentionConfig): RetentionSweepInpu
     rules: [
       { table: 'sandbox_events', days: config.RETENTION_SANDBOX_EVENTS_DAYS },
       { table: 'executions', days: config.RETENTION_EXECUTIONS_DAYS },
+      // Staged file bytes live for one request: what is older was left by an api that crashed.
+      { table: 'compute_file_transfers', days: fileTransferRetentionDays },
     ],
     batchSize: config.RETENTION_BATCH_SIZE,
   };

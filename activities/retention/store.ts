@@ -5,6 +5,8 @@ import type { RetainedTable } from '../../domain/retention/retention';
 const columns: Record<RetainedTable, { key: string; time: string }> = {
   sandbox_events: { key: 'id', time: 'at' },
   executions: { key: 'id', time: 'finished_at' },
+  // Their parts go with them (ON DELETE CASCADE).
+  compute_file_transfers: { key: 'id', time: 'created_at' },
 };
 
 /** Deletes for retention: table names come from the fixed list above, never from input text. */

@@ -1,14 +1,15 @@
 /**
  * Retention: the tables whose rows only accumulate — one row per sandbox event, one per code
  * execution — are trimmed by a scheduled sweep that deletes rows older than each table's
- * configured age, in bounded batches. Shared by the worker (schedule), workflow and activity.
+ * configured age, in bounded batches; so are compute file transfers a crashed api left staged.
+ * Shared by the worker (schedule), workflow and activity.
  */
-export const retainedTables = ['sandbox_events', 'executions'] as const;
+export const retainedTables = ['sandbox_events', 'executions', 'compute_file_transfers'] as const;
 export type RetainedTable = (typeof retainedTables)[number];
 
 export interface RetentionRule {
   table: RetainedTable;
-  /** Rows older than this many days go; 0 keeps them for ever. */
+  /** Rows older than this many days (fractions allowed) go; 0 keeps them for ever. */
   days: number;
 }
 

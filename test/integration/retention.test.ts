@@ -36,13 +36,13 @@ describe('ensureRetentionSchedule', () => {
     expect(scheduleId).toBe(`retention/${config.SESSIONFLOW_INSTANCE}`);
     const first = await env.client.schedule.getHandle(scheduleId).describe();
     expect(first.spec.intervals).toEqual([expect.objectContaining({ every: 3_600_000 })]);
-    expect(first.action).toMatchObject({ type: 'startWorkflow', workflowType: 'retentionSweepWorkflow', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{ rules: [{ table: 'sandbox_events', days: 14 }, { table: 'executions', days: 0 }], batchSize: 500 }] });
+    expect(first.action).toMatchObject({ type: 'startWorkflow', workflowType: 'retentionSweepWorkflow', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{ rules: [{ table: 'sandbox_events', days: 14 }, { table: 'executions', days: 0 }, { table: 'compute_file_transfers', days: 1 / 24 }], batchSize: 500 }] });
     expect(first.policies.overlap).toBe('SKIP');
 
     await ensureRetentionSchedule(env.client, { ...config, RETENTION_EXECUTIONS_DAYS: 90, RETENTION_SWEEP_INTERVAL_SECONDS: 600 });
     const second = await env.client.schedule.getHandle(scheduleId).describe();
     expect(second.spec.intervals).toEqual([expect.objectContaining({ every: 600_000 })]);
-    expect(second.action).toMatchObject({ args: [{ rules: [{ table: 'sandbox_events', days: 14 }, { table: 'executions', days: 90 }] }] });
+    expect(second.action).toMatchObject({ args: [{ rules: [{ table: 'sandbox_events', days: 14 }, { table: 'executions', days: 90 }, { table: 'compute_file_transfers', days: 1 / 24 }] }] });
   });
 
   it('runs the sweep on the configured task queue when the schedule fires', async () => {
@@ -56,7 +56,8 @@ describe('ensureRetentionSchedule', () => {
       const described = await eventually(() => handle.describe(), (d) => d.info.recentActions.length > 0);
       const run = described.info.recentActions[0]!.action.workflow;
       const report: RetentionSweepReport = await env.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result();
-      expect(report).toEqual({ deleted: { sandbox_events: 0, executions: 0 }, complete: true });
+      // Staged file transfers are kept an hour whatever the settings: only what a crashed api left goes.
+      expect(report).toEqual({ deleted: { sandbox_events: 0, executions: 0, compute_file_transfers: expect.any(Number) }, complete: true });
     });
   });
 });
@@ -64,12 +65,16 @@ describe('ensureRetentionSchedule', () => {
 describe('a retention batch', () => {
   const owner = randomUUID();
   const chatId = randomUUID();
+  const session = randomUUID();
   beforeAll(async () => {
     // Tables of some size (recent rows, which no batch deletes), so the planner's choice is real.
     await infra.pool.query(`INSERT INTO users (id, name, role) VALUES ($1, $2, 'user')`, [owner, `retention-${owner.slice(0, 8)}`]);
     await infra.pool.query(`INSERT INTO sandbox_events (event, chat_id, session_id, container_id) SELECT 'sandbox_created', $1, gen_random_uuid(), 'c' FROM generate_series(1, 20000)`, [chatId]);
     await infra.pool.query(`INSERT INTO executions (id, owner_id, language, version, executor, status, result) SELECT gen_random_uuid(), $1, 'python', '3', 'docker', 'ok', '{}' FROM generate_series(1, 20000)`, [owner]);
-    await infra.pool.query('ANALYZE sandbox_events, executions');
+    await infra.pool.query(`INSERT INTO compute_sessions (id, owner_id, name, status, image, scaling_group, cluster_mode, cluster_size, cpu_millis, memory_bytes, gpu, params)
+      VALUES ($1, $2, 'retention', 'RUNNING', 'python:3.11', 'default', 'single-node', 1, 1000, 268435456, 0, '{}')`, [session, owner]);
+    await infra.pool.query(`INSERT INTO compute_file_transfers (id, session_id, direction) SELECT gen_random_uuid(), $1, 'download' FROM generate_series(1, 20000)`, [session]);
+    await infra.pool.query('ANALYZE sandbox_events, executions, compute_file_transfers');
   });
   afterAll(async () => {
     await infra.pool.query('DELETE FROM sandbox_events WHERE chat_id = $1', [chatId]);
@@ -86,6 +91,6 @@ describe('a retention batch', () => {
       for (const node of await planNodes(infra.pool, statement)) if (node['Relation Name']) scans.push(`${node['Node Type']} ${node['Relation Name']} ${node['Index Name'] ?? ''}`.trim());
     }
     expect(scans.filter((scan) => scan.startsWith('Seq Scan'))).toEqual([]);
-    expect(scans).toEqual(expect.arrayContaining(['Index Scan sandbox_events sandbox_events_at', 'Index Scan executions executions_finished_at']));
+    expect(scans).toEqual(expect.arrayContaining(['Index Scan sandbox_events sandbox_events_at', 'Index Scan executions executions_finished_at', 'Index Scan compute_file_transfers compute_file_transfers_created_at']));
   });
 });
