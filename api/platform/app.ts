@@ -20,11 +20,12 @@ import { ApiRoutes } from './routes';
 import { registerUserRoutes } from './users';
 import { computeStoreSettingsFrom } from '../../activities/compute/store';
 import { registerComputeAdminRoutes } from '../compute/admin';
+import { registerComputeFileRoutes } from '../compute/files';
 import { registerComputeActionRoutes } from '../compute/sessionActions';
 import { registerComputeSessionReadRoutes } from '../compute/sessions';
 
 interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER' | 'COMPUTE_CREATE_WAIT_SECONDS' | 'COMPUTE_AGENT_TIMEOUT_SECONDS'> & ComputeConfig & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER' | 'COMPUTE_CREATE_WAIT_SECONDS' | 'COMPUTE_AGENT_TIMEOUT_SECONDS' | 'COMPUTE_DOWNLOAD_MAX_BYTES'> & ComputeConfig & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
   temporal: Client;
   /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
   executionClient?: Client;
@@ -70,6 +71,7 @@ export function createApp(deps: AppDeps): express.Express {
     ...compute, temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, createWaitSeconds: deps.config.COMPUTE_CREATE_WAIT_SECONDS,
     timings: { agentTimeoutSeconds: deps.config.COMPUTE_AGENT_TIMEOUT_SECONDS },
   });
+  registerComputeFileRoutes(api, { ...compute, temporal: deps.temporal, downloadMaxBytes: deps.config.COMPUTE_DOWNLOAD_MAX_BYTES });
   app.locals.terminalBridge = registerTerminalRoutes(api, { config: deps.config, temporal: deps.temporal, pool: deps.pool, log: deps.log, metrics });
   app.use(router);
 

@@ -29,6 +29,13 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   body?: B;
   responses: Record<number, ResponseSpec>;
   headerless?: HeaderlessClient;
+  /** A JSON body limit of the route's own (default REQUEST_BODY_LIMIT): for a body large on purpose, as a file upload. */
+  bodyLimit?: string;
+  /**
+   * multipart/form-data taken as well: `read` turns the request into the value the body schema
+   * then validates, as it would a JSON body (reading and bounding the stream is the route's).
+   */
+  multipart?: (req: Request) => Promise<unknown>;
 }
 
 /**
@@ -45,10 +52,11 @@ export interface HeaderlessClient {
   form?: boolean;
 }
 
-/** The body types a route accepts: JSON always, the headerless clients' types where granted. */
-export function bodyTypes(spec: { headerless?: HeaderlessClient }): string[] {
+/** The body types a route accepts: JSON always, the headerless clients' types where granted, multipart where the route reads it. */
+export function bodyTypes(spec: { headerless?: HeaderlessClient; multipart?: unknown }): string[] {
   return [
     'application/json',
+    ...(spec.multipart ? ['multipart/form-data'] : []),
     ...(spec.headerless?.textPlainJson ? ['text/plain'] : []),
     ...(spec.headerless?.form ? ['application/x-www-form-urlencoded'] : []),
   ];
@@ -100,14 +108,15 @@ export class ApiRoutes {
     this.router[spec.method](spec.path, ...guards, async (req, res) => {
       const params = parse(spec.params, req.params, 'params');
       const query = parse(spec.query, req.query, 'query');
-      const body = parse(spec.body, req.body ?? undefined, 'body');
+      const raw: unknown = spec.multipart && req.is('multipart/form-data') ? await spec.multipart(req) : req.body;
+      const body = parse(spec.body, raw ?? undefined, 'body');
       const principal = spec.access === 'public' ? anonymous : principalOf(res);
       await handler({ params, query, body, principal, req, res });
     });
   }
 
   /** Refuses a body of a type the route does not take (415), then parses the ones it does. */
-  private bodyParsers(spec: { headerless?: HeaderlessClient }): RequestHandler[] {
+  private bodyParsers(spec: { headerless?: HeaderlessClient; bodyLimit?: string; multipart?: unknown }): RequestHandler[] {
     const accepted = bodyTypes(spec);
     const refuseOthers: RequestHandler = (req, _res, next) => {
       // An empty body (Content-Length: 0) is no body: the schema judges that.
@@ -119,7 +128,7 @@ export class ApiRoutes {
     };
     return [
       refuseOthers,
-      this.parsers.json,
+      spec.bodyLimit ? express.json({ limit: spec.bodyLimit, type: ['application/json', 'application/*+json'] }) : this.parsers.json,
       ...(spec.headerless?.textPlainJson ? [this.parsers.textPlainJson] : []),
       ...(spec.headerless?.form ? [this.parsers.form] : []),
     ];
