@@ -27,7 +27,8 @@ export const kernelFilesSource = String.raw`
 import json, os, stat, sys, tarfile, time
 
 WORK = os.path.realpath("${kernelWorkDir}")
-CHUNK = 65536
+# Large reads and writes: under gVisor every system call is costly, and tarfile's default is 10 KiB.
+CHUNK = 1 << 20
 
 
 class Refused(Exception):
@@ -181,7 +182,7 @@ def upload(target, manifest_json, max_files, max_file_bytes):
                     made.append(path)
                     # Set, not left to the umask: uploads read the same whatever process runs the script.
                     os.chmod(path, 0o755)
-        stream = tarfile.open(fileobj=sys.stdin.buffer, mode="r|")
+        stream = tarfile.open(fileobj=sys.stdin.buffer, mode="r|", bufsize=CHUNK)
         count = 0
         for member in stream:
             if count >= len(plans) or member.name != str(count) or not member.isreg() or member.size != plans[count][3]:
@@ -249,6 +250,8 @@ def download(mode, max_bytes, paths):
     out = sys.stdout.buffer
     if mode == "auto" and len(reals) == 1 and os.path.isfile(reals[0]):
         real = reals[0]
+        if not os.access(real, os.R_OK):
+            raise Refused("ValidationFailed", "%s cannot be read by the kernel's user" % paths[0], path=paths[0])
         size = os.path.getsize(real)
         if size > max_bytes:
             raise Refused("DownloadTooLarge", "%s is %d bytes: at most %d in one download" % (paths[0], size, max_bytes), bytes=size, max_bytes=max_bytes)
@@ -267,7 +270,9 @@ def download(mode, max_bytes, paths):
     names = [os.path.relpath(real, WORK) if real != WORK else os.path.basename(WORK) for real in reals]
     name = (os.path.basename(reals[0]) or "files") + ".tar" if len(reals) == 1 else "files.tar"
     out.write((json.dumps({"kind": "tar", "name": text(name), "size": size}) + "\n").encode())
-    archive = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+    archive = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK)
+    # Files copied in large pieces too: tarfile's 16 KiB pieces, each appended to the stream's buffer, cost more than the copy.
+    archive.copybufsize = CHUNK
     for real, arcname in zip(reals, names):
         archive.add(real, arcname=arcname, recursive=True)
     archive.close()
