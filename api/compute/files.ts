@@ -1,6 +1,5 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Response } from 'express';
-import { once } from 'node:events';
 import { z } from 'zod';
 import { createFileTransferStore, type StagedFile } from '../../activities/compute/fileStore';
 import { createComputeStore } from '../../activities/compute/store';
@@ -237,10 +236,23 @@ async function streamDownload(res: Response, staged: DownloadedFiles, chunk: (se
     for (let seq = 0; seq < staged.chunks && !res.destroyed; seq++) {
       const data = await chunk(seq);
       if (!data) throw new Error(`chunk ${seq} of the download is gone`);
-      if (!res.write(data)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(data)) await drainedOrClosed(res);
     }
     res.end();
   } catch {
     res.destroy();
   }
+}
+
+/** Until the client has taken what was written, or has gone. */
+function drainedOrClosed(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
