@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
@@ -17,7 +17,9 @@ const run = promisify(execFile);
  * Compute-session figures through the real api, one real node (the main engine): create →
  * RUNNING for one kernel and for a 4-kernel single-node cluster, 50 sessions created at once,
  * destroy, beside `docker run -d` of the same image, user, limits and runtime as the floor; and
- * a one-line cell executed in a kernel, beside `docker exec` of it, and a completion.
+ * a one-line cell executed in a kernel, beside `docker exec` of it, and a completion; 20 files
+ * of 1 MiB uploaded into a kernel and downloaded back. `COMPUTE_BENCH_ONLY=files` runs only the
+ * files case.
  */
 async function main(): Promise<void> {
   process.env.SF_TEST_WORKFLOW_BUNDLE ??= require.resolve('../../workflow-bundle.js');
@@ -49,6 +51,12 @@ async function main(): Promise<void> {
 
   try {
     await call('PUT', `/api/v1/admin/resource-policies/${api.userId}`, 200, { max_sessions: 200, resources: { cpu: '100', memory: '100G', gpu: '0' } }, api.adminKey);
+    if (process.env.COMPUTE_BENCH_ONLY === 'files') {
+      const id = await create({ resources: { cpu: '1', memory: '256M' } });
+      await benchFiles(base, api.userKey, id);
+      await destroy(id);
+      return;
+    }
     await destroy(await create()); // the image pulled to the node, the api warm
 
     const floorNames: string[] = [];
@@ -82,6 +90,7 @@ async function main(): Promise<void> {
     });
     const executed = await load(30, 1, execute);
     const completed = await load(30, 1, async () => void (await call('POST', `/api/v1/sessions/${cell}/complete`, 200, { code: 'import o' })));
+    await benchFiles(base, api.userKey, cell);
     await destroy(cell);
 
     const burst: string[] = [];
@@ -114,6 +123,44 @@ async function main(): Promise<void> {
     await infra.close();
     await env.teardown();
   }
+}
+
+/**
+ * 20 files of 1 MiB (the most one upload takes) into the kernel's work directory, as JSON
+ * (base64) and as multipart/form-data, and the 20 MiB back as one tar: p50 of 5 runs each, and
+ * the payload's rate at that p50.
+ */
+async function benchFiles(base: string, key: string, sessionId: string): Promise<void> {
+  const files = Array.from({ length: 20 }, (_, i) => ({ name: `bench/f${i}.bin`, data: randomBytes(1024 * 1024) }));
+  const payloadMiB = files.length;
+  const url = `${base}/api/v1/sessions/${sessionId}/files`;
+  const auth = { Authorization: `Bearer ${key}` };
+  const expectOk = async (res: Response) => {
+    const body = Buffer.from(await res.arrayBuffer());
+    if (res.status !== 200) throw new Error(`${res.status} ${body.toString().slice(0, 300)}`);
+    return body;
+  };
+  const json = JSON.stringify({ files: files.map((file) => ({ name: file.name, content: file.data.toString('base64') })) });
+  const uploadJson = async () => void (await expectOk(await fetch(url, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: json })));
+  const uploadMultipart = async () => {
+    const form = new FormData();
+    for (const file of files) form.append('files', new Blob([file.data]), file.name);
+    await expectOk(await fetch(url, { method: 'POST', headers: auth, body: form }));
+  };
+  const downloadTar = async () => {
+    const archive = await expectOk(await fetch(`${url}/download`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ paths: ['bench'] }) }));
+    if (archive.length < payloadMiB * 1024 * 1024) throw new Error(`a tar of ${archive.length} bytes`);
+  };
+  await uploadJson(); // the staging tables and the kernel's page cache warm
+  const json5 = await load(5, 1, uploadJson);
+  const multipart5 = await load(5, 1, uploadMultipart);
+  const download5 = await load(5, 1, downloadTar);
+  const rate = (samples: number[]) => `${(payloadMiB / (summarise(samples).p50 / 1000)).toFixed(1)} MiB/s`;
+  printTable('session files: 20 × 1 MiB through the api (staged in PostgreSQL, docker exec into the kernel)', [
+    { name: 'POST files, 20 × 1 MiB, JSON (base64)', samples: json5.samples, extra: `${rate(json5.samples)}, errors ${json5.errors}` },
+    { name: 'POST files, 20 × 1 MiB, multipart', samples: multipart5.samples, extra: `${rate(multipart5.samples)}, errors ${multipart5.errors}` },
+    { name: 'POST files/download, the 20 MiB as a tar', samples: download5.samples, extra: `${rate(download5.samples)}, errors ${download5.errors}` },
+  ]);
 }
 
 runBench(main);
