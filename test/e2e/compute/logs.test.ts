@@ -1,27 +1,18 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { createUserKey } from '../../../api/platform/auth';
-import { eventually, startApiHarness, type ApiHarness } from '../../helpers/api';
-import { removeComputeLeftovers, startTestComputeNode } from '../../helpers/computeNode';
-import { openInfra, type Infra } from '../../helpers/infra';
-import { connectTestEnv } from '../../helpers/temporal';
+import { eventually, type ApiHarness } from '../../helpers/api';
+import { startComputeE2e, type ComputeE2e } from '../../helpers/computeE2e';
 
 /**
  * A compute session's container logs through HTTP, end to end: a 2-kernel cluster on one real
  * node whose bootstrap script writes to stdout and stderr; all kernels, one kernel, a time
  * window (seed 9.1–9.3), the refusals, and the logs kept once the session is destroyed.
  */
-let env: TestWorkflowEnvironment;
-let infra: Infra;
+let t: ComputeE2e;
 let api: ApiHarness;
-let node: { stop(): Promise<void> };
-let other: { key: string; userId: string };
+let other: ComputeE2e['other'];
 let session: { id: string; kernels: { id: string; hostname: string }[] };
 let bootedAt: number;
-const tag = randomUUID().slice(0, 8);
-const group = `e2e-l-${tag}`;
-const sessions: string[] = [];
 
 interface KernelLogs { kernel_id: string; hostname: string; lines: { at: string; stream?: string; text: string }[]; truncated: boolean }
 
@@ -31,32 +22,17 @@ const logs = (query: Record<string, string> = {}, id = session.id, key = api.use
 const texts = (kernel: KernelLogs) => kernel.lines.map((line) => line.text);
 
 beforeAll(async () => {
-  env = await connectTestEnv();
-  infra = openInfra();
-  api = await startApiHarness(env, infra, { COMPUTE_CREATE_WAIT_SECONDS: 90 });
-  other = await createUserKey(infra.pool, `other-${tag}`, 'user', 'test');
-  node = await startTestComputeNode(env, infra, { group, name: `${group}-a` });
-  const created = await request(api.app).post('/api/v1/sessions').set(user()).send({
-    image: 'python:3.11', scaling_group: group, resources: { cpu: '500m', memory: '256M' }, cluster_size: 2,
+  t = await startComputeE2e('l', { COMPUTE_CREATE_WAIT_SECONDS: 90 });
+  ({ api, other } = t);
+  session = await t.createRunning({
+    resources: { cpu: '500m', memory: '256M' }, cluster_size: 2,
     bootstrap_script: 'echo "booted $(hostname)"\necho "warned $(hostname)" >&2',
-  });
-  if (created.body.id) sessions.push(created.body.id as string);
-  expect(created.status).toBe(201);
-  expect(created.body.status).toBe('RUNNING');
-  session = created.body as typeof session;
+  }) as unknown as typeof session;
   bootedAt = Date.now();
 }, 240_000);
 
 afterAll(async () => {
-  await node.stop();
-  await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, sessions, []);
-  await infra.pool.query('DELETE FROM compute_sessions WHERE owner_id = ANY($1::uuid[])', [[api.userId, other.userId]]);
-  await infra.pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
-  await infra.pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);
-  await infra.pool.query('DELETE FROM users WHERE id = $1', [other.userId]);
-  await api.stop();
-  await infra.close();
-  await env.teardown();
+  await t.stop();
 });
 
 describe('GET /api/v1/sessions/:id/logs', () => {
