@@ -45,8 +45,10 @@ export function createFileTransferStore(pool: Pool) {
 
     /** One part's bytes (a file of an upload, a chunk of a download); undefined when it is not there. */
     async part(transferId: string, seq: number): Promise<Buffer | undefined> {
-      const { rows } = await pool.query<{ data: Buffer }>('SELECT data FROM compute_file_transfer_parts WHERE transfer_id = $1 AND seq = $2', [transferId, seq]);
-      return rows[0]?.data;
+      // As base64 rather than bytea's hex text: a third smaller on the wire, and decoded faster
+      // (node-postgres reads results as text only). Node skips the line breaks encode() puts in.
+      const { rows } = await pool.query<{ data: string }>("SELECT encode(data, 'base64') AS data FROM compute_file_transfer_parts WHERE transfer_id = $1 AND seq = $2", [transferId, seq]);
+      return rows[0] ? Buffer.from(rows[0].data, 'base64') : undefined;
     },
 
     /** Whether the transfer is this session's download (the node writes only into such a one). */
