@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     return session.id;
   };
   const destroy = (id: string) => call('DELETE', `/api/v1/sessions/${id}`, 200);
+  const kernelOf = async (id: string) => (await infra.docker.listContainers({ filters: { label: [`${instanceLabel}=${infra.config.SESSIONFLOW_INSTANCE}`, `${computeSessionLabel}=${id}`] } }))[0]!.Id;
   const image = infra.config.COMPUTE_KERNEL_IMAGE;
   const runtime = await infra.containerRuntime();
 
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     await call('PUT', `/api/v1/admin/resource-policies/${api.userId}`, 200, { max_sessions: 200, resources: { cpu: '100', memory: '100G', gpu: '0' } }, api.adminKey);
     if (process.env.COMPUTE_BENCH_ONLY === 'files') {
       const id = await create({ resources: { cpu: '1', memory: '256M' } });
-      await benchFiles(base, api.userKey, id);
+      await benchFiles(base, api.userKey, id, await kernelOf(id));
       await destroy(id);
       return;
     }
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
     });
     const executed = await load(30, 1, execute);
     const completed = await load(30, 1, async () => void (await call('POST', `/api/v1/sessions/${cell}/complete`, 200, { code: 'import o' })));
-    await benchFiles(base, api.userKey, cell);
+    await benchFiles(base, api.userKey, cell, kernel!.Id);
     await destroy(cell);
 
     const burst: string[] = [];
@@ -127,10 +128,11 @@ async function main(): Promise<void> {
 
 /**
  * 20 files of 1 MiB (the most one upload takes) into the kernel's work directory, as JSON
- * (base64) and as multipart/form-data, and the 20 MiB back as one tar: p50 of 5 runs each, and
- * the payload's rate at that p50.
+ * (base64) and as multipart/form-data, and the 20 MiB back as one tar, beside `docker exec -i`
+ * of the same 20 MiB into a file of the kernel as the floor: p50 of 5 runs each, and the
+ * payload's rate at that p50.
  */
-async function benchFiles(base: string, key: string, sessionId: string): Promise<void> {
+async function benchFiles(base: string, key: string, sessionId: string, containerId: string): Promise<void> {
   const files = Array.from({ length: 20 }, (_, i) => ({ name: `bench/f${i}.bin`, data: randomBytes(1024 * 1024) }));
   const payloadMiB = files.length;
   const url = `${base}/api/v1/sessions/${sessionId}/files`;
@@ -151,12 +153,20 @@ async function benchFiles(base: string, key: string, sessionId: string): Promise
     const archive = await expectOk(await fetch(`${url}/download`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ paths: ['bench'] }) }));
     if (archive.length < payloadMiB * 1024 * 1024) throw new Error(`a tar of ${archive.length} bytes`);
   };
+  const floorCopy = () => new Promise<void>((resolve, reject) => {
+    const child = spawn('docker', ['exec', '-i', '--user', '1000:1000', containerId, 'sh', '-c', 'cat > /home/work/floor.bin'], { stdio: ['pipe', 'ignore', 'inherit'] });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`docker exec exited ${code}`))));
+    child.stdin.end(Buffer.concat(files.map((file) => file.data)));
+  });
   await uploadJson(); // the staging tables and the kernel's page cache warm
+  const floor5 = await load(5, 1, floorCopy);
   const json5 = await load(5, 1, uploadJson);
   const multipart5 = await load(5, 1, uploadMultipart);
   const download5 = await load(5, 1, downloadTar);
   const rate = (samples: number[]) => `${(payloadMiB / (summarise(samples).p50 / 1000)).toFixed(1)} MiB/s`;
   printTable('session files: 20 × 1 MiB through the api (staged in PostgreSQL, docker exec into the kernel)', [
+    { name: 'docker exec -i: 20 MiB into a file (floor)', samples: floor5.samples, extra: `${rate(floor5.samples)}, errors ${floor5.errors}` },
     { name: 'POST files, 20 × 1 MiB, JSON (base64)', samples: json5.samples, extra: `${rate(json5.samples)}, errors ${json5.errors}` },
     { name: 'POST files, 20 × 1 MiB, multipart', samples: multipart5.samples, extra: `${rate(multipart5.samples)}, errors ${multipart5.errors}` },
     { name: 'POST files/download, the 20 MiB as a tar', samples: download5.samples, extra: `${rate(download5.samples)}, errors ${download5.errors}` },
