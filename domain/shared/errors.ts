@@ -22,6 +22,8 @@ export const errorCatalogue = {
   TemplateNotFound: { status: 404, title: 'No such session template' },
   InsufficientResources: { status: 503, title: 'No node has the resources the session asks for' },
   ExecutionTimeout: { status: 408, title: 'The execution did not finish in time' },
+  RunNotFound: { status: 404, title: 'No such run in the kernel' },
+  RunNotWaitingInput: { status: 409, title: 'The run is not waiting for input' },
   PathNotFound: { status: 404, title: 'No such path in the session' },
   TooManyFiles: { status: 400, title: 'Too many files in one request' },
   FileTooLarge: { status: 413, title: 'A file is larger than allowed' },

@@ -36,6 +36,7 @@ import {
   type ComputeSessionInput,
   type ComputeSessionState,
   type DestroyRequest,
+  type ExecuteRequest,
   type KernelLogs,
   type LogsRequest,
 } from '../../domain/compute/compute';
@@ -194,7 +195,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   });
   setHandler(
     executeUpdate,
-    ({ runId, code, stdin, timeoutMs }) => inMainKernel((kernel) => onKernelRunner(kernel, timeoutMs).executeInKernel({ containerId: kernel.containerId!, runId, code, stdin, timeoutMs })),
+    (request) => inMainKernel((kernel) => onKernelRunner(kernel, runnerWaitMs(request)).executeInKernel({ containerId: kernel.containerId!, ...request })),
     { validator: (_request) => requireStatus('RUNNING', 'execute') },
   );
   setHandler(interruptUpdate, async ({ runId }) => {
@@ -607,6 +608,11 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   async function carryOn(): Promise<never> {
     return continueAsNew<typeof computeSessionWorkflow>({ ...input, resumed: { state, lastActivityAt, startedAt, network } });
   }
+}
+
+/** How long a run request may wait in the kernel: its wait, else the run's timeout (start) or up to an hour (input, continue: the run's own timeout bounds it). */
+function runnerWaitMs({ mode, waitMs, timeoutMs }: ExecuteRequest): number {
+  return waitMs ?? (mode === 'input' || mode === 'continue' ? 3_600_000 : timeoutMs);
 }
 
 /** Every promise settled before the first failure is thrown: compensation must know every container a create made. */
