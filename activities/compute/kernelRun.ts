@@ -34,14 +34,16 @@ export function createKernelRunActivities(docker: Docker) {
      */
     async executeInKernel({ containerId, ...request }: ExecuteRequest & { containerId: string }): Promise<KernelRunResult> {
       const mode = request.mode ?? 'query';
-      const waitMs = request.waitMs ?? (mode === 'input' || mode === 'continue' ? undefined : request.timeoutMs);
+      // Without a wait the runner answers when the run does: its timeout (time waiting for input aside) bounds a start.
+      const waitMs = request.waitMs;
+      const backstopMs = (waitMs ?? (mode === 'input' || mode === 'continue' ? longestWaitMs : request.timeoutMs)) + runnerGraceMs;
       const call: Record<string, unknown> = mode === 'input' || mode === 'continue'
         ? { action: mode, run_id: request.runId, text: request.code, request_key: request.requestId ?? request.runId, wait_ms: waitMs ?? null }
         : {
             action: 'execute', mode, run_id: request.runId, code: request.code, build: request.build ?? null, exec: request.exec ?? null,
             stdin: request.stdin ?? null, timeout_ms: request.timeoutMs, wait_ms: waitMs ?? null, output_limit: kernelOutputLimitBytes,
           };
-      const reply = await channels.call(containerId, call, (waitMs ?? longestWaitMs) + runnerGraceMs);
+      const reply = await channels.call(containerId, call, backstopMs);
       if (reply.error === 'busy') {
         throw domainFailure('InvalidSessionState', `run ${String(reply.running)} is still running in the kernel: interrupt it or wait for it`, { running_run_id: reply.running });
       }
