@@ -258,27 +258,32 @@ export async function freeHostPort(preferred: number, avoid: Set<number>): Promi
   }
 }
 
-/** A command in the kernel as `work`, its output and exit code. A kernel gone or stopped is KernelGone. */
-export async function execInKernel(docker: Docker, containerId: string, command: string[], maxOutputBytes = 64 * 1024): Promise<{ stdout: string; exitCode: number | null }> {
+/**
+ * A command in the kernel as `work`, its output and exit code; `stdin` is fed to it (then EOF).
+ * A kernel gone or stopped is KernelGone.
+ */
+export async function execInKernel(docker: Docker, containerId: string, command: string[], { stdin, maxOutputBytes = 64 * 1024 }: { stdin?: Buffer; maxOutputBytes?: number } = {}): Promise<{ stdout: string; exitCode: number | null }> {
   let exec: Docker.Exec;
   try {
-    exec = await docker.getContainer(containerId).exec({ Cmd: command, User: asWork, AttachStdout: true, AttachStderr: true, Tty: false });
+    exec = await docker.getContainer(containerId).exec({ Cmd: command, User: asWork, AttachStdin: stdin !== undefined, AttachStdout: true, AttachStderr: true, Tty: false });
   } catch (err) {
     if (statusOf(err) === 404 || statusOf(err) === 409) throw new KernelGone(`the kernel's container ${containerId} is gone or stopped`);
     throw err;
   }
-  const stream = await exec.start({ hijack: true, stdin: false });
+  const stream = (await exec.start({ hijack: true, stdin: stdin !== undefined })) as Duplex;
   const chunks: Buffer[] = [];
   let size = 0;
   stream.on('data', (chunk: Buffer) => {
     if (size < maxOutputBytes) chunks.push(chunk);
     size += chunk.length;
   });
-  await new Promise((resolve, reject) => {
+  const ended = new Promise((resolve, reject) => {
     stream.on('end', resolve);
     stream.on('close', resolve);
     stream.on('error', reject);
   });
+  if (stdin !== undefined) stream.end(stdin);
+  await ended;
   return { stdout: demultiplex(Buffer.concat(chunks)), exitCode: (await exec.inspect()).ExitCode };
 }
 

@@ -7,7 +7,7 @@ import { domainFailure } from '../../domain/shared/errors';
 import type { Sealer } from '../../platform/sealer';
 import { statusOf } from '../shared/docker';
 import type { ClusterKeyPair } from './clusterKeys';
-import { kernelAppsDir, kernelFilesArchive, kernelSshPort, kernelStateDir, kernelUser, sshdCommand, sshFiles } from './kernelInit';
+import { kernelAppsDir, kernelFilesArchive, kernelSshPort, kernelStateDir, kernelUser, sshdCommand, sshFiles, type KernelFile } from './kernelInit';
 import { execInKernel, freeHostPort, HostPortTaken, KernelGone, serviceKey, type ServiceProxy } from './serviceProxy';
 import { createServiceStore, type ServiceRow, type ServiceStore } from './serviceStore';
 import { createSecretStore } from './secretStore';
@@ -160,6 +160,16 @@ export function createServiceActivities({ docker, pool, sealer, proxy }: Service
     return store.remove(sessionId, name);
   }
 
+  /**
+   * Files into the running kernel's home, as `work`, through tar in the kernel: Docker's archive
+   * API writes beside a gVisor sandbox, which does not see files changed behind its back.
+   */
+  async function writeKernelFiles(containerId: string, files: KernelFile[]): Promise<void> {
+    const archive = await kernelFilesArchive(files);
+    const { exitCode, stdout } = await inKernel(() => execInKernel(docker, containerId, ['tar', '-x', '-p', '-C', kernelUser.home, '-f', '-'], { stdin: archive }));
+    if (exitCode !== 0) throw new Error(`writing ${files.map((f) => f.path).join(', ')} in the kernel failed (tar exited with ${exitCode}): ${stdout.slice(0, 500)}`);
+  }
+
   async function answers(containerId: string, port: number): Promise<boolean> {
     return (await inKernel(() => proxy.listening(containerId, [port]))).length > 0;
   }
@@ -178,8 +188,7 @@ export function createServiceActivities({ docker, pool, sealer, proxy }: Service
       if (!(await answers(request.containerId, row.container_port))) {
         const values = { port: row.container_port, token: store.openToken(row) };
         const launcher = launcherScript(name, app.command.map((word) => fillPlaceholders(word, values)), { SF_APP_PORT: String(values.port), SF_APP_TOKEN: values.token });
-        const container = docker.getContainer(request.containerId);
-        await inKernel(async () => container.putArchive(await kernelFilesArchive([{ path: `.sessionflow/apps/${name}.sh`, content: launcher, mode: 0o700 }]), { path: kernelUser.home }));
+        await writeKernelFiles(request.containerId, [{ path: `.sessionflow/apps/${name}.sh`, content: launcher, mode: 0o700 }]);
         const launched = await inKernel(() => execInKernel(docker, request.containerId, ['/bin/sh', appFile(name, 'sh')]));
         if (launched.exitCode !== 0) throw domainFailure('ServiceStartFailed', `the launcher of ${name} exited with ${launched.exitCode}: ${launched.stdout.slice(0, 500)}`, { service: name });
         log.info('service launched', { sessionId: request.sessionId, service: name, containerPort: row.container_port, hostPort: row.host_port });
@@ -205,8 +214,7 @@ export function createServiceActivities({ docker, pool, sealer, proxy }: Service
           const plaintext = await secrets.open(request.keyId);
           if (plaintext === undefined) throw domainFailure('Internal', `the session's SSH key pair (${request.keyId}) is gone`);
           const pair = JSON.parse(plaintext) as ClusterKeyPair;
-          const archive = await kernelFilesArchive(sshFiles({ ...pair, hosts: [request.hostname] }));
-          await inKernel(() => docker.getContainer(request.containerId).putArchive(archive, { path: kernelUser.home }));
+          await writeKernelFiles(request.containerId, sshFiles({ ...pair, hosts: [request.hostname] }));
         }
         // sshd goes to the background itself once it listens; its exit code says whether it could.
         const started = await inKernel(() => execInKernel(docker, request.containerId, sshdCommand));
