@@ -129,6 +129,20 @@ describe('POST /api/v1/sessions/:id/services', () => {
     }
   }, 60_000);
 
+  it('brings its services back after a restart of the session, on the same ports', async () => {
+    const before = (await request(e2e.api.app).get(services(ownImageSession)).set(user()).expect(200)).body.items as { name: string; host_port: number; container_port: number }[];
+    expect(before.map((s) => s.name).sort()).toEqual(['custom-web-app', 'second-web-app', 'third-web-app']);
+    const restarted = await request(e2e.api.app).post(`/api/v1/sessions/${ownImageSession}/restart`).set(user()).expect(200);
+    expect(restarted.body.status).toBe('RUNNING');
+    for (const service of before) {
+      const deadline = Date.now() + 30_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) status = await fetch(`http://127.0.0.1:${service.host_port}/`).then((res) => res.status, () => 0);
+      expect([service.name, status]).toEqual([service.name, 200]);
+    }
+    expect((await request(e2e.api.app).get(services(ownImageSession)).set(user()).expect(200)).body.items).toEqual(before);
+  }, 90_000);
+
   it('refuses an app the image does not offer with AppNotFound (seed 8.4), naming those it offers, and starts nothing', async () => {
     const before = (await request(e2e.api.app).get(services()).set(user()).expect(200)).body.items.length as number;
     const res = await start({ app_name: 'unsupported-app' }).expect(404);
