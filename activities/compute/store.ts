@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import type { ClusterMode, ComputeSessionInput, KernelLogLine, KernelLogs, KernelPlacement, KernelPlan, ResourceSlots } from '../../domain/compute/compute';
 import type { CreateSessionParams } from '../../domain/compute/params';
+import type { ImageApps } from '../../domain/compute/services';
 import { placeKernels, type NodeView } from '../../domain/compute/placement';
 import { firstShortSlot, formatSlot, parseCpu, parseGpu, parseMemory, scaleSlots, subtractSlots, zeroSlots } from '../../domain/compute/resources';
 import { assertTransition, finalComputeStatuses, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
@@ -52,7 +53,8 @@ export interface AdmissionRequest {
   now?: number;
 }
 
-export interface ImageRow { name: string; reference: string; resources: ResourceSlots; created_at: Date }
+/** `apps`: what sessions of the image may start as services (services.ts), {} for none. */
+export interface ImageRow { name: string; reference: string; resources: ResourceSlots; apps: ImageApps; created_at: Date }
 export interface TemplateRow { id: string; params: Record<string, unknown>; created_at: Date; updated_at: Date }
 export interface ScalingGroupRow { name: string; description: string; nodes: number; created_at: Date }
 export interface NodeRow {
@@ -130,6 +132,8 @@ const sessionColumns = `s.id, s.owner_id, s.name, s.status, s.status_reason, s.i
   s.cpu_millis, s.memory_bytes, s.gpu, s.priority, s.params, s.created_at, s.updated_at, s.started_at, s.terminated_at`;
 
 interface RawSession extends Omit<SessionRow, 'resources'> { cpu_millis: number; memory_bytes: string; gpu: string }
+type RawImage = { name: string; reference: string; cpu_millis: number; memory_bytes: string; gpu: string; apps: ImageApps | null; created_at: Date };
+const imageOf = (row: RawImage): ImageRow => ({ name: row.name, reference: row.reference, resources: slotsOf(row), apps: row.apps ?? {}, created_at: row.created_at });
 const sessionOf = ({ cpu_millis, memory_bytes, gpu, ...rest }: RawSession): SessionRow => ({ ...rest, resources: slotsOf({ cpu_millis, memory_bytes, gpu }) });
 
 /**
@@ -247,34 +251,39 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
   return {
     // ---- images ----
     async images(): Promise<ImageRow[]> {
-      const { rows } = await pool.query<{ name: string; reference: string; cpu_millis: number; memory_bytes: string; gpu: string; created_at: Date }>('SELECT * FROM compute_images ORDER BY name');
-      return rows.map((row) => ({ name: row.name, reference: row.reference, resources: slotsOf(row), created_at: row.created_at }));
+      const { rows } = await pool.query<RawImage>('SELECT * FROM compute_images ORDER BY name');
+      return rows.map(imageOf);
     },
 
     async image(name: string): Promise<ImageRow | undefined> {
-      const { rows: [row] } = await pool.query<{ name: string; reference: string; cpu_millis: number; memory_bytes: string; gpu: string; created_at: Date }>('SELECT * FROM compute_images WHERE name = $1', [name]);
-      return row && { name: row.name, reference: row.reference, resources: slotsOf(row), created_at: row.created_at };
+      const { rows: [row] } = await pool.query<RawImage>('SELECT * FROM compute_images WHERE name = $1', [name]);
+      return row && imageOf(row);
     },
 
-    /** Creates or replaces an image; without resources a new one gets the table's defaults and an existing one keeps its own. */
-    async upsertImage(image: { name: string; reference: string; resources?: ResourceSlots }): Promise<{ created: boolean }> {
+    /** Creates or replaces an image; without resources (or apps) a new one gets the table's defaults (no apps) and an existing one keeps its own. */
+    async upsertImage(image: { name: string; reference: string; resources?: ResourceSlots; apps?: ImageApps }): Promise<{ created: boolean }> {
       const r = image.resources;
       const { rows: [row] } = await pool.query<{ created: boolean }>(
-        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu)
-         VALUES ($1, $2, coalesce($3::int, 1000), coalesce($4::bigint, 268435456), coalesce($5::numeric, 0))
+        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, apps)
+         VALUES ($1, $2, coalesce($3::int, 1000), coalesce($4::bigint, 268435456), coalesce($5::numeric, 0), coalesce($6::jsonb, '{}'))
          ON CONFLICT (name) DO UPDATE SET reference = EXCLUDED.reference,
-           cpu_millis = coalesce($3::int, compute_images.cpu_millis), memory_bytes = coalesce($4::bigint, compute_images.memory_bytes), gpu = coalesce($5::numeric, compute_images.gpu)
+           cpu_millis = coalesce($3::int, compute_images.cpu_millis), memory_bytes = coalesce($4::bigint, compute_images.memory_bytes), gpu = coalesce($5::numeric, compute_images.gpu),
+           apps = coalesce($6::jsonb, compute_images.apps, '{}')
          RETURNING (xmax = 0) AS created`,
-        [image.name, image.reference, r?.cpuMillis ?? null, r?.memoryBytes ?? null, r?.gpu ?? null],
+        [image.name, image.reference, r?.cpuMillis ?? null, r?.memoryBytes ?? null, r?.gpu ?? null, image.apps === undefined ? null : JSON.stringify(image.apps)],
       );
       return { created: row!.created };
     },
 
-    /** The built-in images, written only where no row exists: an admin's own setting stays. */
-    async seedImage(image: { name: string; reference: string; resources: ResourceSlots }): Promise<void> {
+    /**
+     * The built-in images, written only where no row exists: an admin's own setting stays. Their
+     * apps also fill a row made before images had apps (NULL), never one an admin set.
+     */
+    async seedImage(image: { name: string; reference: string; resources: ResourceSlots; apps: ImageApps }): Promise<void> {
       await pool.query(
-        'INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING',
-        [image.name, image.reference, image.resources.cpuMillis, image.resources.memoryBytes, image.resources.gpu],
+        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, apps) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (name) DO UPDATE SET apps = EXCLUDED.apps WHERE compute_images.apps IS NULL`,
+        [image.name, image.reference, image.resources.cpuMillis, image.resources.memoryBytes, image.resources.gpu, JSON.stringify(image.apps)],
       );
     },
 

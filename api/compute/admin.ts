@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { createComputeStore, type ComputeStore, type ComputeStoreSettings, type ImageRow, type NodeRow, type TemplateRow } from '../../activities/compute/store';
 import { imageBody, imageNameField, nodePatchBody, resourcePolicyBody, scalingGroupBody, scalingGroupNameField, templateBody, templateIdField } from '../../domain/compute/params';
 import { amountsView, formatSlots, subtractSlots } from '../../domain/compute/resources';
+import { appProtocols, defaultKernelApps } from '../../domain/compute/services';
 import type { Config } from '../../platform/config';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
@@ -15,7 +16,8 @@ export interface ComputeRouteDeps {
 const admin = '/api/v1/admin';
 const problemJson = 'application/problem+json';
 
-const imageView = z.object({ name: z.string(), reference: z.string(), resources: amountsView, created_at: z.string() });
+const appView = z.object({ command: z.array(z.string()), port: z.number(), protocol: z.enum(appProtocols), url_path: z.string() });
+const imageView = z.object({ name: z.string(), reference: z.string(), resources: amountsView, apps: z.record(z.string(), appView).describe('what sessions of the image may start as services'), created_at: z.string() });
 const templateView = z.object({ id: z.string(), params: z.record(z.string(), z.unknown()), created_at: z.string(), updated_at: z.string() });
 const policyView = z.object({
   user_id: z.uuid(), max_sessions: z.number(), resources: amountsView, default: z.boolean(),
@@ -27,7 +29,7 @@ const nodeView = z.object({
   alive: z.boolean(), schedulable: z.boolean(), registered_at: z.string(), last_heartbeat_at: z.string(),
 });
 
-export const presentImage = (row: ImageRow) => ({ name: row.name, reference: row.reference, resources: formatSlots(row.resources), created_at: row.created_at.toISOString() });
+export const presentImage = (row: ImageRow) => ({ name: row.name, reference: row.reference, resources: formatSlots(row.resources), apps: row.apps, created_at: row.created_at.toISOString() });
 export const presentTemplate = (row: TemplateRow) => ({ id: row.id, params: row.params, created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString() });
 const presentNode = (row: NodeRow) => ({
   name: row.name, scaling_group: row.scaling_group, task_queue: row.task_queue,
@@ -54,7 +56,7 @@ async function requireTemplate(store: ComputeStore, id: string): Promise<Templat
  * api start where no row exists (an admin's own setting of the same name stays).
  */
 export async function seedBuiltInImages(store: ComputeStore, config: Pick<Config, 'COMPUTE_KERNEL_IMAGE'>): Promise<void> {
-  await store.seedImage({ name: 'python:3.11', reference: config.COMPUTE_KERNEL_IMAGE, resources: { cpuMillis: 1000, memoryBytes: 256 * 2 ** 20, gpu: 0 } });
+  await store.seedImage({ name: 'python:3.11', reference: config.COMPUTE_KERNEL_IMAGE, resources: { cpuMillis: 1000, memoryBytes: 256 * 2 ** 20, gpu: 0 }, apps: defaultKernelApps });
 }
 
 /** Reference data of compute sessions (admin): images, templates, resource policies, scaling groups, nodes; and templates for every user. */
@@ -64,7 +66,7 @@ export function registerComputeAdminRoutes(api: ApiRoutes, deps: ComputeRouteDep
   // ---- images ----
   api.route(
     {
-      method: 'post', path: `${admin}/images`, summary: 'Create or replace an image: name:tag, the reference nodes pull, default resources', tag: 'compute', access: 'admin', body: imageBody,
+      method: 'post', path: `${admin}/images`, summary: 'Create or replace an image: name:tag, the reference nodes pull, default resources, the apps its sessions may start', tag: 'compute', access: 'admin', body: imageBody,
       responses: { 201: { description: 'created', schema: imageView }, 200: { description: 'replaced', schema: imageView } },
     },
     async ({ body, res }) => {

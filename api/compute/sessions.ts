@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { createServiceStore } from '../../activities/compute/serviceStore';
 import { createComputeStore, type SessionDetailRow, type SessionRow } from '../../activities/compute/store';
 import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { textWithoutNul, vfolderNameField, vfolderBody } from '../../domain/compute/params';
@@ -8,6 +9,7 @@ import { ownerScope } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
+import { presentService, serviceView } from './serviceViews';
 
 export const sessionsBase = '/api/v1/sessions';
 const problemJson = 'application/problem+json';
@@ -34,6 +36,8 @@ export const sessionView = sessionSummaryView.extend({
   max_lifetime: z.number().nullable(),
   kernels: z.array(kernelView),
 });
+/** Session info adds the services that run in it (an ended session has none). */
+const sessionInfoView = sessionView.extend({ services: z.array(serviceView) });
 const historyView = z.object({
   session_id: z.uuid(),
   items: z.array(z.object({ seq: z.number(), from: z.enum(computeStatuses).nullable(), to: z.enum(computeStatuses), reason: z.string().nullable(), at: z.string() })),
@@ -81,6 +85,7 @@ export const sessionNotFound = (id: string) => new ApiError('SessionNotFound', `
 /** Reads of compute sessions (match, info, status history, dependency graph) and the user's vfolders; another user's session is a 404. */
 export function registerComputeSessionReadRoutes(api: ApiRoutes, deps: ComputeRouteDeps): void {
   const store = createComputeStore(deps.pool, deps.compute);
+  const services = createServiceStore(deps.pool, deps.compute.sealer);
 
   api.route(
     {
@@ -97,12 +102,12 @@ export function registerComputeSessionReadRoutes(api: ApiRoutes, deps: ComputeRo
   api.route(
     {
       method: 'get', path: `${sessionsBase}/:id`, summary: 'Session info: status and reason, image, resources, cluster, kernels and their nodes, env (secret names only), times',
-      tag: 'compute', access: 'user', params: idParams, responses: { 200: { description: 'the session', schema: sessionView }, 404: { description: 'SessionNotFound', contentType: problemJson } },
+      tag: 'compute', access: 'user', params: idParams, responses: { 200: { description: 'the session', schema: sessionInfoView }, 404: { description: 'SessionNotFound', contentType: problemJson } },
     },
     async ({ params, principal, res }) => {
       const row = await store.session(params.id, ownerScope(principal));
       if (!row) throw sessionNotFound(params.id);
-      res.json(presentSession(row));
+      res.json({ ...presentSession(row), services: (await services.sessionServices(params.id)).map((service) => presentService(service, services)) });
     },
   );
 

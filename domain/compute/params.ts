@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { imageAppsField } from './apps';
 import { clusterModes, type ClusterMode } from './compute';
 import { cpuField, gpuField, memoryField, slotsBody } from './resources';
 import { mergeTemplate } from './templates';
@@ -104,6 +105,8 @@ export const imageBody = z.strictObject({
   name: imageNameField,
   reference: z.string().min(1).max(512).regex(/^[\w][\w.:/@-]*$/, 'a Docker image reference such as 127.0.0.1:5000/sessionflow/kernel-python:bookworm'),
   resources: slotsBody({ positive: true }).optional(),
+  /** name → {command, port, protocol, url_path}: what sessions of the image may start as services. */
+  apps: imageAppsField.optional(),
 });
 
 /** A user's resource policy: live sessions at once, and the total of their resources (× cluster size). 0 refuses every session. */

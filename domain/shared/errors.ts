@@ -28,6 +28,8 @@ export const errorCatalogue = {
   TooManyFiles: { status: 400, title: 'Too many files in one request' },
   FileTooLarge: { status: 413, title: 'A file is larger than allowed' },
   AppNotFound: { status: 404, title: 'No such in-session service' },
+  ServiceNotFound: { status: 404, title: 'No such service running in the session' },
+  ServiceStartFailed: { status: 502, title: 'The service did not start' },
   RegistryPushError: { status: 502, title: 'The registry refused the image' },
   InvalidSessionState: { status: 409, title: 'The session is not in a state that allows this' },
   AgentNotAvailable: { status: 503, title: 'The compute node does not answer' },

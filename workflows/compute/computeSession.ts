@@ -41,6 +41,7 @@ import {
   type LogsRequest,
 } from '../../domain/compute/compute';
 import { computeSessionKind, makeComputeSessionWorkflowId } from '../../domain/compute/kind';
+import { directAccessUpdate, shutdownServiceUpdate, startServiceUpdate } from '../../domain/compute/services';
 import { assertTransition, invalidSessionState, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
 import { domainFailure } from '../../domain/shared/errors';
 import { describeFailure, namedFailure } from '../../domain/shared/failures';
@@ -220,6 +221,28 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
         }
       },
     },
+  );
+
+  // Services: an app of the image, or the sshd of direct access, in the main kernel, listened
+  // for on its node. New updates: the lifecycle's commands are the same as before them.
+  setHandler(
+    startServiceUpdate,
+    (request) => inMainKernel((kernel) => onServiceNode(kernel).startKernelService({ ...kernelAddress(kernel), ...request })),
+    { validator: (_request) => requireStatus('RUNNING', 'starting a service') },
+  );
+  setHandler(
+    shutdownServiceUpdate,
+    ({ name }) => inMainKernel((kernel) => onServiceNode(kernel).stopKernelService({ sessionId, containerId: kernel.containerId!, name })),
+    { validator: (_request) => requireStatus('RUNNING', 'stopping a service') },
+  );
+  setHandler(
+    directAccessUpdate,
+    () => inMainKernel(async (kernel) => {
+      // The cluster's key pair when there is one, else one made now for this session (same row, same sealing).
+      const { keyId } = await control.ensureClusterKeyPair({ sessionId, ownerId });
+      return onServiceNode(kernel).openDirectAccess({ ...kernelAddress(kernel), keyId, hostname: kernel.hostname });
+    }),
+    { validator: () => requireStatus('RUNNING', 'direct access') },
   );
 
   if (state.status === 'PENDING' && (await waitForRoom())) await createKernels();
@@ -593,6 +616,23 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       heartbeatTimeout: '20s',
       retry: { initialInterval: '500ms', maximumAttempts: 3 },
     });
+  }
+
+  // A service's start waits up to 60 s on the node for the app to answer, heartbeating (a node
+  // worker that dies is noticed in 20 s and the retry finds the service's row); stop and direct
+  // access answer within seconds. Named refusals (ServiceStartFailed, KernelFailed) are final.
+  function onServiceNode(kernel: Kernel) {
+    return proxyActivities<NodeActivities>({
+      taskQueue: kernel.taskQueue!,
+      scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
+      startToCloseTimeout: '2m',
+      heartbeatTimeout: '20s',
+      retry: { initialInterval: '500ms', maximumAttempts: 3 },
+    });
+  }
+
+  function kernelAddress(kernel: Kernel) {
+    return { sessionId, kernelId: kernel.kernelId, containerId: kernel.containerId!, node: kernel.node! };
   }
 
   /** A kernel's failure as the session's reason: which kernel, on which node, doing what, and why. */
