@@ -13,6 +13,7 @@ import { followProgress, manifestDigest } from '../shared/registry';
 import type { ClusterKeyPair } from './clusterKeys';
 import { createKernelLogActivities } from './kernelLogs';
 import { createKernelRunActivities } from './kernelRun';
+import { createKernelUsageActivities } from './kernelUsage';
 import { bootstrapStatusPath, kernelCommand, kernelFiles, kernelFilesArchive, kernelUser, type ClusterKey } from './kernelInit';
 import { createSecretStore } from './secretStore';
 
@@ -107,6 +108,8 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     ...createKernelRunActivities(docker),
     // Container logs, for the logs update and the copy kept at termination.
     ...createKernelLogActivities(docker),
+    // Resource use (docker stats), for the abuse report and the reconciler's look for abuse.
+    ...createKernelUsageActivities(docker),
 
     /**
      * Pulls the image from the registry when this node lacks it, or holds another digest than
