@@ -20,6 +20,7 @@ import { ownerScope, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
+import { registerAbuseRoutes } from './abuse';
 import { registerKernelRoutes } from './kernelActions';
 import { presentSession, sessionNotFound, sessionsBase, sessionView } from './sessions';
 
@@ -51,6 +52,7 @@ export function registerComputeActionRoutes(api: ApiRoutes, deps: ComputeActionD
   const store = createComputeStore(deps.pool, deps.compute);
   // Execute, interrupt, complete: updates on the same workflow, in a module of their own.
   registerKernelRoutes(api, deps);
+  registerAbuseRoutes(api, deps);
 
   async function create(principal: Principal, params: CreateSessionParams, res: Response) {
     const admitted = await store.admitSession({ ownerId: principal.userId, params });
