@@ -3,7 +3,6 @@ import {
   abusingLooksAfter,
   abusingLooksToAct,
   describeAbuse,
-  judgeKernelUsage,
   type AbuseAction,
   type AbuseFinding,
   type AbusePolicy,
@@ -12,6 +11,7 @@ import {
   type KernelAbuseRecord,
   type KernelUsage,
 } from '../../domain/compute/abuse';
+import { judgeKernelUsage } from '../../domain/compute/abuseVerdict';
 import { inTransaction, lockUntilCommit } from '../../platform/database';
 import { abuseDefaultsOf, type ComputeStoreSettings } from './store';
 

@@ -2,11 +2,11 @@ import {
   abusingLooksAfter,
   defaultAbusePolicy,
   describeAbuse,
-  judgeKernelUsage,
   worstVerdict,
   type AbusePolicy,
   type KernelUsage,
 } from '../../../domain/compute/abuse';
+import { judgeKernelUsage } from '../../../domain/compute/abuseVerdict';
 
 const M = 2 ** 20;
 /** A quarter of a core and 256M, as the e2e test's session has. */
