@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { computeReconcileKind } from '../../../domain/compute/kind';
+import { computeReconcileKind, makeComputeSessionWorkflowId } from '../../../domain/compute/kind';
 import { sessionStartOptions } from '../../../domain/shared/kind';
 import type { computeReconcileWorkflow, ComputeReconcileResult } from '../../../workflows/compute/computeReconcile';
 import type { ApiHarness } from '../../helpers/api';
@@ -181,6 +181,9 @@ describe('the reconciler\'s action on a kernel abusing at two consecutive looks'
     const figures = (terminating.details!.abuse as { kernels: { cpu: { percent: number } }[] }).kernels[0]!.cpu;
     expect(figures.percent).toBeGreaterThanOrEqual(50);
     expect((await report(id).expect(409)).body).toMatchObject({ code: 'InvalidSessionState', current_status: 'TERMINATED' });
+    // The Web UI shows the workflow's current details (its metadata query).
+    const metadata = await e2e.env.client.workflow.getHandle(makeComputeSessionWorkflowId(id)).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toMatch(/^terminated for abuse after 2 consecutive looks — kernel main1: cpu [\d.]+% of 0\.25 cores ≥ 50%$/);
   });
 
   it('warn: records the warning on the session, visible in its info, and leaves it RUNNING', async () => {
