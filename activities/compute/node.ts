@@ -13,6 +13,7 @@ import { followProgress, manifestDigest } from '../shared/registry';
 import type { ClusterKeyPair } from './clusterKeys';
 import { createKernelLogActivities } from './kernelLogs';
 import { createKernelRunActivities } from './kernelRun';
+import { createKernelUsageActivities } from './kernelUsage';
 import { bootstrapStatusPath, kernelCommand, kernelFiles, kernelFilesArchive, kernelUser, type ClusterKey } from './kernelInit';
 import { createSecretStore } from './secretStore';
 import { ServiceProxy } from './serviceProxy';
@@ -114,6 +115,8 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     ...createKernelLogActivities(docker),
     // Services (jupyter, custom apps, direct access): started in the main kernel, listened for on this node.
     ...createServiceActivities({ docker, pool, sealer, proxy }),
+    // Resource use (docker stats), for the abuse report and the reconciler's look for abuse.
+    ...createKernelUsageActivities(docker),
 
     /**
      * Pulls the image from the registry when this node lacks it, or holds another digest than

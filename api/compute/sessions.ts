@@ -35,12 +35,16 @@ export const sessionView = sessionSummaryView.extend({
   idle_timeout: z.number().nullable(),
   max_lifetime: z.number().nullable(),
   kernels: z.array(kernelView),
+  abuse_warning: z.record(z.string(), z.unknown()).nullable().describe('the reconciler\'s last abuse warning (owner\'s action warn): at, looks, the abusing kernels\' figures, message'),
 });
 /** Session info adds the services that run in it (an ended session has none). */
 const sessionInfoView = sessionView.extend({ services: z.array(serviceView) });
 const historyView = z.object({
   session_id: z.uuid(),
-  items: z.array(z.object({ seq: z.number(), from: z.enum(computeStatuses).nullable(), to: z.enum(computeStatuses), reason: z.string().nullable(), at: z.string() })),
+  items: z.array(z.object({
+    seq: z.number(), from: z.enum(computeStatuses).nullable(), to: z.enum(computeStatuses), reason: z.string().nullable(), at: z.string(),
+    details: z.record(z.string(), z.unknown()).optional().describe('what the change carries beyond its reason, when it does (an end for abuse: the figures)'),
+  })),
 });
 const graphView = z.object({
   root: z.uuid(),
@@ -77,6 +81,7 @@ export function presentSession(row: SessionDetailRow) {
     env: p.env, secret_env: p.secret_env_names, vfolders: p.vfolders, bootstrap_script: p.bootstrap_script ?? null, dependencies: row.dependencies,
     starts_at: isoMs(p.starts_at_ms), pending_deadline: isoMs(p.pending_deadline_ms), idle_timeout: p.idle_timeout ?? null, max_lifetime: p.max_lifetime ?? null,
     kernels: row.kernels.map((k) => ({ id: k.id, role: k.role, idx: k.idx, hostname: k.hostname, node: k.node, status: k.status })),
+    abuse_warning: row.abuse_warning,
   };
 }
 
@@ -119,7 +124,7 @@ export function registerComputeSessionReadRoutes(api: ApiRoutes, deps: ComputeRo
     async ({ params, principal, res }) => {
       const rows = await store.statusHistory(params.id, ownerScope(principal));
       if (!rows) throw sessionNotFound(params.id);
-      res.json({ session_id: params.id, items: rows.map((row) => ({ seq: row.seq, from: row.from_status, to: row.to_status, reason: row.reason, at: row.at.toISOString() })) });
+      res.json({ session_id: params.id, items: rows.map((row) => ({ seq: row.seq, from: row.from_status, to: row.to_status, reason: row.reason, at: row.at.toISOString(), ...(row.details && { details: row.details }) })) });
     },
   );
 

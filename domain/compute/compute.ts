@@ -1,4 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AbuseFinding, KernelUsage } from './abuse';
 import type { ComputeStatus } from './status';
 
 /** Resources of one kernel, or free/total amounts: cpu in thousandths of a core, memory in bytes, gpu in (fractional) devices. */
@@ -91,6 +92,8 @@ export interface ComputeSessionState {
 export interface DestroyRequest {
   forced: boolean;
   reason?: string;
+  /** Kept with the TERMINATING row of the status history (an end for abuse: the figures). */
+  details?: Record<string, unknown>;
 }
 
 export interface ModifyRequest {
@@ -205,3 +208,8 @@ export interface LogsRequest {
 
 /** The container logs of every kernel (or one); allowed while the session has kernels (RUNNING, RESTARTING, TERMINATING). */
 export const logsUpdate = defineUpdate<KernelLogs[], [LogsRequest]>('logs');
+
+/** Each kernel's resource use now, measured on its node (two samples a second apart); RUNNING only. */
+export const kernelUsageUpdate = defineUpdate<{ kernelId: string; hostname: string; node: string; usage: KernelUsage }[], []>('kernelUsage');
+/** The reconciler found a kernel abusing at consecutive looks and its owner's action is terminate: a RUNNING session ends with reason abuse. */
+export const abuseTerminationSignal = defineSignal<[AbuseFinding]>('terminateForAbuse');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { imageAppsField } from './apps';
+import { abuseActions } from './abuse';
 import { clusterModes, type ClusterMode } from './compute';
 import { cpuField, gpuField, memoryField, slotsBody } from './resources';
 import { mergeTemplate } from './templates';
@@ -110,9 +111,15 @@ export const imageBody = z.strictObject({
 });
 
 /** A user's resource policy: live sessions at once, and the total of their resources (× cluster size). 0 refuses every session. */
+const percentOfAllocation = z.number().gt(0).max(100);
 export const resourcePolicyBody = z.strictObject({
   max_sessions: z.number().int().min(0).max(10_000),
   resources: slotsBody({ positive: false }),
+  // In % of a kernel's allocation; one left out follows the configured default (COMPUTE_DEFAULT_ABUSE_*).
+  abuse_cpu_warning_percent: percentOfAllocation.optional(),
+  abuse_cpu_percent: percentOfAllocation.optional(),
+  abuse_memory_percent: percentOfAllocation.optional(),
+  abuse_action: z.enum(abuseActions).optional(),
 });
 
 export const scalingGroupBody = z.strictObject({

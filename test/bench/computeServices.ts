@@ -71,7 +71,7 @@ export async function benchServices(app: Express, key: string, sessionId: string
 async function main(): Promise<void> {
   process.env.SF_TEST_WORKFLOW_BUNDLE ??= require.resolve('../../workflow-bundle.js');
   process.env.SESSIONFLOW_INSTANCE ??= 'bench-compute';
-  const e2e = await startComputeE2e('bench-svc');
+  const e2e = await startComputeE2e({ prefix: 'bench-svc' });
   try {
     const sessionId = await e2e.createSession({ resources: { cpu: '1', memory: '512M' } });
     const rows = await benchServices(e2e.api.app, e2e.api.userKey, sessionId, { docker: e2e.infra.docker, instance: e2e.infra.config.SESSIONFLOW_INSTANCE });

@@ -10,35 +10,41 @@ import { connectTestEnv } from './temporal';
 export interface ComputeE2e {
   env: TestWorkflowEnvironment;
   infra: Infra;
+  /** The api with a worker on a queue of its own; its user owns the test's sessions. */
   api: ApiHarness;
   /** Another user, whose key must see none of the test user's sessions. */
   other: { key: string; userId: string };
+  /** The test's scaling group; its node is `<group>-a`. */
   group: string;
   tag: string;
+  /** Sessions the test made (createSession adds its own; a test pushes those it makes otherwise): teardown removes them. */
+  sessions: string[];
   /** Images the test made (by name): teardown removes them. */
   images: string[];
   /** Creates a session of the test user in the test's scaling group and expects it RUNNING; answers its id. */
   createSession(body?: Record<string, unknown>): Promise<string>;
+  /** Shuts the node and the api down and removes what the test made (containers and rows, the group, the other user). */
   teardown(): Promise<void>;
 }
 
 /**
- * What an e2e test of working in compute sessions stands on: the api and its worker, one real
- * node (the main engine) in a scaling group of the test's own, the test user and another one.
- * Teardown removes the sessions' containers and every row the test made.
+ * What an e2e test of working in compute sessions through HTTP stands on: the api and the
+ * session workflows on a worker, one real node (the main engine) in a scaling group of the
+ * test's own (`<prefix>-<tag>`, or `group`), the test user and another one.
  */
-export async function startComputeE2e(prefix: string): Promise<ComputeE2e> {
+export async function startComputeE2e({ prefix = 'e2e', group: named, sessions = [], config = {} }: {
+  prefix?: string; group?: string; sessions?: string[]; config?: Partial<Infra['config']>;
+} = {}): Promise<ComputeE2e> {
   const env = await connectTestEnv();
   const infra = openInfra();
-  const api = await startApiHarness(env, infra, { COMPUTE_CREATE_WAIT_SECONDS: 60 });
+  const api = await startApiHarness(env, infra, { COMPUTE_CREATE_WAIT_SECONDS: 60, ...config });
   const tag = randomUUID().slice(0, 8);
-  const group = `${prefix}-${tag}`;
-  const other = await createUserKey(infra.pool, `other-${tag}`, 'user', 'test');
+  const group = named ?? `${prefix}-${tag}`;
+  const other = await createUserKey(infra.pool, `other-${group}`, 'user', 'test');
   const node = await startTestComputeNode(env, infra, { group, name: `${group}-a` });
-  const sessions: string[] = [];
   const images: string[] = [];
   return {
-    env, infra, api, other, group, tag, images,
+    env, infra, api, other, group, tag, sessions, images,
     async createSession(body = {}) {
       const created = await request(api.app).post('/api/v1/sessions').set({ Authorization: `Bearer ${api.userKey}` })
         .send({ image: 'python:3.11', scaling_group: group, resources: { cpu: '1', memory: '256M' }, ...body });
@@ -48,7 +54,7 @@ export async function startComputeE2e(prefix: string): Promise<ComputeE2e> {
     },
     async teardown() {
       await node.stop();
-      await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, sessions, []);
+      await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, [...sessions], []);
       await infra.pool.query('DELETE FROM compute_sessions WHERE owner_id = ANY($1::uuid[])', [[api.userId, other.userId]]);
       await infra.pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
       await infra.pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);

@@ -10,6 +10,7 @@ import {
   log,
   proxyActivities,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -18,7 +19,9 @@ import { TimeoutType } from '@temporalio/common';
 import type { ClusterKeyActivities } from '../../activities/compute/clusterKeys';
 import type { ComputeControlActivities } from '../../activities/compute/control';
 import type { ComputeNodeActivities } from '../../activities/compute/node';
+import { abuseReason, describeAbuse, type KernelUsage } from '../../domain/compute/abuse';
 import {
+  abuseTerminationSignal,
   awaitStartUpdate,
   checkAndTransitSignal,
   checkAndTransitUpdate,
@@ -29,6 +32,7 @@ import {
   executeUpdate,
   interruptUpdate,
   kernelLogLimitBytes,
+  kernelUsageUpdate,
   logsUpdate,
   modifyUpdate,
   restartUpdate,
@@ -209,6 +213,14 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     ({ code, position }) => inMainKernel((kernel) => onKernelRunner(kernel).completeInKernel({ containerId: kernel.containerId!, code, position })),
     { validator: (_request) => requireStatus('RUNNING', 'complete') },
   );
+
+  setHandler(abuseTerminationSignal, (finding) => {
+    // Only a RUNNING session is ended for abuse; one already ending keeps its own reason.
+    if (state.status !== 'RUNNING' || destroyRequest) return;
+    destroyRequest = { forced: false, reason: abuseReason, details: { abuse: finding } };
+    setCurrentDetails(describeAbuse(finding));
+  });
+  setHandler(kernelUsageUpdate, () => measureKernels(), { validator: () => requireStatus('RUNNING', 'an abuse report') });
 
   setHandler(
     logsUpdate,
@@ -392,7 +404,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       if (next === Infinity) await condition(asked);
       else await condition(asked, Math.max(0, next - Date.now()));
 
-      if (destroyRequest) return transitTo('TERMINATING', destroyRequest.reason ?? 'destroyed');
+      if (destroyRequest) return transitTo('TERMINATING', destroyRequest.reason ?? 'destroyed', destroyRequest.details);
       if (restartRequested) {
         await restart();
         if (ended()) return;
@@ -504,6 +516,24 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     });
   }
 
+  /** Each kernel's resource use now (one call per node, about a second); a kernel not running cannot be measured: KernelFailed. */
+  async function measureKernels(): Promise<{ kernelId: string; hostname: string; node: string; usage: KernelUsage }[]> {
+    const read = await Promise.all(distinctNodes().map(async (first) => {
+      const onThisNode = state.kernels.filter((k) => k.node === first.node && k.containerId !== undefined);
+      try {
+        return await onNode(first).measureKernels({ containerIds: onThisNode.map((k) => k.containerId!) });
+      } catch (err) {
+        throw kernelFailure(first, err, 'measuring its resource use');
+      }
+    }));
+    const byContainer = Object.assign({}, ...read) as Record<string, KernelUsage | null>;
+    return state.kernels.map((k) => {
+      const usage = k.containerId ? byContainer[k.containerId] : undefined;
+      if (!usage) throw domainFailure('KernelFailed', `kernel ${k.hostname} on node ${k.node} is not running: its use cannot be measured`, { kernel: k.hostname, node: k.node });
+      return { kernelId: k.kernelId, hostname: k.hostname, node: k.node!, usage };
+    });
+  }
+
   /**
    * Before the kernels are removed: their last logs into PostgreSQL, for reading once the
    * session has ended. Best effort: a node or a database that fails loses them, never the end.
@@ -529,18 +559,18 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   }
 
   /** Every status change: allowed by the map, in the read model's history, in the Web UI. Returns whether the session has ended. */
-  async function transit(to: ComputeStatus, reason?: string): Promise<boolean> {
+  async function transit(to: ComputeStatus, reason?: string, details?: Record<string, unknown>): Promise<boolean> {
     assertTransition(state.status, to);
     const from = state.status;
-    await control.recordComputeTransition({ sessionId, from, to, reason, at: Date.now() });
+    await control.recordComputeTransition({ sessionId, from, to, reason, at: Date.now(), ...(details && { details }) });
     state.status = to;
     state.reason = reason;
     upsertStatus(computeSessionKind, to);
     return ended();
   }
 
-  async function transitTo(to: ComputeStatus, reason: string): Promise<void> {
-    await transit(to, reason);
+  async function transitTo(to: ComputeStatus, reason: string, details?: Record<string, unknown>): Promise<void> {
+    await transit(to, reason, details);
   }
 
   function askCheck(reason: string): number {

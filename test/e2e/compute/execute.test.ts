@@ -1,21 +1,15 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { createUserKey } from '../../../api/platform/auth';
-import { startApiHarness, type ApiHarness } from '../../helpers/api';
-import { removeComputeLeftovers, startTestComputeNode } from '../../helpers/computeNode';
-import { openInfra, type Infra } from '../../helpers/infra';
-import { connectTestEnv } from '../../helpers/temporal';
+import type { ApiHarness } from '../../helpers/api';
+import { startComputeE2e, type ComputeE2e } from '../../helpers/computeE2e';
 
 /**
  * Working in a compute session's kernel through HTTP, end to end: the api, the session workflow
  * on a worker, one real node on the main Docker engine, the kernel runner in a real kernel. The
  * seed's scenarios of execute (4.1–4.4) and interrupt (5.1–5.2), completion, and the refusals.
  */
-let env: TestWorkflowEnvironment;
-let infra: Infra;
+let e2e: ComputeE2e;
 let api: ApiHarness;
-let node: { stop(): Promise<void> };
 let other: { key: string; userId: string };
 let sessionId: string;
 const tag = randomUUID().slice(0, 8);
@@ -29,11 +23,8 @@ const execute = (body: Record<string, unknown>, id = sessionId) => request(api.a
 const valueOf = async (expression: string): Promise<unknown> => (await execute({ code: expression }).expect(200)).body.result;
 
 beforeAll(async () => {
-  env = await connectTestEnv();
-  infra = openInfra();
-  api = await startApiHarness(env, infra, { COMPUTE_CREATE_WAIT_SECONDS: 60 });
-  other = await createUserKey(infra.pool, `other-${tag}`, 'user', 'test');
-  node = await startTestComputeNode(env, infra, { group, name: `${group}-a` });
+  e2e = await startComputeE2e({ group, sessions });
+  ({ api, other } = e2e);
   const created = await request(api.app).post('/api/v1/sessions').set(user()).send({ image: 'python:3.11', scaling_group: group, resources: { cpu: '1', memory: '256M' } });
   if (created.body.id) sessions.push(created.body.id as string);
   expect(created.status).toBe(201);
@@ -42,15 +33,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await node.stop();
-  await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, sessions, []);
-  await infra.pool.query('DELETE FROM compute_sessions WHERE owner_id = ANY($1::uuid[])', [[api.userId, other.userId]]);
-  await infra.pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
-  await infra.pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);
-  await infra.pool.query('DELETE FROM users WHERE id = $1', [other.userId]);
-  await api.stop();
-  await infra.close();
-  await env.teardown();
+  await e2e.teardown();
 });
 
 describe('POST /api/v1/sessions/:id/execute', () => {

@@ -39,7 +39,7 @@ async function text(url: string): Promise<{ status: number; body: string }> {
 }
 
 beforeAll(async () => {
-  e2e = await startComputeE2e('e2e-svc');
+  e2e = await startComputeE2e({ prefix: 'e2e-svc' });
   ownImage = `services-e2e-${e2e.tag}:1`;
   e2e.images.push(ownImage);
   await request(e2e.api.app).post('/api/v1/admin/images').set({ Authorization: `Bearer ${e2e.api.adminKey}` })
