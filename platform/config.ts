@@ -113,6 +113,11 @@ const configSchema = z.object({
   COMPUTE_DEFAULT_CPU: z.string().refine((v) => parseCpu(v) !== undefined, 'cores such as 8 or 0.5').default('8'),
   COMPUTE_DEFAULT_MEMORY: z.string().refine((v) => parseMemory(v) !== undefined, 'an amount such as 16G').default('16G'),
   COMPUTE_DEFAULT_GPU: z.string().refine((v) => parseGpu(v) !== undefined, 'devices such as 0 or 1').default('0'),
+  // ...and its abuse thresholds, in % of a kernel's allocation, and the reconciler's action on a kernel abusing at two consecutive looks.
+  COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT: z.coerce.number().gt(0).max(100).default(80),
+  COMPUTE_DEFAULT_ABUSE_CPU_PERCENT: z.coerce.number().gt(0).max(100).default(95),
+  COMPUTE_DEFAULT_ABUSE_MEMORY_PERCENT: z.coerce.number().gt(0).max(100).default(95),
+  COMPUTE_DEFAULT_ABUSE_ACTION: z.enum(['warn', 'terminate']).default('warn'),
   /** A node whose last heartbeat is older than this is dead: nothing is placed on it, its sessions are handled. */
   COMPUTE_NODE_DEAD_AFTER_SECONDS: z.coerce.number().int().min(2).max(3600).default(30),
   /** A node worker that takes no task of a session for this long is AgentNotAvailable to it. */
@@ -158,6 +163,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     .refine((config) => config.TERMINAL_HEARTBEAT_MIN_INTERVAL_MS * 2 <= config.TERMINAL_IDLE_TIMEOUT_SECONDS * 1000, {
       path: ['TERMINAL_HEARTBEAT_MIN_INTERVAL_MS'],
       message: 'at most half of TERMINAL_IDLE_TIMEOUT_SECONDS, or heartbeats could not keep a session from going idle',
+    })
+    .refine((config) => config.COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT <= config.COMPUTE_DEFAULT_ABUSE_CPU_PERCENT, {
+      path: ['COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT'],
+      message: 'at most COMPUTE_DEFAULT_ABUSE_CPU_PERCENT: a kernel warns before it abuses',
     })
     .safeParse(known);
   if (!parsed.success) {

@@ -8,5 +8,7 @@ export TEMPORAL_NAMESPACE="$TEMPORAL_TEST_NAMESPACE"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 && npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
 # BENCH picks the benchmark (test/bench/<name>.ts): platform by default, execute for bench:execute.
 # Containers a benchmark makes carry an instance label of their own.
+# A throwaway key for compute secrets (service tokens, session key pairs), as the tests have.
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=silent SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-bench-$PGDATABASE}" \
+  COMPUTE_SECRETS_KEY="${COMPUTE_SECRETS_KEY:-$(head -c 32 /dev/urandom | base64)}" \
   node "dist/test/bench/${BENCH:-platform}.js" "$@"

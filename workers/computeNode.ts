@@ -4,8 +4,9 @@ import { cpus, totalmem } from 'node:os';
 import type { Pool } from 'pg';
 import { createComputeNodeActivities } from '../activities/compute/node';
 import { createNodeStore } from '../activities/compute/nodeStore';
-import { sweepEndedSessionKernels } from '../activities/compute/nodeSweep';
+import { sweepEndedSessionKernels, sweepServiceListeners } from '../activities/compute/nodeSweep';
 import { computeSecretsSealer } from '../activities/compute/secretStore';
+import { ServiceProxy } from '../activities/compute/serviceProxy';
 import type { ContainerRuntime } from '../activities/shared/containerRuntime';
 import type { ResourceSlots } from '../domain/compute/compute';
 import { nodeTaskQueue } from '../domain/shared/taskQueues';
@@ -31,6 +32,8 @@ export interface ComputeNode {
   name: string;
   taskQueue: string;
   worker: Worker;
+  /** The listeners of the services of this node's kernels (open while the node runs). */
+  services: ServiceProxy;
   /** Polls until shutdown (or the process's SIGINT/SIGTERM), heartbeating meanwhile. */
   run(): Promise<void>;
   shutdown(): Promise<void>;
@@ -60,6 +63,10 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
   const store = createNodeStore(pool);
   const registration = { name, taskQueue, scalingGroup: options.scalingGroup ?? config.COMPUTE_NODE_SCALING_GROUP, capacity: nodeCapacity(config, options.capacity) };
   await store.register(registration);
+  const sealer = computeSecretsSealer(config.COMPUTE_SECRETS_KEY);
+  // Owned here, not by the activities: the listeners live as long as this process, and a node
+  // started again opens those of its services anew (sweepServiceListeners).
+  const services = new ServiceProxy(docker);
 
   const worker = await Worker.create({
     connection,
@@ -70,8 +77,9 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
       pool,
       instance: config.SESSIONFLOW_INSTANCE,
       containerRuntime,
-      sealer: computeSecretsSealer(config.COMPUTE_SECRETS_KEY),
+      sealer,
       registryAddress: config.REGISTRY_ADDRESS,
+      serviceProxy: services,
     }),
   });
 
@@ -81,6 +89,12 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
       if (removed > 0) log.info({ removed }, 'removed kernels of ended sessions');
     } catch (err) {
       log.warn({ err }, 'compute node sweep failed: it runs again with a later heartbeat');
+    }
+    try {
+      const { opened, closed, moved, failed } = await sweepServiceListeners({ pool, sealer, proxy: services, node: name });
+      if (opened.length + closed.length + moved.length + failed.length > 0) log.info({ opened, closed, moved, failed }, 'service listeners swept');
+    } catch (err) {
+      log.warn({ err }, 'service listeners sweep failed: it runs again with a later heartbeat');
     }
   };
   let beats = 0;
@@ -104,6 +118,7 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
     name,
     taskQueue,
     worker,
+    services,
     run() {
       running ??= (async () => {
         await sweep();
@@ -112,6 +127,7 @@ export async function startComputeNode(options: ComputeNodeOptions): Promise<Com
           await worker.run();
         } finally {
           clearInterval(heartbeat);
+          await services.closeAll();
           await store.signOff(name).catch((err: unknown) => log.warn({ err }, 'compute node could not sign off: it counts as alive until its heartbeat is stale'));
         }
       })();

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import type { KernelLogs, ModifyRequest } from '../../domain/compute/compute';
+import { createAbuseStore, type KernelReading } from './abuseStore';
 import { createComputeStore, type ComputeStoreSettings, type TransitionRequest } from './store';
 
 export interface ComputeControlDeps {
@@ -14,6 +15,7 @@ export interface ComputeControlDeps {
  */
 export function createComputeControlActivities({ pool, computeControl }: ComputeControlDeps) {
   const store = createComputeStore(pool, computeControl);
+  const abuse = createAbuseStore(pool, computeControl);
   return {
     /** Reserves nodes for a PENDING session's kernels, or says why it must wait; InsufficientResources when it never could fit. */
     scheduleComputeSession({ sessionId }: { sessionId: string }) {
@@ -51,6 +53,11 @@ export function createComputeControlActivities({ pool, computeControl }: Compute
 
     computeSessionsToCheck() {
       return store.sessionsToCheck({ deadAfterSeconds: computeControl.nodeDeadAfterSeconds });
+    },
+
+    /** One look for abuse: the kernels' measured use judged and kept; warnings recorded, sessions to end for abuse handed back. */
+    recordComputeAbuseLook({ lookId, readings }: { lookId: string; readings: KernelReading[] }) {
+      return abuse.recordLook(lookId, readings);
     },
   };
 }

@@ -23,11 +23,16 @@ export const kernelRunnerPath = `${kernelStateDir}/kernel_runner.py`;
 
 export const kernelCommand = ['/bin/sh', `${kernelStateDir}/init.sh`];
 
+/** sshd as `work`, with the kernel's own configuration: started by init.sh, or by direct access (services.ts). */
+export const sshdCommand = ['/usr/sbin/sshd', '-f', `${kernelStateDir}/sshd_config`, '-E', `${kernelStateDir}/sshd.log`];
+/** Where a service's launcher, pid and log live (services.ts); init.sh starts the launchers again after a restart. */
+export const kernelAppsDir = `${kernelStateDir}/apps`;
+
 const initScript = `#!/bin/sh
 # The main process of a sessionflow compute kernel (activities/compute/kernelInit.ts), under docker-init.
 state=${kernelStateDir}
 if [ -f "$state/sshd_config" ]; then
-  /usr/sbin/sshd -f "$state/sshd_config" -E "$state/sshd.log" || echo "sessionflow: sshd did not start, see $state/sshd.log" >&2
+  ${sshdCommand.join(' ')} || echo "sessionflow: sshd did not start, see $state/sshd.log" >&2
 fi
 if [ ! -f "$state/bootstrap.status" ]; then
   code=0
@@ -39,6 +44,10 @@ if [ ! -f "$state/bootstrap.status" ]; then
   # Written aside then renamed: a reader never sees a half-written code.
   echo "$code" >"$state/bootstrap.status.partial" && mv "$state/bootstrap.status.partial" "$state/bootstrap.status"
 fi
+# The services started before a restart, again (each launcher goes to the background by itself).
+for app in "$state"/apps/*.sh; do
+  [ -f "$app" ] && /bin/sh "$app"
+done
 if [ -f "$state/kernel_runner.py" ] && [ "$SF_CLUSTER_ROLE" = main ]; then
   # Executions go to a session's main kernel, so only it runs the runner (a cluster's sub kernels
   # come up without its start-up); started again should it die (user code may end its process):
@@ -82,7 +91,7 @@ export interface ClusterKey {
   hosts: string[];
 }
 
-interface KernelFile {
+export interface KernelFile {
   /** Relative to the home of `work`. */
   path: string;
   content: string;
@@ -96,18 +105,21 @@ export function kernelFiles({ bootstrapScript, cluster }: { bootstrapScript?: st
     { path: '.sessionflow/kernel_runner.py', content: kernelRunnerSource, mode: 0o644 },
   ];
   if (bootstrapScript !== undefined) files.push({ path: '.sessionflow/bootstrap.sh', content: bootstrapScript, mode: 0o755 });
-  if (cluster) {
-    const publicKey = cluster.publicKey.trim();
-    files.push(
-      { path: '.sessionflow/sshd_config', content: sshdConfig(), mode: 0o600 },
-      { path: '.ssh/id_ed25519', content: cluster.privateKey.endsWith('\n') ? cluster.privateKey : `${cluster.privateKey}\n`, mode: 0o600 },
-      { path: '.ssh/id_ed25519.pub', content: `${publicKey}\n`, mode: 0o644 },
-      { path: '.ssh/authorized_keys', content: `${publicKey}\n`, mode: 0o600 },
-      { path: '.ssh/known_hosts', content: `${clusterHostKeyAlias} ${publicKey}\n`, mode: 0o644 },
-      { path: '.ssh/config', content: sshClientConfig(cluster.hosts), mode: 0o600 },
-    );
-  }
+  if (cluster) files.push(...sshFiles(cluster));
   return files;
+}
+
+/** The SSH setup of `work`: sshd's configuration, the key pair (also the host key), authorized_keys, known_hosts, the client's config. */
+export function sshFiles(cluster: ClusterKey): KernelFile[] {
+  const publicKey = cluster.publicKey.trim();
+  return [
+    { path: '.sessionflow/sshd_config', content: sshdConfig(), mode: 0o600 },
+    { path: '.ssh/id_ed25519', content: cluster.privateKey.endsWith('\n') ? cluster.privateKey : `${cluster.privateKey}\n`, mode: 0o600 },
+    { path: '.ssh/id_ed25519.pub', content: `${publicKey}\n`, mode: 0o644 },
+    { path: '.ssh/authorized_keys', content: `${publicKey}\n`, mode: 0o600 },
+    { path: '.ssh/known_hosts', content: `${clusterHostKeyAlias} ${publicKey}\n`, mode: 0o644 },
+    { path: '.ssh/config', content: sshClientConfig(cluster.hosts), mode: 0o600 },
+  ];
 }
 
 /**

@@ -14,8 +14,11 @@ import type { ClusterKeyPair } from './clusterKeys';
 import { createKernelFileActivities } from './kernelFiles';
 import { createKernelLogActivities } from './kernelLogs';
 import { createKernelRunActivities } from './kernelRun';
+import { createKernelUsageActivities } from './kernelUsage';
 import { bootstrapStatusPath, kernelCommand, kernelFiles, kernelFilesArchive, kernelUser, type ClusterKey } from './kernelInit';
 import { createSecretStore } from './secretStore';
+import { ServiceProxy } from './serviceProxy';
+import { closeSessionServices, createServiceActivities } from './services';
 
 const computeKind = 'compute';
 export const computeSessionLabel = 'org.sessionflow.compute-session';
@@ -66,6 +69,8 @@ export interface ComputeNodeDeps {
   sealer: Sealer;
   /** host:port of the registry every node pulls kernel images from. */
   registryAddress: string;
+  /** The listeners of this node's services, owned by its worker (which opens them again at start); a new one when not given. */
+  serviceProxy?: ServiceProxy;
 }
 
 /**
@@ -100,8 +105,9 @@ export function clusterNetworkName(instance: string, sessionId: string): string 
  * (`node/<name>`). Every one is idempotent: containers, networks and volumes are found again by
  * name, and something already gone is done.
  */
-export function createComputeNodeActivities({ docker, pool, instance, containerRuntime, sealer, registryAddress }: ComputeNodeDeps) {
+export function createComputeNodeActivities({ docker, pool, instance, containerRuntime, sealer, registryAddress, serviceProxy }: ComputeNodeDeps) {
   const secrets = createSecretStore(pool, sealer);
+  const proxy = serviceProxy ?? new ServiceProxy(docker);
 
   return {
     // Execute, interrupt, complete: through the kernel's runner.
@@ -110,6 +116,10 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     ...createKernelLogActivities(docker),
     // List, upload, download: bytes staged in PostgreSQL.
     ...createKernelFileActivities(docker, pool),
+    // Services (jupyter, custom apps, direct access): started in the main kernel, listened for on this node.
+    ...createServiceActivities({ docker, pool, sealer, proxy }),
+    // Resource use (docker stats), for the abuse report and the reconciler's look for abuse.
+    ...createKernelUsageActivities(docker),
 
     /**
      * Pulls the image from the registry when this node lacks it, or holds another digest than
@@ -267,8 +277,10 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     /**
      * Removes every kernel of the session on this node, found by the session's label: also a
      * container whose create never answered (its id unknown to the workflow). Vfolders stay.
+     * The session's service listeners on this node close first.
      */
     async removeSessionKernels({ sessionId }: { sessionId: string }): Promise<void> {
+      await closeSessionServices({ pool, sealer, proxy }, sessionId);
       const listed = await docker.listContainers({ all: true, filters: { label: [`${instanceLabel}=${instance}`, `${computeSessionLabel}=${sessionId}`] } });
       await Promise.all(listed.map((container) => ignoreNotFound(docker.getContainer(container.Id).remove({ force: true }))));
     },

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
+import { defaultAbusePolicy, type AbusePolicy } from '../../domain/compute/abuse';
 import type { ClusterMode, ComputeSessionInput, KernelLogLine, KernelLogs, KernelPlacement, KernelPlan, ResourceSlots } from '../../domain/compute/compute';
 import type { CreateSessionParams } from '../../domain/compute/params';
+import type { ImageApps } from '../../domain/compute/services';
 import { placeKernels, type NodeView } from '../../domain/compute/placement';
 import { firstShortSlot, formatSlot, parseCpu, parseGpu, parseMemory, scaleSlots, subtractSlots, zeroSlots } from '../../domain/compute/resources';
 import { assertTransition, finalComputeStatuses, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
@@ -27,9 +29,13 @@ export interface ComputeStoreSettings {
   sealer: Sealer;
   /** COMPUTE_NODE_DEAD_AFTER_SECONDS: admission counts only nodes alive by this measure. */
   nodeDeadAfterSeconds: number;
+  /** The abuse thresholds and action of a policy that sets none (COMPUTE_DEFAULT_ABUSE_*; domain defaults when absent). */
+  defaultAbusePolicy?: AbusePolicy;
 }
 
-export function computeStoreSettingsFrom(config: Pick<Config, 'SESSIONFLOW_INSTANCE' | 'COMPUTE_DEFAULT_MAX_SESSIONS' | 'COMPUTE_DEFAULT_CPU' | 'COMPUTE_DEFAULT_MEMORY' | 'COMPUTE_DEFAULT_GPU' | 'COMPUTE_SECRETS_KEY' | 'COMPUTE_NODE_DEAD_AFTER_SECONDS'>): ComputeStoreSettings {
+type AbuseDefaults = 'COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT' | 'COMPUTE_DEFAULT_ABUSE_CPU_PERCENT' | 'COMPUTE_DEFAULT_ABUSE_MEMORY_PERCENT' | 'COMPUTE_DEFAULT_ABUSE_ACTION';
+
+export function computeStoreSettingsFrom(config: Pick<Config, 'SESSIONFLOW_INSTANCE' | 'COMPUTE_DEFAULT_MAX_SESSIONS' | 'COMPUTE_DEFAULT_CPU' | 'COMPUTE_DEFAULT_MEMORY' | 'COMPUTE_DEFAULT_GPU' | 'COMPUTE_SECRETS_KEY' | 'COMPUTE_NODE_DEAD_AFTER_SECONDS' | AbuseDefaults>): ComputeStoreSettings {
   return {
     instance: config.SESSIONFLOW_INSTANCE,
     defaultPolicy: {
@@ -39,8 +45,15 @@ export function computeStoreSettingsFrom(config: Pick<Config, 'SESSIONFLOW_INSTA
     },
     sealer: computeSecretsSealer(config.COMPUTE_SECRETS_KEY),
     nodeDeadAfterSeconds: config.COMPUTE_NODE_DEAD_AFTER_SECONDS,
+    defaultAbusePolicy: {
+      cpuWarningPercent: config.COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT, cpuPercent: config.COMPUTE_DEFAULT_ABUSE_CPU_PERCENT,
+      memoryPercent: config.COMPUTE_DEFAULT_ABUSE_MEMORY_PERCENT, action: config.COMPUTE_DEFAULT_ABUSE_ACTION,
+    },
   };
 }
+
+/** The abuse settings of a policy without its own (an absent field of a row follows it too). */
+export const abuseDefaultsOf = (settings: ComputeStoreSettings): AbusePolicy => settings.defaultAbusePolicy ?? defaultAbusePolicy;
 
 
 export interface AdmissionRequest {
@@ -52,7 +65,8 @@ export interface AdmissionRequest {
   now?: number;
 }
 
-export interface ImageRow { name: string; reference: string; resources: ResourceSlots; created_at: Date }
+/** `apps`: what sessions of the image may start as services (services.ts), {} for none. */
+export interface ImageRow { name: string; reference: string; resources: ResourceSlots; apps: ImageApps; created_at: Date }
 export interface TemplateRow { id: string; params: Record<string, unknown>; created_at: Date; updated_at: Date }
 export interface ScalingGroupRow { name: string; description: string; nodes: number; created_at: Date }
 export interface NodeRow {
@@ -65,9 +79,11 @@ export interface SessionRow {
   id: string; owner_id: string; name: string; status: ComputeStatus; status_reason: string | null; image: string; scaling_group: string;
   cluster_mode: ClusterMode; cluster_size: number; resources: ResourceSlots; priority: number; params: StoredParams;
   created_at: Date; updated_at: Date; started_at: Date | null; terminated_at: Date | null;
+  /** The reconciler's last abuse warning (owner's action `warn`), null when none. */
+  abuse_warning: Record<string, unknown> | null;
 }
 export interface SessionDetailRow extends SessionRow { kernels: KernelRow[]; dependencies: string[] }
-export interface HistoryRow { seq: number; from_status: ComputeStatus | null; to_status: ComputeStatus; reason: string | null; at: Date }
+export interface HistoryRow { seq: number; from_status: ComputeStatus | null; to_status: ComputeStatus; reason: string | null; details: Record<string, unknown> | null; at: Date }
 export interface DependencyGraph {
   root: string;
   nodes: { id: string; name: string; status: ComputeStatus }[];
@@ -102,6 +118,8 @@ export interface TransitionRequest {
   reason?: string;
   /** When it happened (the workflow's time, epoch ms or ISO); now when absent. */
   at?: number | string;
+  /** What the change carries beyond its reason (an end for abuse: the figures), kept in its history row. */
+  details?: Record<string, unknown>;
 }
 
 const finalList = finalComputeStatuses as readonly string[];
@@ -127,9 +145,11 @@ function imageStem(image: string): string {
 const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 const sessionColumns = `s.id, s.owner_id, s.name, s.status, s.status_reason, s.image, s.scaling_group, s.cluster_mode, s.cluster_size,
-  s.cpu_millis, s.memory_bytes, s.gpu, s.priority, s.params, s.created_at, s.updated_at, s.started_at, s.terminated_at`;
+  s.cpu_millis, s.memory_bytes, s.gpu, s.priority, s.params, s.created_at, s.updated_at, s.started_at, s.terminated_at, s.abuse_warning`;
 
 interface RawSession extends Omit<SessionRow, 'resources'> { cpu_millis: number; memory_bytes: string; gpu: string }
+type RawImage = { name: string; reference: string; cpu_millis: number; memory_bytes: string; gpu: string; apps: ImageApps | null; created_at: Date };
+const imageOf = (row: RawImage): ImageRow => ({ name: row.name, reference: row.reference, resources: slotsOf(row), apps: row.apps ?? {}, created_at: row.created_at });
 const sessionOf = ({ cpu_millis, memory_bytes, gpu, ...rest }: RawSession): SessionRow => ({ ...rest, resources: slotsOf({ cpu_millis, memory_bytes, gpu }) });
 
 /**
@@ -238,8 +258,8 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
     // An ended session makes no kernel again: its sealed secret_env and cluster key pair (the row with its own id) go.
     if (isFinalComputeStatus(request.to)) await db.query('DELETE FROM compute_secrets WHERE id = ANY($1::uuid[])', [[session.id, ...(session.params.secret_id ? [session.params.secret_id] : [])]]);
     await db.query(
-      'INSERT INTO compute_status_history (session_id, seq, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5, $6)',
-      [request.sessionId, (last?.seq ?? 0) + 1, session.status, request.to, request.reason ?? null, at],
+      'INSERT INTO compute_status_history (session_id, seq, from_status, to_status, reason, at, details) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [request.sessionId, (last?.seq ?? 0) + 1, session.status, request.to, request.reason ?? null, at, request.details ?? null],
     );
     return { changed: true, status: request.to };
   }
@@ -247,34 +267,39 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
   return {
     // ---- images ----
     async images(): Promise<ImageRow[]> {
-      const { rows } = await pool.query<{ name: string; reference: string; cpu_millis: number; memory_bytes: string; gpu: string; created_at: Date }>('SELECT * FROM compute_images ORDER BY name');
-      return rows.map((row) => ({ name: row.name, reference: row.reference, resources: slotsOf(row), created_at: row.created_at }));
+      const { rows } = await pool.query<RawImage>('SELECT * FROM compute_images ORDER BY name');
+      return rows.map(imageOf);
     },
 
     async image(name: string): Promise<ImageRow | undefined> {
-      const { rows: [row] } = await pool.query<{ name: string; reference: string; cpu_millis: number; memory_bytes: string; gpu: string; created_at: Date }>('SELECT * FROM compute_images WHERE name = $1', [name]);
-      return row && { name: row.name, reference: row.reference, resources: slotsOf(row), created_at: row.created_at };
+      const { rows: [row] } = await pool.query<RawImage>('SELECT * FROM compute_images WHERE name = $1', [name]);
+      return row && imageOf(row);
     },
 
-    /** Creates or replaces an image; without resources a new one gets the table's defaults and an existing one keeps its own. */
-    async upsertImage(image: { name: string; reference: string; resources?: ResourceSlots }): Promise<{ created: boolean }> {
+    /** Creates or replaces an image; without resources (or apps) a new one gets the table's defaults (no apps) and an existing one keeps its own. */
+    async upsertImage(image: { name: string; reference: string; resources?: ResourceSlots; apps?: ImageApps }): Promise<{ created: boolean }> {
       const r = image.resources;
       const { rows: [row] } = await pool.query<{ created: boolean }>(
-        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu)
-         VALUES ($1, $2, coalesce($3::int, 1000), coalesce($4::bigint, 268435456), coalesce($5::numeric, 0))
+        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, apps)
+         VALUES ($1, $2, coalesce($3::int, 1000), coalesce($4::bigint, 268435456), coalesce($5::numeric, 0), coalesce($6::jsonb, '{}'))
          ON CONFLICT (name) DO UPDATE SET reference = EXCLUDED.reference,
-           cpu_millis = coalesce($3::int, compute_images.cpu_millis), memory_bytes = coalesce($4::bigint, compute_images.memory_bytes), gpu = coalesce($5::numeric, compute_images.gpu)
+           cpu_millis = coalesce($3::int, compute_images.cpu_millis), memory_bytes = coalesce($4::bigint, compute_images.memory_bytes), gpu = coalesce($5::numeric, compute_images.gpu),
+           apps = coalesce($6::jsonb, compute_images.apps, '{}')
          RETURNING (xmax = 0) AS created`,
-        [image.name, image.reference, r?.cpuMillis ?? null, r?.memoryBytes ?? null, r?.gpu ?? null],
+        [image.name, image.reference, r?.cpuMillis ?? null, r?.memoryBytes ?? null, r?.gpu ?? null, image.apps === undefined ? null : JSON.stringify(image.apps)],
       );
       return { created: row!.created };
     },
 
-    /** The built-in images, written only where no row exists: an admin's own setting stays. */
-    async seedImage(image: { name: string; reference: string; resources: ResourceSlots }): Promise<void> {
+    /**
+     * The built-in images, written only where no row exists: an admin's own setting stays. Their
+     * apps also fill a row made before images had apps (NULL), never one an admin set.
+     */
+    async seedImage(image: { name: string; reference: string; resources: ResourceSlots; apps: ImageApps }): Promise<void> {
       await pool.query(
-        'INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING',
-        [image.name, image.reference, image.resources.cpuMillis, image.resources.memoryBytes, image.resources.gpu],
+        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, apps) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (name) DO UPDATE SET apps = EXCLUDED.apps WHERE compute_images.apps IS NULL`,
+        [image.name, image.reference, image.resources.cpuMillis, image.resources.memoryBytes, image.resources.gpu, JSON.stringify(image.apps)],
       );
     },
 
@@ -309,11 +334,16 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
     // ---- resource policies ----
     policy: (userId: string) => policyOf(pool, userId),
 
-    async setPolicy(userId: string, policy: ResourcePolicy): Promise<void> {
+    /** Replaces the user's policy; an abuse setting left out follows the configured default. */
+    async setPolicy(userId: string, policy: ResourcePolicy & { abuse?: Partial<AbusePolicy> }): Promise<void> {
+      const abuse = policy.abuse ?? {};
       await pool.query(
-        `INSERT INTO compute_resource_policies (user_id, max_sessions, cpu_millis, memory_bytes, gpu) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (user_id) DO UPDATE SET max_sessions = $2, cpu_millis = $3, memory_bytes = $4, gpu = $5, updated_at = now()`,
-        [userId, policy.maxSessions, policy.resources.cpuMillis, policy.resources.memoryBytes, policy.resources.gpu],
+        `INSERT INTO compute_resource_policies (user_id, max_sessions, cpu_millis, memory_bytes, gpu, abuse_cpu_warning_percent, abuse_cpu_percent, abuse_memory_percent, abuse_action)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (user_id) DO UPDATE SET max_sessions = $2, cpu_millis = $3, memory_bytes = $4, gpu = $5,
+           abuse_cpu_warning_percent = $6, abuse_cpu_percent = $7, abuse_memory_percent = $8, abuse_action = $9, updated_at = now()`,
+        [userId, policy.maxSessions, policy.resources.cpuMillis, policy.resources.memoryBytes, policy.resources.gpu,
+          abuse.cpuWarningPercent ?? null, abuse.cpuPercent ?? null, abuse.memoryPercent ?? null, abuse.action ?? null],
       );
     },
 
@@ -684,7 +714,7 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
     /** undefined: no such session (for this owner). */
     async statusHistory(id: string, owner: string | undefined): Promise<HistoryRow[] | undefined> {
       if (!(await sessionRow(pool, id, owner))) return undefined;
-      const { rows } = await pool.query<HistoryRow>('SELECT seq, from_status, to_status, reason, at FROM compute_status_history WHERE session_id = $1 ORDER BY seq', [id]);
+      const { rows } = await pool.query<HistoryRow>('SELECT seq, from_status, to_status, reason, details, at FROM compute_status_history WHERE session_id = $1 ORDER BY seq', [id]);
       return rows;
     },
 

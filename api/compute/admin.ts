@@ -1,11 +1,14 @@
 import type { Pool } from 'pg';
 import { z } from 'zod';
-import { createComputeStore, type ComputeStore, type ComputeStoreSettings, type ImageRow, type NodeRow, type TemplateRow } from '../../activities/compute/store';
+import { createAbuseStore } from '../../activities/compute/abuseStore';
+import { abuseDefaultsOf, createComputeStore, type ComputeStore, type ComputeStoreSettings, type ImageRow, type NodeRow, type TemplateRow } from '../../activities/compute/store';
 import { imageBody, imageNameField, nodePatchBody, resourcePolicyBody, scalingGroupBody, scalingGroupNameField, templateBody, templateIdField } from '../../domain/compute/params';
 import { amountsView, formatSlots, subtractSlots } from '../../domain/compute/resources';
+import { appProtocols, defaultKernelApps } from '../../domain/compute/services';
 import type { Config } from '../../platform/config';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
+import { abusePolicyView, presentAbusePolicy } from './abuse';
 
 export interface ComputeRouteDeps {
   pool: Pool;
@@ -15,19 +18,20 @@ export interface ComputeRouteDeps {
 const admin = '/api/v1/admin';
 const problemJson = 'application/problem+json';
 
-const imageView = z.object({ name: z.string(), reference: z.string(), resources: amountsView, created_at: z.string() });
+const appView = z.object({ command: z.array(z.string()), port: z.number(), protocol: z.enum(appProtocols), url_path: z.string() });
+const imageView = z.object({ name: z.string(), reference: z.string(), resources: amountsView, apps: z.record(z.string(), appView).describe('what sessions of the image may start as services'), created_at: z.string() });
 const templateView = z.object({ id: z.string(), params: z.record(z.string(), z.unknown()), created_at: z.string(), updated_at: z.string() });
 const policyView = z.object({
   user_id: z.uuid(), max_sessions: z.number(), resources: amountsView, default: z.boolean(),
   usage: z.object({ sessions: z.number(), resources: amountsView }),
-});
+}).extend(abusePolicyView.shape);
 const scalingGroupView = z.object({ name: z.string(), description: z.string(), nodes: z.number(), created_at: z.string() });
 const nodeView = z.object({
   name: z.string(), scaling_group: z.string(), task_queue: z.string(), capacity: amountsView, used: amountsView, free: amountsView,
   alive: z.boolean(), schedulable: z.boolean(), registered_at: z.string(), last_heartbeat_at: z.string(),
 });
 
-export const presentImage = (row: ImageRow) => ({ name: row.name, reference: row.reference, resources: formatSlots(row.resources), created_at: row.created_at.toISOString() });
+export const presentImage = (row: ImageRow) => ({ name: row.name, reference: row.reference, resources: formatSlots(row.resources), apps: row.apps, created_at: row.created_at.toISOString() });
 export const presentTemplate = (row: TemplateRow) => ({ id: row.id, params: row.params, created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString() });
 const presentNode = (row: NodeRow) => ({
   name: row.name, scaling_group: row.scaling_group, task_queue: row.task_queue,
@@ -54,17 +58,18 @@ async function requireTemplate(store: ComputeStore, id: string): Promise<Templat
  * api start where no row exists (an admin's own setting of the same name stays).
  */
 export async function seedBuiltInImages(store: ComputeStore, config: Pick<Config, 'COMPUTE_KERNEL_IMAGE'>): Promise<void> {
-  await store.seedImage({ name: 'python:3.11', reference: config.COMPUTE_KERNEL_IMAGE, resources: { cpuMillis: 1000, memoryBytes: 256 * 2 ** 20, gpu: 0 } });
+  await store.seedImage({ name: 'python:3.11', reference: config.COMPUTE_KERNEL_IMAGE, resources: { cpuMillis: 1000, memoryBytes: 256 * 2 ** 20, gpu: 0 }, apps: defaultKernelApps });
 }
 
 /** Reference data of compute sessions (admin): images, templates, resource policies, scaling groups, nodes; and templates for every user. */
 export function registerComputeAdminRoutes(api: ApiRoutes, deps: ComputeRouteDeps): void {
   const store = createComputeStore(deps.pool, deps.compute);
+  const abuse = createAbuseStore(deps.pool, deps.compute);
 
   // ---- images ----
   api.route(
     {
-      method: 'post', path: `${admin}/images`, summary: 'Create or replace an image: name:tag, the reference nodes pull, default resources', tag: 'compute', access: 'admin', body: imageBody,
+      method: 'post', path: `${admin}/images`, summary: 'Create or replace an image: name:tag, the reference nodes pull, default resources, the apps its sessions may start', tag: 'compute', access: 'admin', body: imageBody,
       responses: { 201: { description: 'created', schema: imageView }, 200: { description: 'replaced', schema: imageView } },
     },
     async ({ body, res }) => {
@@ -146,10 +151,10 @@ export function registerComputeAdminRoutes(api: ApiRoutes, deps: ComputeRouteDep
 
   // ---- resource policies ----
   const presentPolicy = async (userId: string) => {
-    const [policy, usage] = await Promise.all([store.policy(userId), store.usage(userId)]);
+    const [policy, usage, abusePolicy] = await Promise.all([store.policy(userId), store.usage(userId), abuse.policy(userId)]);
     return {
       user_id: userId, max_sessions: policy.maxSessions, resources: formatSlots(policy.resources), default: policy.isDefault,
-      usage: { sessions: usage.sessions, resources: formatSlots(usage.resources) },
+      usage: { sessions: usage.sessions, resources: formatSlots(usage.resources) }, ...presentAbusePolicy(abusePolicy),
     };
   };
   const requireUser = async (userId: string) => {
@@ -169,12 +174,23 @@ export function registerComputeAdminRoutes(api: ApiRoutes, deps: ComputeRouteDep
 
   api.route(
     {
-      method: 'put', path: `${admin}/resource-policies/:userId`, summary: 'Set a user\'s resource policy: live sessions at once, total cpu, memory, gpu (× cluster size)',
+      method: 'put', path: `${admin}/resource-policies/:userId`, summary: 'Set a user\'s resource policy: live sessions at once, total cpu, memory, gpu (× cluster size); abuse thresholds (% of a kernel\'s allocation) and action',
       tag: 'compute', access: 'admin', params: userParams, body: resourcePolicyBody, responses: { 200: { description: 'the policy', schema: policyView }, 404: { description: 'UserNotFound', contentType: problemJson } },
     },
     async ({ params, body, res }) => {
       await requireUser(params.userId);
-      await store.setPolicy(params.userId, { maxSessions: body.max_sessions, resources: body.resources });
+      // A kernel warns before it abuses: the warning threshold, given or default, is at most the abusing one.
+      const defaults = abuseDefaultsOf(deps.compute);
+      const [warning, abusing] = [body.abuse_cpu_warning_percent ?? defaults.cpuWarningPercent, body.abuse_cpu_percent ?? defaults.cpuPercent];
+      if (warning > abusing) {
+        throw new ApiError('ValidationFailed', `abuse_cpu_warning_percent ${warning} is above abuse_cpu_percent ${abusing}`, {
+          errors: [{ field: 'body.abuse_cpu_warning_percent', message: `at most abuse_cpu_percent (${abusing})` }],
+        });
+      }
+      await store.setPolicy(params.userId, {
+        maxSessions: body.max_sessions, resources: body.resources,
+        abuse: { cpuWarningPercent: body.abuse_cpu_warning_percent, cpuPercent: body.abuse_cpu_percent, memoryPercent: body.abuse_memory_percent, action: body.abuse_action },
+      });
       res.json(await presentPolicy(params.userId));
     },
   );

@@ -2,7 +2,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createComputeStore } from '../../activities/compute/store';
-import { completeUpdate, executeUpdate, interruptUpdate, logsUpdate, type KernelLogs, type KernelRunResult } from '../../domain/compute/compute';
+import { completeUpdate, executeModes, executeUpdate, interruptUpdate, logsUpdate, type KernelLogs, type KernelRunResult } from '../../domain/compute/compute';
 import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { textWithoutNul } from '../../domain/compute/params';
 import { isFinalComputeStatus } from '../../domain/compute/status';
@@ -14,20 +14,26 @@ import type { ComputeRouteDeps } from './admin';
 import { sessionNotFound, sessionsBase } from './sessions';
 
 const idParams = z.object({ id: z.uuid() });
-/** Backend.AI's modes; only `query` (a notebook cell in the kernel's namespace) is served so far. */
-const executeModes = ['query', 'batch', 'input', 'continue'] as const;
-const supportedModes: readonly string[] = ['query'];
 const maxCodeChars = 256 * 1024;
 const defaultTimeoutSeconds = 60;
 const runIdField = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only');
+const command = z.string().min(1).max(64 * 1024).refine((text) => !text.includes('\u0000'), 'must not contain NUL');
 
 const executeBody = z.strictObject({
-  mode: z.enum(executeModes).default('query'),
-  code: textWithoutNul(maxCodeChars),
-  run_id: runIdField.optional(),
-  stdin: z.string().max(maxCodeChars, `at most ${maxCodeChars} characters`).optional(),
+  mode: z.enum(executeModes).default('query').describe('query: a cell in the namespace; batch: build then exec commands in the shell; input: a line for a run waiting for input; continue: what comes next of a run'),
+  code: textWithoutNul(maxCodeChars).optional().describe('query: the cell; batch: the exec command unless options.exec; input: the line'),
+  run_id: runIdField.optional().describe('made by the server when absent (query, batch); required by input and continue'),
+  stdin: z.string().max(maxCodeChars, `at most ${maxCodeChars} characters`).optional().describe('fed up front (EOF after it); without it input() answers waiting-input'),
+  options: z.strictObject({ build: command.optional(), exec: command.optional() }).optional().describe('batch only'),
   /** Seconds; past it the run is interrupted and the answer is ExecutionTimeout. */
   timeout: z.number().min(0.1).max(3600).default(defaultTimeoutSeconds),
+  wait: z.number().min(0).max(3600).optional().describe('seconds this request waits for the run\'s next answer before answering continued (default: until it comes)'),
+}).superRefine((body, ctx) => {
+  const missing = (field: string, why: string) => ctx.addIssue({ code: 'custom', path: [field], message: why });
+  if ((body.mode === 'query' || body.mode === 'input') && body.code === undefined) missing('code', `mode ${body.mode} needs code`);
+  if (body.mode === 'batch' && body.code === undefined && body.options?.exec === undefined) missing('code', 'mode batch needs code or options.exec');
+  if ((body.mode === 'input' || body.mode === 'continue') && body.run_id === undefined) missing('run_id', `mode ${body.mode} needs the run_id of the run`);
+  if (body.options !== undefined && body.mode !== 'batch') missing('options', 'options are for mode batch');
 });
 const interruptBody = z.strictObject({ run_id: runIdField });
 const completeBody = z.strictObject({
@@ -38,8 +44,8 @@ const completeBody = z.strictObject({
 
 const executeView = z.object({
   run_id: z.string(),
-  status: z.literal('finished'),
-  exit_code: z.number(),
+  status: z.enum(['finished', 'waiting-input', 'continued']).describe('waiting-input: the code called input() (its prompt ends stdout), answer with mode input; continued: the run goes on, ask with mode continue'),
+  exit_code: z.number().nullable().describe('null until finished'),
   stdout: z.string(),
   stderr: z.string(),
   result: z.unknown().describe('the value of the last expression, else of `result` when the code assigns it; null when none or not JSON'),
@@ -93,24 +99,26 @@ export function registerKernelRoutes(api: ApiRoutes, deps: KernelRouteDeps): voi
     {
       method: 'post', path: `${sessionsBase}/:id/execute`, summary: 'Run code in the main kernel\'s persistent namespace (mode query) and answer with its output and result', tag: 'compute', access: 'user', params: idParams, body: executeBody,
       responses: {
-        200: { description: 'the finished run (exit_code 1 and a traceback on stderr when the code raised)', schema: executeView },
-        400: problems('ValidationFailed (also a mode other than query: not yet supported)'),
-        404: problems('SessionNotFound'),
+        200: { description: 'the run\'s next answer (finished: exit_code 1 and a traceback on stderr when the code raised)', schema: executeView },
+        400: problems('ValidationFailed'),
+        404: problems('SessionNotFound; RunNotFound (input, continue: no such run in the kernel)'),
         408: problems('ExecutionTimeout: interrupted at the timeout; the kernel stays usable'),
-        409: problems('InvalidSessionState: not RUNNING, or another run is going on (running_run_id)'),
+        409: problems('InvalidSessionState: not RUNNING, or another run is going on (running_run_id); RunNotWaitingInput'),
         502: problems('KernelFailed'),
         503: problems('AgentNotAvailable'),
       },
     },
     async ({ params, body, principal, res }) => {
-      if (!supportedModes.includes(body.mode)) {
-        throw new ApiError('ValidationFailed', `mode ${body.mode} is not yet supported: use query`, { errors: [{ field: 'body.mode', message: `${body.mode} is not yet supported (supported: ${supportedModes.join(', ')})` }] });
-      }
       const { info, handle } = await sessionFor(params.id, principal);
       const runId = body.run_id ?? randomUUID();
       let run: KernelRunResult;
       try {
-        run = await handle.executeUpdate(executeUpdate, { args: [{ runId, code: body.code, stdin: body.stdin, timeoutMs: Math.round(body.timeout * 1000) }] });
+        run = await handle.executeUpdate(executeUpdate, {
+          args: [{
+            mode: body.mode, runId, code: body.code ?? '', build: body.options?.build, exec: body.options?.exec, stdin: body.stdin,
+            timeoutMs: Math.round(body.timeout * 1000), waitMs: body.wait === undefined ? undefined : Math.round(body.wait * 1000), requestId: randomUUID(),
+          }],
+        });
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw ended(params.id, info.status);
         throw err;

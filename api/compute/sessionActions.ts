@@ -20,7 +20,9 @@ import { ownerScope, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
+import { registerAbuseRoutes } from './abuse';
 import { registerKernelRoutes } from './kernelActions';
+import { registerServiceRoutes } from './services';
 import { presentSession, sessionNotFound, sessionsBase, sessionView } from './sessions';
 
 export interface ComputeActionDeps extends ComputeRouteDeps {
@@ -51,6 +53,9 @@ export function registerComputeActionRoutes(api: ApiRoutes, deps: ComputeActionD
   const store = createComputeStore(deps.pool, deps.compute);
   // Execute, interrupt, complete: updates on the same workflow, in a module of their own.
   registerKernelRoutes(api, deps);
+  // Services and direct access: the same, in theirs.
+  registerServiceRoutes(api, deps);
+  registerAbuseRoutes(api, deps);
 
   async function create(principal: Principal, params: CreateSessionParams, res: Response) {
     const admitted = await store.admitSession({ ownerId: principal.userId, params });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { createServiceStore } from '../../activities/compute/serviceStore';
 import { createComputeStore, type SessionDetailRow, type SessionRow } from '../../activities/compute/store';
 import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { textWithoutNul, vfolderNameField, vfolderBody } from '../../domain/compute/params';
@@ -8,6 +9,7 @@ import { ownerScope } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
+import { presentService, serviceView } from './serviceViews';
 
 export const sessionsBase = '/api/v1/sessions';
 const problemJson = 'application/problem+json';
@@ -33,10 +35,16 @@ export const sessionView = sessionSummaryView.extend({
   idle_timeout: z.number().nullable(),
   max_lifetime: z.number().nullable(),
   kernels: z.array(kernelView),
+  abuse_warning: z.record(z.string(), z.unknown()).nullable().describe('the reconciler\'s last abuse warning (owner\'s action warn): at, looks, the abusing kernels\' figures, message'),
 });
+/** Session info adds the services that run in it (an ended session has none). */
+const sessionInfoView = sessionView.extend({ services: z.array(serviceView) });
 const historyView = z.object({
   session_id: z.uuid(),
-  items: z.array(z.object({ seq: z.number(), from: z.enum(computeStatuses).nullable(), to: z.enum(computeStatuses), reason: z.string().nullable(), at: z.string() })),
+  items: z.array(z.object({
+    seq: z.number(), from: z.enum(computeStatuses).nullable(), to: z.enum(computeStatuses), reason: z.string().nullable(), at: z.string(),
+    details: z.record(z.string(), z.unknown()).optional().describe('what the change carries beyond its reason, when it does (an end for abuse: the figures)'),
+  })),
 });
 const graphView = z.object({
   root: z.uuid(),
@@ -73,6 +81,7 @@ export function presentSession(row: SessionDetailRow) {
     env: p.env, secret_env: p.secret_env_names, vfolders: p.vfolders, bootstrap_script: p.bootstrap_script ?? null, dependencies: row.dependencies,
     starts_at: isoMs(p.starts_at_ms), pending_deadline: isoMs(p.pending_deadline_ms), idle_timeout: p.idle_timeout ?? null, max_lifetime: p.max_lifetime ?? null,
     kernels: row.kernels.map((k) => ({ id: k.id, role: k.role, idx: k.idx, hostname: k.hostname, node: k.node, status: k.status })),
+    abuse_warning: row.abuse_warning,
   };
 }
 
@@ -81,6 +90,7 @@ export const sessionNotFound = (id: string) => new ApiError('SessionNotFound', `
 /** Reads of compute sessions (match, info, status history, dependency graph) and the user's vfolders; another user's session is a 404. */
 export function registerComputeSessionReadRoutes(api: ApiRoutes, deps: ComputeRouteDeps): void {
   const store = createComputeStore(deps.pool, deps.compute);
+  const services = createServiceStore(deps.pool, deps.compute.sealer);
 
   api.route(
     {
@@ -97,12 +107,12 @@ export function registerComputeSessionReadRoutes(api: ApiRoutes, deps: ComputeRo
   api.route(
     {
       method: 'get', path: `${sessionsBase}/:id`, summary: 'Session info: status and reason, image, resources, cluster, kernels and their nodes, env (secret names only), times',
-      tag: 'compute', access: 'user', params: idParams, responses: { 200: { description: 'the session', schema: sessionView }, 404: { description: 'SessionNotFound', contentType: problemJson } },
+      tag: 'compute', access: 'user', params: idParams, responses: { 200: { description: 'the session', schema: sessionInfoView }, 404: { description: 'SessionNotFound', contentType: problemJson } },
     },
     async ({ params, principal, res }) => {
       const row = await store.session(params.id, ownerScope(principal));
       if (!row) throw sessionNotFound(params.id);
-      res.json(presentSession(row));
+      res.json({ ...presentSession(row), services: (await services.sessionServices(params.id)).map((service) => presentService(service, services)) });
     },
   );
 
@@ -114,7 +124,7 @@ export function registerComputeSessionReadRoutes(api: ApiRoutes, deps: ComputeRo
     async ({ params, principal, res }) => {
       const rows = await store.statusHistory(params.id, ownerScope(principal));
       if (!rows) throw sessionNotFound(params.id);
-      res.json({ session_id: params.id, items: rows.map((row) => ({ seq: row.seq, from: row.from_status, to: row.to_status, reason: row.reason, at: row.at.toISOString() })) });
+      res.json({ session_id: params.id, items: rows.map((row) => ({ seq: row.seq, from: row.from_status, to: row.to_status, reason: row.reason, at: row.at.toISOString(), ...(row.details && { details: row.details }) })) });
     },
   );
 

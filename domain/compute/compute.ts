@@ -1,4 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AbuseFinding, KernelUsage } from './abuse';
 import type { ComputeStatus } from './status';
 
 /** Resources of one kernel, or free/total amounts: cpu in thousandths of a core, memory in bytes, gpu in (fractional) devices. */
@@ -91,6 +92,8 @@ export interface ComputeSessionState {
 export interface DestroyRequest {
   forced: boolean;
   reason?: string;
+  /** Kept with the TERMINATING row of the status history (an end for abuse: the figures). */
+  details?: Record<string, unknown>;
 }
 
 export interface ModifyRequest {
@@ -121,20 +124,40 @@ export const checkAndTransitUpdate = defineUpdate<ComputeSessionState, [{ reason
  */
 export const kernelOutputLimitBytes = 64 * 1024;
 
-/** One run of code in the main kernel's persistent namespace (query mode). */
+export const executeModes = ['query', 'batch', 'input', 'continue'] as const;
+export type ExecuteMode = (typeof executeModes)[number];
+
+/**
+ * One request to a run in the main kernel. `query` starts a notebook cell in the persistent
+ * namespace, `batch` a build then an exec command in the shell; `input` feeds a line to a run
+ * that answered waiting-input, `continue` asks a run for what comes next.
+ */
 export interface ExecuteRequest {
-  /** Made by the api when the client gives none; the same id again answers the first run's result. */
+  /** Absent in histories written before modes existed: query. */
+  mode?: ExecuteMode;
+  /** Made by the api when the client gives none; the same id again answers the first run's first answer. */
   runId: string;
+  /** query: the cell; batch: the exec command unless `exec` is given; input: the line fed to input(). */
   code: string;
-  /** What input() reads, fed up front (EOF after it). */
+  build?: string;
+  exec?: string;
+  /** What input() (or the command) reads, fed up front (EOF after it); without it input() makes the run wait. */
   stdin?: string;
   timeoutMs: number;
+  /** How long this request waits for the run's next answer before answering `continued` (default: until it comes). */
+  waitMs?: number;
+  /** input and continue: the api's id of this request, so that a retried one answers the same segment. */
+  requestId?: string;
 }
 
+export type KernelRunStatus = 'finished' | 'waiting-input' | 'continued';
+
+/** One answer of a run: the output written since its previous answer, and at the end its exit code and result. */
 export interface KernelRunResult {
   runId: string;
-  status: 'finished';
-  exitCode: number;
+  status: KernelRunStatus;
+  /** null until the run has finished. */
+  exitCode: number | null;
   stdout: string;
   stderr: string;
   /** The value of the last expression, else of `result` when the code assigns it: JSON when it is, else null (see resultRepr). */
@@ -149,7 +172,7 @@ export interface KernelCompletion {
   candidates: string[];
 }
 
-/** Runs code in the main kernel; InvalidSessionState unless RUNNING or while another run goes on; ExecutionTimeout past the timeout. */
+/** Starts, feeds or follows a run in the main kernel; InvalidSessionState unless RUNNING or while another run goes on; ExecutionTimeout past the timeout. */
 export const executeUpdate = defineUpdate<KernelRunResult, [ExecuteRequest]>('execute');
 /** KeyboardInterrupt in the run if it is going on; a finished or unknown run is fine (idempotent). */
 export const interruptUpdate = defineUpdate<{ runId: string; running: boolean }, [{ runId: string }]>('interrupt');
@@ -185,3 +208,8 @@ export interface LogsRequest {
 
 /** The container logs of every kernel (or one); allowed while the session has kernels (RUNNING, RESTARTING, TERMINATING). */
 export const logsUpdate = defineUpdate<KernelLogs[], [LogsRequest]>('logs');
+
+/** Each kernel's resource use now, measured on its node (two samples a second apart); RUNNING only. */
+export const kernelUsageUpdate = defineUpdate<{ kernelId: string; hostname: string; node: string; usage: KernelUsage }[], []>('kernelUsage');
+/** The reconciler found a kernel abusing at consecutive looks and its owner's action is terminate: a RUNNING session ends with reason abuse. */
+export const abuseTerminationSignal = defineSignal<[AbuseFinding]>('terminateForAbuse');

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { imageAppsField } from './apps';
+import { abuseActions } from './abuse';
 import { clusterModes, type ClusterMode } from './compute';
 import { cpuField, gpuField, memoryField, slotsBody } from './resources';
 import { mergeTemplate } from './templates';
@@ -104,12 +106,20 @@ export const imageBody = z.strictObject({
   name: imageNameField,
   reference: z.string().min(1).max(512).regex(/^[\w][\w.:/@-]*$/, 'a Docker image reference such as 127.0.0.1:5000/sessionflow/kernel-python:bookworm'),
   resources: slotsBody({ positive: true }).optional(),
+  /** name → {command, port, protocol, url_path}: what sessions of the image may start as services. */
+  apps: imageAppsField.optional(),
 });
 
 /** A user's resource policy: live sessions at once, and the total of their resources (× cluster size). 0 refuses every session. */
+const percentOfAllocation = z.number().gt(0).max(100);
 export const resourcePolicyBody = z.strictObject({
   max_sessions: z.number().int().min(0).max(10_000),
   resources: slotsBody({ positive: false }),
+  // In % of a kernel's allocation; one left out follows the configured default (COMPUTE_DEFAULT_ABUSE_*).
+  abuse_cpu_warning_percent: percentOfAllocation.optional(),
+  abuse_cpu_percent: percentOfAllocation.optional(),
+  abuse_memory_percent: percentOfAllocation.optional(),
+  abuse_action: z.enum(abuseActions).optional(),
 });
 
 export const scalingGroupBody = z.strictObject({

@@ -9,6 +9,7 @@ import { instanceLabel } from '../../activities/shared/docker';
 import { execAsWork, removeComputeLeftovers, startTestComputeNode } from '../helpers/computeNode';
 import { openInfra } from '../helpers/infra';
 import { connectTestEnv } from '../helpers/temporal';
+import { benchServices } from './computeServices';
 import { load, printTable, summarise, runBench } from './stats';
 
 const run = promisify(execFile);
@@ -93,6 +94,8 @@ async function main(): Promise<void> {
     const completed = await load(30, 1, async () => void (await call('POST', `/api/v1/sessions/${cell}/complete`, 200, { code: 'import o' })));
     await benchFiles(base, api.userKey, cell, kernel!.Id);
     await destroy(cell);
+    // Services: start → the URL answers (computeServices.ts; runs alone as BENCH=computeServices).
+    const serviceRows = await benchServices(api.app, api.userKey, await create({ resources: { cpu: '1', memory: '512M' } }), { docker: infra.docker, instance: infra.config.SESSIONFLOW_INSTANCE });
 
     const burst: string[] = [];
     const burstStarted = performance.now();
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
       { name: 'docker exec python3 -c in a kernel (floor)', samples: execFloor.samples, extra: `errors ${execFloor.errors}` },
       { name: 'POST execute, query, one line', samples: executed.samples, extra: `errors ${executed.errors}` },
       { name: 'POST complete, import o', samples: completed.samples, extra: `errors ${completed.errors}` },
+      ...serviceRows,
     ]);
     const ratio = summarise(single.samples).p50 / summarise(floor.samples).p50;
     console.log(`\nsingle create p50 ${summarise(single.samples).p50.toFixed(0)} ms = ${ratio.toFixed(2)}× the docker run -d floor (${summarise(floor.samples).p50.toFixed(0)} ms)`);

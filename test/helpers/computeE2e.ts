@@ -10,49 +10,55 @@ import { connectTestEnv } from './temporal';
 export interface ComputeE2e {
   env: TestWorkflowEnvironment;
   infra: Infra;
+  /** The api with a worker on a queue of its own; its user owns the test's sessions. */
   api: ApiHarness;
-  /** A second user, whose requests must not reach the test user's sessions. */
+  /** Another user, whose key must see none of the test user's sessions. */
   other: { key: string; userId: string };
-  /** The test's own scaling group, with one node on the main engine. */
+  /** The test's scaling group; its node is `<group>-a`. */
   group: string;
   tag: string;
-  /** Every session the test made (removed at the end). */
+  /** Sessions the test made (createSession adds its own; a test pushes those it makes otherwise): teardown removes them. */
   sessions: string[];
-  /** Creates a session in the test's group as the test's user and expects it RUNNING; answers the session as the api did. */
-  createRunning(body?: Record<string, unknown>): Promise<{ id: string } & Record<string, unknown>>;
-  stop(): Promise<void>;
+  /** Images the test made (by name): teardown removes them. */
+  images: string[];
+  /** Creates a session of the test user in the test's scaling group and expects it RUNNING; answers its id. */
+  createSession(body?: Record<string, unknown>): Promise<string>;
+  /** Shuts the node and the api down and removes what the test made (containers and rows, the group, the other user). */
+  teardown(): Promise<void>;
 }
 
 /**
- * What the compute e2e tests share: the real api with a worker, one real node on the main
- * engine in a scaling group of the test's own, a second user, and the removal of everything the
- * test made. `short` names the group (`e2e-<short>-<tag>`).
+ * What an e2e test of working in compute sessions through HTTP stands on: the api and the
+ * session workflows on a worker, one real node (the main engine) in a scaling group of the
+ * test's own (`<prefix>-<tag>`, or `group`), the test user and another one.
  */
-export async function startComputeE2e(short: string, config: Parameters<typeof startApiHarness>[2] = {}): Promise<ComputeE2e> {
+export async function startComputeE2e({ prefix = 'e2e', group: named, sessions = [], config = {} }: {
+  prefix?: string; group?: string; sessions?: string[]; config?: Partial<Infra['config']>;
+} = {}): Promise<ComputeE2e> {
   const env = await connectTestEnv();
   const infra = openInfra();
   const api = await startApiHarness(env, infra, { COMPUTE_CREATE_WAIT_SECONDS: 60, ...config });
   const tag = randomUUID().slice(0, 8);
-  const group = `e2e-${short}-${tag}`;
-  const other = await createUserKey(infra.pool, `other-${tag}`, 'user', 'test');
+  const group = named ?? `${prefix}-${tag}`;
+  const other = await createUserKey(infra.pool, `other-${group}`, 'user', 'test');
   const node = await startTestComputeNode(env, infra, { group, name: `${group}-a` });
-  const sessions: string[] = [];
+  const images: string[] = [];
   return {
-    env, infra, api, other, group, tag, sessions,
-    async createRunning(body = {}) {
+    env, infra, api, other, group, tag, sessions, images,
+    async createSession(body = {}) {
       const created = await request(api.app).post('/api/v1/sessions').set({ Authorization: `Bearer ${api.userKey}` })
         .send({ image: 'python:3.11', scaling_group: group, resources: { cpu: '1', memory: '256M' }, ...body });
       if (created.body.id) sessions.push(created.body.id as string);
-      expect(created.status).toBe(201);
-      expect(created.body.status).toBe('RUNNING');
-      return created.body as { id: string } & Record<string, unknown>;
+      if (created.status !== 201 || created.body.status !== 'RUNNING') throw new Error(`the session did not come up: ${created.status} ${JSON.stringify(created.body).slice(0, 500)}`);
+      return created.body.id as string;
     },
-    async stop() {
+    async teardown() {
       await node.stop();
-      await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, sessions, []);
+      await removeComputeLeftovers(infra.docker, infra.config.SESSIONFLOW_INSTANCE, [...sessions], []);
       await infra.pool.query('DELETE FROM compute_sessions WHERE owner_id = ANY($1::uuid[])', [[api.userId, other.userId]]);
       await infra.pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
       await infra.pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);
+      await infra.pool.query('DELETE FROM compute_images WHERE name = ANY($1::text[])', [images]);
       await infra.pool.query('DELETE FROM users WHERE id = $1', [other.userId]);
       await api.stop();
       await infra.close();

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { ComputeSessionInput, KernelPlacement } from '../../domain/compute/compute';
+import type { ComputeSessionInput, ExecuteRequest, KernelPlacement } from '../../domain/compute/compute';
 import type { ComputeStatus } from '../../domain/compute/status';
 
 /**
@@ -126,7 +126,7 @@ export function recordingCompute(input: ComputeSessionInput, nodes: { name: stri
         calls.push(`${node}: remove ${mine.map(([, c]) => c.hostname).sort().join(',') || 'nothing'}`);
         for (const [id] of mine) containers.delete(id);
       },
-      async executeInKernel({ containerId, runId, code, stdin }: { containerId: string; runId: string; code: string; stdin?: string; timeoutMs: number }) {
+      async executeInKernel({ containerId, runId, code, stdin }: ExecuteRequest & { containerId: string }) {
         calls.push(`${node}: execute ${runId} in ${containers.get(containerId)?.hostname}`);
         if (faults.executeMs) await new Promise((resolve) => setTimeout(resolve, faults.executeMs));
         if (faults.executeFails) throw ApplicationFailure.create({ type: faults.executeFails, message: `the kernel says ${faults.executeFails}`, nonRetryable: true });

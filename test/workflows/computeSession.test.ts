@@ -276,7 +276,8 @@ describe('computeSessionWorkflow', () => {
   });
 
   it('waits PENDING for its start time, then runs', async () => {
-    await withSession(sessionInput(1, { startsAt: Date.now() + 2000 }), {}, async (session, compute) => {
+    // Far enough ahead that a loaded machine's slow start cannot reach it before the look.
+    await withSession(sessionInput(1, { startsAt: Date.now() + 8000 }), {}, async (session, compute) => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       expect((await session.query(computeStateQuery)).status).toBe('PENDING');
       expect(compute.calls.filter((c) => c.startsWith('schedule'))).toEqual([]);

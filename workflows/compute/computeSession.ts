@@ -10,6 +10,7 @@ import {
   log,
   proxyActivities,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -18,7 +19,9 @@ import { TimeoutType } from '@temporalio/common';
 import type { ClusterKeyActivities } from '../../activities/compute/clusterKeys';
 import type { ComputeControlActivities } from '../../activities/compute/control';
 import type { ComputeNodeActivities } from '../../activities/compute/node';
+import { abuseReason, describeAbuse, type KernelUsage } from '../../domain/compute/abuse';
 import {
+  abuseTerminationSignal,
   awaitStartUpdate,
   checkAndTransitSignal,
   checkAndTransitUpdate,
@@ -29,6 +32,7 @@ import {
   executeUpdate,
   interruptUpdate,
   kernelLogLimitBytes,
+  kernelUsageUpdate,
   logsUpdate,
   modifyUpdate,
   restartUpdate,
@@ -36,11 +40,13 @@ import {
   type ComputeSessionInput,
   type ComputeSessionState,
   type DestroyRequest,
+  type ExecuteRequest,
   type KernelLogs,
   type LogsRequest,
 } from '../../domain/compute/compute';
 import { downloadFilesUpdate, listFilesUpdate, uploadFilesUpdate } from '../../domain/compute/files';
 import { computeSessionKind, makeComputeSessionWorkflowId } from '../../domain/compute/kind';
+import { directAccessUpdate, shutdownServiceUpdate, startServiceUpdate } from '../../domain/compute/services';
 import { assertTransition, invalidSessionState, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
 import { domainFailure } from '../../domain/shared/errors';
 import { describeFailure, namedFailure } from '../../domain/shared/failures';
@@ -195,7 +201,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   });
   setHandler(
     executeUpdate,
-    ({ runId, code, stdin, timeoutMs }) => inMainKernel((kernel) => onKernelRunner(kernel, timeoutMs).executeInKernel({ containerId: kernel.containerId!, runId, code, stdin, timeoutMs })),
+    (request) => inMainKernel((kernel) => onKernelRunner(kernel, runnerWaitMs(request)).executeInKernel({ containerId: kernel.containerId!, ...request })),
     { validator: (_request) => requireStatus('RUNNING', 'execute') },
   );
   setHandler(interruptUpdate, async ({ runId }) => {
@@ -225,6 +231,14 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     { validator: (_request) => requireStatus('RUNNING', 'downloading files') },
   );
 
+  setHandler(abuseTerminationSignal, (finding) => {
+    // Only a RUNNING session is ended for abuse; one already ending keeps its own reason.
+    if (state.status !== 'RUNNING' || destroyRequest) return;
+    destroyRequest = { forced: false, reason: abuseReason, details: { abuse: finding } };
+    setCurrentDetails(describeAbuse(finding));
+  });
+  setHandler(kernelUsageUpdate, () => measureKernels(), { validator: () => requireStatus('RUNNING', 'an abuse report') });
+
   setHandler(
     logsUpdate,
     (request) => readLogs(request.kernelId ? state.kernels.filter((k) => k.kernelId === request.kernelId) : state.kernels, request, kernelLogLimitBytes),
@@ -236,6 +250,28 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
         }
       },
     },
+  );
+
+  // Services: an app of the image, or the sshd of direct access, in the main kernel, listened
+  // for on its node. New updates: the lifecycle's commands are the same as before them.
+  setHandler(
+    startServiceUpdate,
+    (request) => inMainKernel((kernel) => onServiceNode(kernel).startKernelService({ ...kernelAddress(kernel), ...request })),
+    { validator: (_request) => requireStatus('RUNNING', 'starting a service') },
+  );
+  setHandler(
+    shutdownServiceUpdate,
+    ({ name }) => inMainKernel((kernel) => onServiceNode(kernel).stopKernelService({ sessionId, containerId: kernel.containerId!, name })),
+    { validator: (_request) => requireStatus('RUNNING', 'stopping a service') },
+  );
+  setHandler(
+    directAccessUpdate,
+    () => inMainKernel(async (kernel) => {
+      // The cluster's key pair when there is one, else one made now for this session (same row, same sealing).
+      const { keyId } = await control.ensureClusterKeyPair({ sessionId, ownerId });
+      return onServiceNode(kernel).openDirectAccess({ ...kernelAddress(kernel), keyId, hostname: kernel.hostname });
+    }),
+    { validator: () => requireStatus('RUNNING', 'direct access') },
   );
 
   if (state.status === 'PENDING' && (await waitForRoom())) await createKernels();
@@ -385,7 +421,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       if (next === Infinity) await condition(asked);
       else await condition(asked, Math.max(0, next - Date.now()));
 
-      if (destroyRequest) return transitTo('TERMINATING', destroyRequest.reason ?? 'destroyed');
+      if (destroyRequest) return transitTo('TERMINATING', destroyRequest.reason ?? 'destroyed', destroyRequest.details);
       if (restartRequested) {
         await restart();
         if (ended()) return;
@@ -497,6 +533,24 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     });
   }
 
+  /** Each kernel's resource use now (one call per node, about a second); a kernel not running cannot be measured: KernelFailed. */
+  async function measureKernels(): Promise<{ kernelId: string; hostname: string; node: string; usage: KernelUsage }[]> {
+    const read = await Promise.all(distinctNodes().map(async (first) => {
+      const onThisNode = state.kernels.filter((k) => k.node === first.node && k.containerId !== undefined);
+      try {
+        return await onNode(first).measureKernels({ containerIds: onThisNode.map((k) => k.containerId!) });
+      } catch (err) {
+        throw kernelFailure(first, err, 'measuring its resource use');
+      }
+    }));
+    const byContainer = Object.assign({}, ...read) as Record<string, KernelUsage | null>;
+    return state.kernels.map((k) => {
+      const usage = k.containerId ? byContainer[k.containerId] : undefined;
+      if (!usage) throw domainFailure('KernelFailed', `kernel ${k.hostname} on node ${k.node} is not running: its use cannot be measured`, { kernel: k.hostname, node: k.node });
+      return { kernelId: k.kernelId, hostname: k.hostname, node: k.node!, usage };
+    });
+  }
+
   /**
    * Before the kernels are removed: their last logs into PostgreSQL, for reading once the
    * session has ended. Best effort: a node or a database that fails loses them, never the end.
@@ -522,18 +576,18 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   }
 
   /** Every status change: allowed by the map, in the read model's history, in the Web UI. Returns whether the session has ended. */
-  async function transit(to: ComputeStatus, reason?: string): Promise<boolean> {
+  async function transit(to: ComputeStatus, reason?: string, details?: Record<string, unknown>): Promise<boolean> {
     assertTransition(state.status, to);
     const from = state.status;
-    await control.recordComputeTransition({ sessionId, from, to, reason, at: Date.now() });
+    await control.recordComputeTransition({ sessionId, from, to, reason, at: Date.now(), ...(details && { details }) });
     state.status = to;
     state.reason = reason;
     upsertStatus(computeSessionKind, to);
     return ended();
   }
 
-  async function transitTo(to: ComputeStatus, reason: string): Promise<void> {
-    await transit(to, reason);
+  async function transitTo(to: ComputeStatus, reason: string, details?: Record<string, unknown>): Promise<void> {
+    await transit(to, reason, details);
   }
 
   function askCheck(reason: string): number {
@@ -625,6 +679,23 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     });
   }
 
+  // A service's start waits up to 60 s on the node for the app to answer, heartbeating (a node
+  // worker that dies is noticed in 20 s and the retry finds the service's row); stop and direct
+  // access answer within seconds. Named refusals (ServiceStartFailed, KernelFailed) are final.
+  function onServiceNode(kernel: Kernel) {
+    return proxyActivities<NodeActivities>({
+      taskQueue: kernel.taskQueue!,
+      scheduleToStartTimeout: `${timings.agentTimeoutSeconds}s`,
+      startToCloseTimeout: '2m',
+      heartbeatTimeout: '20s',
+      retry: { initialInterval: '500ms', maximumAttempts: 3 },
+    });
+  }
+
+  function kernelAddress(kernel: Kernel) {
+    return { sessionId, kernelId: kernel.kernelId, containerId: kernel.containerId!, node: kernel.node! };
+  }
+
   /** A kernel's failure as the session's reason: which kernel, on which node, doing what, and why. */
   function kernelFailure(kernel: Kernel, err: unknown, doing: string) {
     if (isCancellation(err)) return err;
@@ -638,6 +709,11 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   async function carryOn(): Promise<never> {
     return continueAsNew<typeof computeSessionWorkflow>({ ...input, resumed: { state, lastActivityAt, startedAt, network } });
   }
+}
+
+/** How long a run request may wait in the kernel: its wait, else the run's timeout (start) or up to an hour (input, continue: the run's own timeout bounds it). */
+function runnerWaitMs({ mode, waitMs, timeoutMs }: ExecuteRequest): number {
+  return waitMs ?? (mode === 'input' || mode === 'continue' ? 3_600_000 : timeoutMs);
 }
 
 /** Every promise settled before the first failure is thrown: compensation must know every container a create made. */

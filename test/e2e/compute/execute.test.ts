@@ -8,11 +8,13 @@ import { startComputeE2e, type ComputeE2e } from '../../helpers/computeE2e';
  * on a worker, one real node on the main Docker engine, the kernel runner in a real kernel. The
  * seed's scenarios of execute (4.1–4.4) and interrupt (5.1–5.2), completion, and the refusals.
  */
-let t: ComputeE2e;
+let e2e: ComputeE2e;
 let api: ApiHarness;
-let other: ComputeE2e['other'];
+let other: { key: string; userId: string };
 let sessionId: string;
 const tag = randomUUID().slice(0, 8);
+const group = `e2e-x-${tag}`;
+const sessions: string[] = [];
 
 const as = (key: string) => ({ Authorization: `Bearer ${key}` });
 const user = () => as(api.userKey);
@@ -21,13 +23,17 @@ const execute = (body: Record<string, unknown>, id = sessionId) => request(api.a
 const valueOf = async (expression: string): Promise<unknown> => (await execute({ code: expression }).expect(200)).body.result;
 
 beforeAll(async () => {
-  t = await startComputeE2e('x');
-  ({ api, other } = t);
-  sessionId = (await t.createRunning()).id;
+  e2e = await startComputeE2e({ group, sessions });
+  ({ api, other } = e2e);
+  const created = await request(api.app).post('/api/v1/sessions').set(user()).send({ image: 'python:3.11', scaling_group: group, resources: { cpu: '1', memory: '256M' } });
+  if (created.body.id) sessions.push(created.body.id as string);
+  expect(created.status).toBe(201);
+  expect(created.body.status).toBe('RUNNING');
+  sessionId = created.body.id as string;
 }, 180_000);
 
 afterAll(async () => {
-  await t.stop();
+  await e2e.teardown();
 });
 
 describe('POST /api/v1/sessions/:id/execute', () => {
@@ -67,19 +73,47 @@ describe('POST /api/v1/sessions/:id/execute', () => {
     expect(await valueOf('name')).toBe('Alice');
   });
 
-  it('refuses modes not yet supported, bad bodies and unknown fields with 400 and runs nothing', async () => {
+  it('refuses bad bodies and unknown fields with 400 and runs nothing', async () => {
     await execute({ code: 'touched = 1' }).expect(200);
-    for (const mode of ['batch', 'input', 'continue']) {
-      const res = await execute({ mode, code: 'touched = 2' }).expect(400);
+    for (const body of [
+      { mode: 'exec', code: 'touched = 3' }, { code: 'touched = 4', unknown: true }, { code: 'touched = 5', timeout: 0 }, { code: 'touched = 6', run_id: 'no spaces' },
+      {}, { mode: 'input', code: 'x' }, { mode: 'continue' }, { mode: 'batch' }, { code: 'touched = 7', options: { exec: 'true' } }, { mode: 'batch', code: 'true', options: { run: 'x' } },
+    ]) {
+      const res = await execute(body).expect(400);
       expect(res.body).toMatchObject({ code: 'ValidationFailed' });
-      expect(res.body.detail ?? res.text).toContain(`mode ${mode} is not yet supported`);
     }
-    await execute({ mode: 'exec', code: 'touched = 3' }).expect(400);
-    await execute({ code: 'touched = 4', unknown: true }).expect(400);
-    await execute({ code: 'touched = 5', timeout: 0 }).expect(400);
-    await execute({ code: 'touched = 6', run_id: 'no spaces' }).expect(400);
-    await request(api.app).post(path('execute')).set(user()).send({ mode: 'query' }).expect(400);
     expect(await valueOf('touched')).toBe(1);
+  });
+
+  it('answers waiting-input when the code asks for input without stdin, and a run in mode input feeds it', async () => {
+    const asked = await execute({ run_id: `ask-${tag}`, code: "name = input('Enter name: ')\nprint('Hello,', name)\nlen(name)" }).expect(200);
+    expect(asked.body).toMatchObject({ run_id: `ask-${tag}`, status: 'waiting-input', exit_code: null, stdout: 'Enter name: ' });
+    const answered = await execute({ mode: 'input', run_id: `ask-${tag}`, code: 'Bob' }).expect(200);
+    expect(answered.body).toMatchObject({ status: 'finished', exit_code: 0, stdout: 'Hello, Bob\n', result: 3 });
+    expect(await valueOf('name')).toBe('Bob');
+    // Nothing waits any more; a run the kernel never saw is unknown.
+    expect((await execute({ mode: 'input', run_id: `ask-${tag}`, code: 'again' }).expect(409)).body.code).toBe('RunNotWaitingInput');
+    expect((await execute({ mode: 'input', run_id: 'never-started', code: 'x' }).expect(404)).body.code).toBe('RunNotFound');
+  });
+
+  it('answers continued when the wait ends before the run, and mode continue gives the rest, then the end again', async () => {
+    const code = "import time\nprint('first')\ntime.sleep(2)\nprint('second')\n'done'";
+    const started = await execute({ run_id: `slow-${tag}`, code, wait: 0.5 }).expect(200);
+    expect(started.body).toMatchObject({ status: 'continued', exit_code: null, stdout: 'first\n' });
+    const rest = await execute({ mode: 'continue', run_id: `slow-${tag}` }).expect(200);
+    expect(rest.body).toMatchObject({ status: 'finished', exit_code: 0, stdout: 'second\n', result: 'done' });
+    expect((await execute({ mode: 'continue', run_id: `slow-${tag}` }).expect(200)).body).toEqual(rest.body);
+  });
+
+  it('runs batch commands in the home directory: build, then exec, with stdin; a failing build skips exec', async () => {
+    const built = await execute({ mode: 'batch', options: { build: "printf 'print(6 * 7)' > prog.py", exec: 'python3 prog.py && pwd' } }).expect(200);
+    expect(built.body).toMatchObject({ status: 'finished', exit_code: 0, stdout: '42\n/home/work\n', stderr: '' });
+    const failed = await execute({ mode: 'batch', code: 'echo never', options: { build: 'echo broken >&2; exit 3' } }).expect(200);
+    expect(failed.body).toMatchObject({ exit_code: 3, stdout: '', stderr: 'broken\n' });
+    expect((await execute({ mode: 'batch', code: 'read word; echo "got $word"', stdin: 'yes\n' }).expect(200)).body.stdout).toBe('got yes\n');
+    const slow = await execute({ mode: 'batch', code: 'sleep 30', timeout: 1 }).expect(408);
+    expect(slow.body.code).toBe('ExecutionTimeout');
+    expect(await valueOf('result')).toBe(4);
   });
 
   it('refuses another run while one goes on with InvalidSessionState (409)', async () => {
@@ -112,6 +146,14 @@ describe('POST /api/v1/sessions/:id/interrupt', () => {
     expect(await valueOf('before_interrupt')).toBe('kept');
   });
 
+  it('ends a run waiting for input with KeyboardInterrupt', async () => {
+    expect((await execute({ run_id: `asks-${tag}`, code: "input('? ')" }).expect(200)).body.status).toBe('waiting-input');
+    expect((await request(api.app).post(path('interrupt')).set(user()).send({ run_id: `asks-${tag}` }).expect(200)).body).toEqual({ run_id: `asks-${tag}`, running: false });
+    const ended = await execute({ mode: 'continue', run_id: `asks-${tag}` }).expect(200);
+    expect(ended.body).toMatchObject({ status: 'finished', exit_code: 1, interrupted: true });
+    expect(ended.body.stderr).toContain('KeyboardInterrupt');
+  });
+
   it('succeeds for a finished or unknown run (seed 5.2)', async () => {
     await execute({ run_id: 'completed-run', code: 'x = 1' }).expect(200);
     for (const runId of ['completed-run', 'completed-run', 'never-ran']) {
@@ -141,9 +183,9 @@ describe('owner scoping and ended sessions', () => {
   });
 
   it('refuses to execute or complete in an ended session (409), and an interrupt there is done', async () => {
-    const created = await request(api.app).post('/api/v1/sessions').set(user()).send({ image: 'python:3.11', scaling_group: t.group, resources: { cpu: '0.5', memory: '256M' }, enqueue_only: true }).expect(201);
+    const created = await request(api.app).post('/api/v1/sessions').set(user()).send({ image: 'python:3.11', scaling_group: group, resources: { cpu: '0.5', memory: '256M' }, enqueue_only: true }).expect(201);
     const id = created.body.id as string;
-    t.sessions.push(id);
+    sessions.push(id);
     await request(api.app).delete(`/api/v1/sessions/${id}?forced=true`).set(user()).expect(200);
     const statusOf = async () => (await request(api.app).get(`/api/v1/sessions/${id}`).set(user()).expect(200)).body.status as string;
     for (let i = 0; i < 150 && !['TERMINATED', 'CANCELLED'].includes(await statusOf()); i++) await new Promise((resolve) => setTimeout(resolve, 200));

@@ -63,12 +63,12 @@ async function untar(archive: Buffer): Promise<Map<string, Buffer | string>> {
 }
 
 beforeAll(async () => {
-  t = await startComputeE2e('f', { COMPUTE_DOWNLOAD_MAX_BYTES: downloadMaxBytes });
-  sessionId = (await t.createRunning()).id;
+  t = await startComputeE2e({ prefix: 'e2e-f', config: { COMPUTE_DOWNLOAD_MAX_BYTES: downloadMaxBytes } });
+  sessionId = await t.createSession();
 }, 180_000);
 
 afterAll(async () => {
-  await t.stop();
+  await t.teardown();
 });
 
 describe('GET /api/v1/sessions/:id/files', () => {

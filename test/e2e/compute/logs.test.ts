@@ -22,17 +22,18 @@ const logs = (query: Record<string, string> = {}, id = session.id, key = api.use
 const texts = (kernel: KernelLogs) => kernel.lines.map((line) => line.text);
 
 beforeAll(async () => {
-  t = await startComputeE2e('l', { COMPUTE_CREATE_WAIT_SECONDS: 90 });
+  t = await startComputeE2e({ prefix: 'e2e-l', config: { COMPUTE_CREATE_WAIT_SECONDS: 90 } });
   ({ api, other } = t);
-  session = await t.createRunning({
+  const id = await t.createSession({
     resources: { cpu: '500m', memory: '256M' }, cluster_size: 2,
     bootstrap_script: 'echo "booted $(hostname)"\necho "warned $(hostname)" >&2',
-  }) as unknown as typeof session;
+  });
+  session = (await request(api.app).get(`/api/v1/sessions/${id}`).set(user()).expect(200)).body as typeof session;
   bootedAt = Date.now();
 }, 240_000);
 
 afterAll(async () => {
-  await t.stop();
+  await t.teardown();
 });
 
 describe('GET /api/v1/sessions/:id/logs', () => {

@@ -71,7 +71,7 @@ describe('the kernel runner', () => {
   it('feeds stdin given up front to input(), and ends input() past it with EOFError rather than waiting (seed 4.4)', async () => {
     const asked = await execute("name = input('Enter name: ')\nname", { stdin: 'Alice\n' });
     expect(asked).toMatchObject({ exitCode: 0, stdout: 'Enter name: ', result: 'Alice' });
-    const more = await execute('input()');
+    const more = await execute('input()', { stdin: '' });
     expect(more.exitCode).toBe(1);
     expect(more.stderr).toContain('EOFError');
   });
@@ -118,6 +118,14 @@ describe('the kernel runner', () => {
     const retried = await execute('import time\ntime.sleep(2)\njoined += 1\njoined', { runId });
     expect(retried).toEqual(await first);
     expect((await execute('joined')).result).toBe(1);
+  });
+
+  it('reaches the kernel again after it restarted (a new relay; the namespace is gone, the kernel is not)', async () => {
+    await execute('before_restart = 1');
+    await infra.docker.getContainer(containerId).restart({ t: 1 });
+    const after = await eventually(async () => execute("'before_restart' in dir()").catch(() => undefined), 60);
+    expect(after.result).toBe(false);
+    await execute('result = 4');
   });
 
   it('caps each output stream and says it truncated', async () => {
