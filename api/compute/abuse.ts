@@ -1,3 +1,4 @@
+import { sessionWorkflowLookup } from './sessionWorkflow';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { createAbuseStore } from '../../activities/compute/abuseStore';
@@ -5,13 +6,10 @@ import { createComputeStore } from '../../activities/compute/store';
 import { abuseVerdicts, worstVerdict, type AbusePolicy } from '../../domain/compute/abuse';
 import { judgeKernelUsage } from '../../domain/compute/abuseVerdict';
 import { kernelUsageUpdate } from '../../domain/compute/compute';
-import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
-import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
-import { ownerScope } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { KernelRouteDeps } from './kernelActions';
-import { sessionNotFound, sessionsBase } from './sessions';
+import { sessionsBase } from './sessions';
 
 const idParams = z.object({ id: z.uuid() });
 const problems = (codes: string) => ({ description: codes, contentType: 'application/problem+json' });
@@ -56,6 +54,7 @@ export const presentAbusePolicy = (policy: AbusePolicy) => ({
  */
 export function registerAbuseRoutes(api: ApiRoutes, deps: KernelRouteDeps): void {
   const store = createComputeStore(deps.pool, deps.compute);
+  const sessionFor = sessionWorkflowLookup(store, deps.temporal);
   const abuse = createAbuseStore(deps.pool, deps.compute);
 
   api.route(
@@ -72,11 +71,9 @@ export function registerAbuseRoutes(api: ApiRoutes, deps: KernelRouteDeps): void
       },
     },
     async ({ params, principal, res }) => {
-      const info = await store.session(params.id, ownerScope(principal));
-      if (!info) throw sessionNotFound(params.id);
+      const { info, handle } = await sessionFor(params.id, principal);
       const notRunning = (status: string) => new ApiError('InvalidSessionState', `the session is ${status}: an abuse report needs a RUNNING session`, { current_status: status, allowed_statuses: ['RUNNING'] });
       if (info.status !== 'RUNNING') throw notRunning(info.status);
-      const handle = deps.temporal.workflow.getHandle<typeof computeSessionWorkflow>(makeComputeSessionWorkflowId(params.id));
       const measured = await handle.executeUpdate(kernelUsageUpdate).catch(async (err: unknown) => {
         // Its workflow ended between the read and the update: the row says how by now.
         if (err instanceof WorkflowNotFoundError) throw notRunning((await store.session(params.id, undefined))?.status ?? info.status);

@@ -1,3 +1,4 @@
+import { sessionWorkflowLookup } from './sessionWorkflow';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Response } from 'express';
 import { z } from 'zod';
@@ -14,14 +15,12 @@ import {
   uploadNameProblem,
   type DownloadedFiles,
 } from '../../domain/compute/files';
-import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
-import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
-import { ownerScope, type Principal } from '../platform/auth';
+import { type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
 import { readMultipartUpload } from './multipartUpload';
-import { sessionNotFound, sessionsBase } from './sessions';
+import { sessionsBase } from './sessions';
 
 /**
  * Room for a whole upload in JSON: every file at the limit in base64 (4 bytes for each 3), and a
@@ -85,11 +84,11 @@ export function registerComputeFileRoutes(api: ApiRoutes, deps: FileRouteDeps): 
   const transfers = createFileTransferStore(deps.pool);
 
   /** The session's workflow, after the owner check (another user's session is a 404) and a look at its status in the read model. */
+  const sessionFor = sessionWorkflowLookup(store, deps.temporal);
   async function runningSession(id: string, principal: Principal) {
-    const info = await store.session(id, ownerScope(principal));
-    if (!info) throw sessionNotFound(id);
-    if (info.status !== 'RUNNING') throw notRunning(id, info.status);
-    return { info, handle: deps.temporal.workflow.getHandle<typeof computeSessionWorkflow>(makeComputeSessionWorkflowId(id)) };
+    const found = await sessionFor(id, principal);
+    if (found.info.status !== 'RUNNING') throw notRunning(id, found.info.status);
+    return found;
   }
 
   const notRunning = (id: string, status: string) =>

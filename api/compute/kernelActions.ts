@@ -1,17 +1,15 @@
+import { sessionEnded, sessionWorkflowLookup } from './sessionWorkflow';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createComputeStore } from '../../activities/compute/store';
 import { completeUpdate, executeModes, executeUpdate, interruptUpdate, logsUpdate, type KernelLogs, type KernelRunResult } from '../../domain/compute/compute';
-import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { textWithoutNul } from '../../domain/compute/params';
 import { isFinalComputeStatus } from '../../domain/compute/status';
-import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
-import { ownerScope, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
-import { sessionNotFound, sessionsBase } from './sessions';
+import { sessionsBase } from './sessions';
 
 const idParams = z.object({ id: z.uuid() });
 const maxCodeChars = 256 * 1024;
@@ -85,15 +83,8 @@ export interface KernelRouteDeps extends ComputeRouteDeps {
 export function registerKernelRoutes(api: ApiRoutes, deps: KernelRouteDeps): void {
   const store = createComputeStore(deps.pool, deps.compute);
 
-  /** The session's workflow, after the owner check (another user's session is a 404). */
-  async function sessionFor(id: string, principal: Principal) {
-    const info = await store.session(id, ownerScope(principal));
-    if (!info) throw sessionNotFound(id);
-    return { info, handle: deps.temporal.workflow.getHandle<typeof computeSessionWorkflow>(makeComputeSessionWorkflowId(id)) };
-  }
-
-  /** An ended session has no workflow to ask: nothing runs in it. */
-  const ended = (id: string, status: string) => new ApiError('InvalidSessionState', `session ${id} has ended (${status})`, { current_status: status });
+  const sessionFor = sessionWorkflowLookup(store, deps.temporal);
+  const ended = sessionEnded;
 
   api.route(
     {

@@ -1,3 +1,4 @@
+import { sessionEnded, sessionWorkflowLookup } from './sessionWorkflow';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { createHash } from 'node:crypto';
 import { utils } from 'ssh2';
@@ -7,15 +8,12 @@ import { createSecretStore } from '../../activities/compute/secretStore';
 import { createServiceStore } from '../../activities/compute/serviceStore';
 import { createComputeStore } from '../../activities/compute/store';
 import { serviceNameField, startServiceBody } from '../../domain/compute/apps';
-import { makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { directAccessServiceName, directAccessUpdate, serviceHost, shutdownServiceUpdate, startServiceUpdate } from '../../domain/compute/services';
-import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
-import { ownerScope, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { KernelRouteDeps } from './kernelActions';
 import { presentService, serviceView } from './serviceViews';
-import { sessionNotFound, sessionsBase } from './sessions';
+import { sessionsBase } from './sessions';
 
 const idParams = z.object({ id: z.uuid() });
 const serviceParams = z.object({ id: z.uuid(), name: serviceNameField });
@@ -50,14 +48,9 @@ export function registerServiceRoutes(api: ApiRoutes, deps: KernelRouteDeps): vo
   const services = createServiceStore(deps.pool, deps.compute.sealer);
   const secrets = createSecretStore(deps.pool, deps.compute.sealer);
 
-  async function sessionFor(id: string, principal: Principal) {
-    const info = await store.session(id, ownerScope(principal));
-    if (!info) throw sessionNotFound(id);
-    return { info, handle: deps.temporal.workflow.getHandle<typeof computeSessionWorkflow>(makeComputeSessionWorkflowId(id)) };
-  }
-
+  const sessionFor = sessionWorkflowLookup(store, deps.temporal);
   /** An ended session has no workflow to ask, and no services. */
-  const ended = (id: string, status: string) => new ApiError('InvalidSessionState', `session ${id} has ended (${status})`, { current_status: status });
+  const ended = sessionEnded;
 
   api.route(
     {

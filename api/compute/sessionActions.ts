@@ -1,3 +1,4 @@
+import { sessionWorkflowLookup } from './sessionWorkflow';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Response } from 'express';
 import { z } from 'zod';
@@ -23,7 +24,7 @@ import type { ComputeRouteDeps } from './admin';
 import { registerAbuseRoutes } from './abuse';
 import { registerKernelRoutes } from './kernelActions';
 import { registerServiceRoutes } from './services';
-import { presentSession, sessionNotFound, sessionsBase, sessionView } from './sessions';
+import { presentSession, sessionsBase, sessionView } from './sessions';
 
 export interface ComputeActionDeps extends ComputeRouteDeps {
   temporal: Client;
@@ -71,12 +72,7 @@ export function registerComputeActionRoutes(api: ApiRoutes, deps: ComputeActionD
     res.status(201).json(presentSession((await store.session(admitted.sessionId, undefined))!));
   }
 
-  /** The session's workflow, after the owner check (another user's session is a 404). */
-  async function sessionFor(id: string, principal: Principal) {
-    const info = await store.session(id, ownerScope(principal));
-    if (!info) throw sessionNotFound(id);
-    return { info, handle: temporal.workflow.getHandle<typeof computeSessionWorkflow>(makeComputeSessionWorkflowId(id)) };
-  }
+  const sessionFor = sessionWorkflowLookup(store, temporal);
 
   type SessionHandle = Awaited<ReturnType<typeof sessionFor>>['handle'];
 
