@@ -150,7 +150,8 @@ describe('codeExecutionWorkflow', () => {
     const lostBeforeRun = async ({ containerId }: { containerId: string }): Promise<never> => {
       throw domainFailure('ContainerLost', `execution container ${containerId.slice(0, 12)} is gone (injected)`, { containerId, duringRun: false });
     };
-    await withPool({}, { runInContainer: lostBeforeRun }, async ({ calls, lease, execute, poolStateWhen }) => {
+    // Each replacement waits for the dead one's retirement: on a loaded machine that outlasts 500 ms (PoolExhausted, not what this test is about).
+    await withPool({ acquireWaitMs: 10_000 }, { runInContainer: lostBeforeRun }, async ({ calls, lease, execute, poolStateWhen }) => {
       const job = pythonJob('print("never")');
       const first = await lease({ leaseId: job.requestId });
       const failure = await execute(first, job).catch((err: unknown) => err);

@@ -105,7 +105,7 @@ describe('admission', () => {
     expect(first.name).toMatch(new RegExp(`^it-python-${tag}-[0-9a-f]{8}$`));
     const detail = await store.session(input.sessionId, ownerId);
     expect(detail).toMatchObject({ status: 'PENDING', cluster_size: 3, kernels: expect.arrayContaining([expect.objectContaining({ hostname: 'sub2', node: null, status: 'PENDING' })]) });
-    expect(await store.statusHistory(input.sessionId, ownerId)).toEqual([{ seq: 1, from_status: null, to_status: 'PENDING', reason: 'admitted', at: expect.any(Date) }]);
+    expect(await store.statusHistory(input.sessionId, ownerId)).toEqual([{ seq: 1, from_status: null, to_status: 'PENDING', reason: 'admitted', details: null, at: expect.any(Date) }]);
     expect((await store.vfolders(ownerId)).map((v) => v.volume)).toEqual([`sf-it-vf-${ownerId}-home`]);
     // The same id again (a retried create) is the same session, not a second one.
     expect(await store.admitSession({ ownerId, sessionId: input.sessionId, params: params({ session_name: 'cluster' }) })).toEqual(input);
