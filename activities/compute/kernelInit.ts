@@ -32,7 +32,15 @@ const initScript = `#!/bin/sh
 # The main process of a sessionflow compute kernel (activities/compute/kernelInit.ts), under docker-init.
 state=${kernelStateDir}
 if [ -f "$state/sshd_config" ]; then
-  ${sshdCommand.join(' ')} || echo "sessionflow: sshd did not start, see $state/sshd.log" >&2
+  rm -f "$state/sshd.pid"
+  if ${sshdCommand.join(' ')}; then
+    # sshd listens only once it has gone to the background, and writes its pid file then: the
+    # kernel counts as up when this script goes on, so wait for it (10 s at most).
+    tries=0
+    while [ ! -s "$state/sshd.pid" ] && [ $tries -lt 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+  else
+    echo "sessionflow: sshd did not start, see $state/sshd.log" >&2
+  fi
 fi
 if [ ! -f "$state/bootstrap.status" ]; then
   code=0
