@@ -88,7 +88,7 @@ export function registerKernelRoutes(api: ApiRoutes, deps: KernelRouteDeps): voi
 
   api.route(
     {
-      method: 'post', path: `${sessionsBase}/:id/execute`, summary: 'Run code in the main kernel\'s persistent namespace (mode query) and answer with its output and result', tag: 'compute', access: 'user', params: idParams, body: executeBody,
+      method: 'post', path: `${sessionsBase}/:id/execute`, summary: 'Run code in the main kernel (a cell in its persistent namespace, or batch commands), feed a run input, or follow it; answers with the output since the last answer', tag: 'compute', access: 'user', params: idParams, body: executeBody,
       responses: {
         200: { description: 'the run\'s next answer (finished: exit_code 1 and a traceback on stderr when the code raised)', schema: executeView },
         400: problems('ValidationFailed'),
