@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import type { Sealer } from '../platform/sealer';
 import { createClusterKeyActivities } from './compute/clusterKeys';
 import { createComputeControlActivities } from './compute/control';
+import { createImageCommitControlActivities } from './compute/imageCommitControl';
 import type { ComputeStoreSettings } from './compute/store';
 import { createExecutionActivities, type SandboxLimits } from './execution/execution';
 import { createSandboxActivities, type ChatSandboxLimits } from './sandbox/sandbox';
@@ -54,6 +55,7 @@ export function createActivities(deps: ActivityDeps) {
     // The compute node activities are not here: they run only on node queues (workers/computeNode.ts).
     ...createClusterKeyActivities({ pool: deps.pool, sealer: deps.computeSecrets }),
     ...createComputeControlActivities(deps),
+    ...createImageCommitControlActivities(deps),
   };
 }
 

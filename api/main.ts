@@ -11,6 +11,7 @@ import { connectExecutionWorker } from '../workers/createWorker';
 import { TemporalPinoLogger } from '../workers/temporalLogger';
 import { computeStoreSettingsFrom, createComputeStore } from '../activities/compute/store';
 import { seedBuiltInImages } from './compute/admin';
+import { seedDefaultRegistry } from './compute/registries';
 import { createApp } from './platform/app';
 import { attachTerminalBridge, type TerminalBridge } from './terminal/bridge';
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   const app = createApp({ config, temporal, executionClient: execution?.client, pool, docker, log });
   // A fresh system can start a python:3.11 session with no admin step.
   await seedBuiltInImages(createComputeStore(pool, computeStoreSettingsFrom(config)), config);
+  await seedDefaultRegistry(pool, config);
 
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');

@@ -113,6 +113,8 @@ const configSchema = z.object({
   COMPUTE_DEFAULT_CPU: z.string().refine((v) => parseCpu(v) !== undefined, 'cores such as 8 or 0.5').default('8'),
   COMPUTE_DEFAULT_MEMORY: z.string().refine((v) => parseMemory(v) !== undefined, 'an amount such as 16G').default('16G'),
   COMPUTE_DEFAULT_GPU: z.string().refine((v) => parseGpu(v) !== undefined, 'devices such as 0 or 1').default('0'),
+  /** Images of their own (converted sessions) a user may hold, unless their resource policy says otherwise. */
+  COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES: z.coerce.number().int().min(0).max(10_000).default(10),
   // ...and its abuse thresholds, in % of a kernel's allocation, and the reconciler's action on a kernel abusing at two consecutive looks.
   COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT: z.coerce.number().gt(0).max(100).default(80),
   COMPUTE_DEFAULT_ABUSE_CPU_PERCENT: z.coerce.number().gt(0).max(100).default(95),

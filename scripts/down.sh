@@ -7,6 +7,7 @@ stop_daemon worker
 if [ "${1:-}" = "--all" ]; then
   stop_daemon "temporal-$TEMPORAL_PORT"
   stop_daemon "registry-$REGISTRY_PORT"
+  stop_daemon "registry-$AUTH_REGISTRY_PORT"
   stop_daemon sf-node-b
   stop_daemon dockerd
 fi

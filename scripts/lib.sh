@@ -16,6 +16,10 @@ TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 # in the Web UI shows only their own sessions (test/helpers/testRun.ts has the same default).
 TEMPORAL_TEST_NAMESPACE="${TEMPORAL_TEST_NAMESPACE:-sessionflow-test}"
 REGISTRY_PORT="${REGISTRY_PORT:-5000}"
+# A second registry that requires htpasswd auth (tests of converting to a registry with credentials).
+AUTH_REGISTRY_PORT="${AUTH_REGISTRY_PORT:-5001}"
+AUTH_REGISTRY_USER="${AUTH_REGISTRY_USER:-sessionflow}"
+AUTH_REGISTRY_PASSWORD_FILE="$SF_HOME/registry-$AUTH_REGISTRY_PORT.password"
 BASE_IMAGE="${BASE_IMAGE:-sessionflow/base:bookworm}"
 PGHOST="${PGHOST:-127.0.0.1}"
 PGPORT="${PGPORT:-5432}"

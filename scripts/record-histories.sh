@@ -13,3 +13,4 @@ DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=w
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-terminal-histories.js
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn node dist/scripts/record-retention-histories.js
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-test-${PGDATABASE}_test}" COMPUTE_SECRETS_KEY="${COMPUTE_SECRETS_KEY:-$(head -c 32 /dev/urandom | base64)}" node dist/scripts/record-compute-histories.js
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/${PGDATABASE}_test" LOG_LEVEL=warn SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-test-${PGDATABASE}_test}" COMPUTE_SECRETS_KEY="${COMPUTE_SECRETS_KEY:-$(head -c 32 /dev/urandom | base64)}" node dist/scripts/record-commit-histories.js

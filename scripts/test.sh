@@ -21,6 +21,10 @@ export REGISTRY_ADDRESS="127.0.0.1:$REGISTRY_PORT"
 export TEMPORAL_BIN BASE_IMAGE LOG_LEVEL="${LOG_LEVEL:-silent}"
 # The second compute node's engine (ensure-node-engine.sh), and a throwaway key for compute secrets.
 export NODE_B_DOCKER_SOCKET="${NODE_B_DOCKER_SOCKET:-/run/sf-node-b.sock}"
+# The registry that requires credentials (ensure-registry.sh), for converting with and without them.
+export AUTH_REGISTRY_ADDRESS="127.0.0.1:$AUTH_REGISTRY_PORT" AUTH_REGISTRY_USER
+AUTH_REGISTRY_PASSWORD="$(cat "$AUTH_REGISTRY_PASSWORD_FILE")"
+export AUTH_REGISTRY_PASSWORD
 export COMPUTE_SECRETS_KEY="${COMPUTE_SECRETS_KEY:-$(head -c 32 /dev/urandom | base64)}"
 # Containers made by this run are labelled with it; reconcilers under test touch only these.
 export SESSIONFLOW_INSTANCE="${SESSIONFLOW_INSTANCE:-test-$test_db}"

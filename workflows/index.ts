@@ -10,3 +10,4 @@ export { executionPoolWorkflow } from './execution/executionPool';
 export { terminalSessionWorkflow } from './terminal/terminal';
 export { computeSessionWorkflow } from './compute/computeSession';
 export { computeReconcileWorkflow } from './compute/computeReconcile';
+export { imageCommitWorkflow } from './compute/imageCommit';

@@ -11,6 +11,7 @@ import { fitHostConfig, gvisorNetworkRuntime, gvisorRuntime, type ContainerRunti
 import { ignoreNotFound, instanceLabel, sessionflowLabels, statusOf } from '../shared/docker';
 import { followProgress, manifestDigest } from '../shared/registry';
 import type { ClusterKeyPair } from './clusterKeys';
+import { createImageCommitNodeActivities } from './imageCommit';
 import { createKernelFileActivities } from './kernelFiles';
 import { createKernelLogActivities } from './kernelLogs';
 import { createKernelRunActivities } from './kernelRun';
@@ -114,6 +115,8 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     ...createKernelRunActivities(docker),
     // Container logs, for the logs update and the copy kept at termination.
     ...createKernelLogActivities(docker),
+    // Commit, tag, push and clean up of a session's main kernel (an imageCommit child workflow).
+    ...createImageCommitNodeActivities({ docker, pool, sealer }),
     // List, upload, download: bytes staged in PostgreSQL.
     ...createKernelFileActivities(docker, pool),
     // Services (jupyter, custom apps, direct access): started in the main kernel, listened for on this node.

@@ -267,12 +267,12 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
   return {
     // ---- images ----
     async images(): Promise<ImageRow[]> {
-      const { rows } = await pool.query<RawImage>('SELECT * FROM compute_images ORDER BY name');
+      const { rows } = await pool.query<RawImage>('SELECT * FROM compute_images WHERE owner_id IS NULL ORDER BY name');
       return rows.map(imageOf);
     },
 
     async image(name: string): Promise<ImageRow | undefined> {
-      const { rows: [row] } = await pool.query<RawImage>('SELECT * FROM compute_images WHERE name = $1', [name]);
+      const { rows: [row] } = await pool.query<RawImage>('SELECT * FROM compute_images WHERE name = $1 AND owner_id IS NULL', [name]);
       return row && imageOf(row);
     },
 
@@ -282,7 +282,7 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
       const { rows: [row] } = await pool.query<{ created: boolean }>(
         `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, apps)
          VALUES ($1, $2, coalesce($3::int, 1000), coalesce($4::bigint, 268435456), coalesce($5::numeric, 0), coalesce($6::jsonb, '{}'))
-         ON CONFLICT (name) DO UPDATE SET reference = EXCLUDED.reference,
+         ON CONFLICT (name) WHERE owner_id IS NULL DO UPDATE SET reference = EXCLUDED.reference,
            cpu_millis = coalesce($3::int, compute_images.cpu_millis), memory_bytes = coalesce($4::bigint, compute_images.memory_bytes), gpu = coalesce($5::numeric, compute_images.gpu),
            apps = coalesce($6::jsonb, compute_images.apps, '{}')
          RETURNING (xmax = 0) AS created`,
@@ -298,13 +298,13 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
     async seedImage(image: { name: string; reference: string; resources: ResourceSlots; apps: ImageApps }): Promise<void> {
       await pool.query(
         `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, apps) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (name) DO UPDATE SET apps = EXCLUDED.apps WHERE compute_images.apps IS NULL`,
+         ON CONFLICT (name) WHERE owner_id IS NULL DO UPDATE SET apps = EXCLUDED.apps WHERE compute_images.apps IS NULL`,
         [image.name, image.reference, image.resources.cpuMillis, image.resources.memoryBytes, image.resources.gpu, JSON.stringify(image.apps)],
       );
     },
 
     async deleteImage(name: string): Promise<boolean> {
-      return ((await pool.query('DELETE FROM compute_images WHERE name = $1', [name])).rowCount ?? 0) > 0;
+      return ((await pool.query('DELETE FROM compute_images WHERE name = $1 AND owner_id IS NULL', [name])).rowCount ?? 0) > 0;
     },
 
     // ---- templates ----
@@ -335,15 +335,15 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
     policy: (userId: string) => policyOf(pool, userId),
 
     /** Replaces the user's policy; an abuse setting left out follows the configured default. */
-    async setPolicy(userId: string, policy: ResourcePolicy & { abuse?: Partial<AbusePolicy> }): Promise<void> {
+    async setPolicy(userId: string, policy: ResourcePolicy & { abuse?: Partial<AbusePolicy>; maxCustomizedImages?: number }): Promise<void> {
       const abuse = policy.abuse ?? {};
       await pool.query(
-        `INSERT INTO compute_resource_policies (user_id, max_sessions, cpu_millis, memory_bytes, gpu, abuse_cpu_warning_percent, abuse_cpu_percent, abuse_memory_percent, abuse_action)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        `INSERT INTO compute_resource_policies (user_id, max_sessions, cpu_millis, memory_bytes, gpu, abuse_cpu_warning_percent, abuse_cpu_percent, abuse_memory_percent, abuse_action, max_customized_images)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (user_id) DO UPDATE SET max_sessions = $2, cpu_millis = $3, memory_bytes = $4, gpu = $5,
-           abuse_cpu_warning_percent = $6, abuse_cpu_percent = $7, abuse_memory_percent = $8, abuse_action = $9, updated_at = now()`,
+           abuse_cpu_warning_percent = $6, abuse_cpu_percent = $7, abuse_memory_percent = $8, abuse_action = $9, max_customized_images = $10, updated_at = now()`,
         [userId, policy.maxSessions, policy.resources.cpuMillis, policy.resources.memoryBytes, policy.resources.gpu,
-          abuse.cpuWarningPercent ?? null, abuse.cpuPercent ?? null, abuse.memoryPercent ?? null, abuse.action ?? null],
+          abuse.cpuWarningPercent ?? null, abuse.cpuPercent ?? null, abuse.memoryPercent ?? null, abuse.action ?? null, policy.maxCustomizedImages ?? null],
       );
     },
 
@@ -469,7 +469,9 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
           return inputOf(existing, await kernelsOf(db, sessionId), await dependenciesOf(db, sessionId));
         }
 
-        const { rows: [image] } = await db.query<{ reference: string; cpu_millis: number; memory_bytes: string; gpu: string }>('SELECT * FROM compute_images WHERE name = $1', [params.image]);
+        const { rows: [image] } = await db.query<{ reference: string; cpu_millis: number; memory_bytes: string; gpu: string }>(
+          // The owner's own image of this name before a global one (images are scoped: imageCommit.ts).
+          'SELECT * FROM compute_images WHERE name = $1 AND (owner_id IS NULL OR owner_id = $2) ORDER BY owner_id NULLS LAST LIMIT 1', [params.image, ownerId]);
         if (!image) throw domainFailure('ImageNotFound', `no image ${params.image}`, { image: params.image });
         const { rowCount: groupFound } = await db.query('SELECT 1 FROM compute_scaling_groups WHERE name = $1', [params.scaling_group]);
         if (!groupFound) {

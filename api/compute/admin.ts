@@ -190,6 +190,7 @@ export function registerComputeAdminRoutes(api: ApiRoutes, deps: ComputeRouteDep
       await store.setPolicy(params.userId, {
         maxSessions: body.max_sessions, resources: body.resources,
         abuse: { cpuWarningPercent: body.abuse_cpu_warning_percent, cpuPercent: body.abuse_cpu_percent, memoryPercent: body.abuse_memory_percent, action: body.abuse_action },
+        maxCustomizedImages: body.max_customized_images,
       });
       res.json(await presentPolicy(params.userId));
     },

@@ -21,11 +21,13 @@ import { registerUserRoutes } from './users';
 import { computeStoreSettingsFrom } from '../../activities/compute/store';
 import { registerComputeAdminRoutes } from '../compute/admin';
 import { registerComputeFileRoutes } from '../compute/files';
+import { registerCommitRoutes } from '../compute/commits';
+import { registerRegistryRoutes } from '../compute/registries';
 import { registerComputeActionRoutes } from '../compute/sessionActions';
 import { registerComputeSessionReadRoutes } from '../compute/sessions';
 
 interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER' | 'COMPUTE_CREATE_WAIT_SECONDS' | 'COMPUTE_AGENT_TIMEOUT_SECONDS' | 'COMPUTE_DOWNLOAD_MAX_BYTES'> & ComputeConfig & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER' | 'COMPUTE_CREATE_WAIT_SECONDS' | 'COMPUTE_AGENT_TIMEOUT_SECONDS' | 'COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES' | 'COMPUTE_DOWNLOAD_MAX_BYTES'> & ComputeConfig & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
   temporal: Client;
   /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
   executionClient?: Client;
@@ -72,6 +74,9 @@ export function createApp(deps: AppDeps): express.Express {
     timings: { agentTimeoutSeconds: deps.config.COMPUTE_AGENT_TIMEOUT_SECONDS },
   });
   registerComputeFileRoutes(api, { ...compute, temporal: deps.temporal, downloadMaxBytes: deps.config.COMPUTE_DOWNLOAD_MAX_BYTES });
+  // Commit and convert a session, and the registries it goes to.
+  registerRegistryRoutes(api, { pool: deps.pool, secretsKey: deps.config.COMPUTE_SECRETS_KEY });
+  registerCommitRoutes(api, { ...compute, temporal: deps.temporal, secretsKey: deps.config.COMPUTE_SECRETS_KEY, defaultMaxCustomizedImages: deps.config.COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES });
   app.locals.terminalBridge = registerTerminalRoutes(api, { config: deps.config, temporal: deps.temporal, pool: deps.pool, log: deps.log, metrics });
   app.use(router);
 

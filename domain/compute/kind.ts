@@ -46,3 +46,15 @@ export const computeReconcileKind = defineSessionWorkflow({
 export function makeComputeReconcileScheduleId(instance: string): string {
   return `compute-reconcile/${instance}`;
 }
+
+/** One commit (or convert) of a session's main kernel: a child of the session's workflow (workflows/compute/imageCommit.ts). */
+export const imageCommitKind = defineSessionWorkflow({
+  kind: 'compute-commit',
+  workflowType: 'imageCommitWorkflow',
+  workflowId: makeImageCommitWorkflowId,
+  lifecycle: { ongoing: 'RUNNING', finished: 'ENDED', failed: 'FAILED', cancelled: 'ENDED' },
+});
+
+export function makeImageCommitWorkflowId(sessionId: string, commitId: string): string {
+  return `${makeComputeSessionWorkflowId(sessionId)}/commit/${commitId}`;
+}

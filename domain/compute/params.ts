@@ -115,6 +115,8 @@ const percentOfAllocation = z.number().gt(0).max(100);
 export const resourcePolicyBody = z.strictObject({
   max_sessions: z.number().int().min(0).max(10_000),
   resources: slotsBody({ positive: false }),
+  /** Images of their own (converted sessions) the user may hold; absent: the configured default. */
+  max_customized_images: z.number().int().min(0).max(10_000).optional(),
   // In % of a kernel's allocation; one left out follows the configured default (COMPUTE_DEFAULT_ABUSE_*).
   abuse_cpu_warning_percent: percentOfAllocation.optional(),
   abuse_cpu_percent: percentOfAllocation.optional(),

@@ -7,6 +7,7 @@ export type SessionKindValue =
   | 'self-check'
   | 'compute'
   | 'compute-reconcile'
+  | 'compute-commit'
   | 'execution'
   | 'execution-pool'
   | 'sandbox'

@@ -9,6 +9,7 @@ import { instanceLabel } from '../../activities/shared/docker';
 import { execAsWork, removeComputeLeftovers, startTestComputeNode } from '../helpers/computeNode';
 import { openInfra } from '../helpers/infra';
 import { connectTestEnv } from '../helpers/temporal';
+import { benchCommit, printCommitBench } from './computeCommit';
 import { benchServices } from './computeServices';
 import { load, printTable, summarise, runBench } from './stats';
 
@@ -53,6 +54,13 @@ async function main(): Promise<void> {
 
   try {
     await call('PUT', `/api/v1/admin/resource-policies/${api.userId}`, 200, { max_sessions: 200, resources: { cpu: '100', memory: '100G', gpu: '0' } }, api.adminKey);
+    if (process.argv.includes('commit')) {
+      const id = await create({ resources: { cpu: '1', memory: '2G' } });
+      const rows = await benchCommit({ call: call as never, docker: infra.docker, sessionId: id, ownerId: api.userId, registryAddress: infra.config.REGISTRY_ADDRESS, sizesMb: [100, 1024] });
+      await destroy(id);
+      printCommitBench(rows);
+      return;
+    }
     if (process.env.COMPUTE_BENCH_ONLY === 'files') {
       const id = await create({ resources: { cpu: '1', memory: '256M' } });
       await benchFiles(base, api.userKey, id, await kernelOf(id));

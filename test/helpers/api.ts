@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import { computeStoreSettingsFrom, createComputeStore } from '../../activities/compute/store';
 import { seedBuiltInImages } from '../../api/compute/admin';
+import { seedDefaultRegistry } from '../../api/compute/registries';
 import { createApp } from '../../api/platform/app';
 import { createUserKey } from '../../api/platform/auth';
 import { attachTerminalBridge, type TerminalBridge } from '../../api/terminal/bridge';
@@ -40,6 +41,7 @@ export async function startApiHarness(env: TestWorkflowEnvironment, infra: Infra
   const app = createApp({ config, temporal: env.client, executionClient, pool: infra.pool, docker: infra.docker, log: createLogger('silent', 'api-test') });
   // As api/main.ts does at start.
   await seedBuiltInImages(createComputeStore(infra.pool, computeStoreSettingsFrom(config)), config);
+  await seedDefaultRegistry(infra.pool, config);
   const worker = await createTestWorker(env, taskQueue, infra.activities);
   const executionWorker = options.executionWorker === false ? undefined : await createTestExecutionWorker(env, taskQueue, infra.activities);
   const running = Promise.all([worker.run(), executionWorker?.run()]);

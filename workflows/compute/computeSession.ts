@@ -8,12 +8,15 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  ParentClosePolicy,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   TimeoutFailure,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { ClusterKeyActivities } from '../../activities/compute/clusterKeys';
@@ -45,10 +48,12 @@ import {
   type LogsRequest,
 } from '../../domain/compute/compute';
 import { downloadFilesUpdate, listFilesUpdate, uploadFilesUpdate } from '../../domain/compute/files';
-import { computeSessionKind, makeComputeSessionWorkflowId } from '../../domain/compute/kind';
+import { startImageCommitUpdate } from '../../domain/compute/imageCommit';
+import { computeSessionKind, imageCommitKind, makeComputeSessionWorkflowId } from '../../domain/compute/kind';
 import { directAccessUpdate, shutdownServiceUpdate, startServiceUpdate } from '../../domain/compute/services';
 import { assertTransition, invalidSessionState, isFinalComputeStatus, type ComputeStatus } from '../../domain/compute/status';
 import { domainFailure } from '../../domain/shared/errors';
+import { sessionStartOptions } from '../../domain/shared/kind';
 import { describeFailure, namedFailure } from '../../domain/shared/failures';
 import { SessionName } from '../../domain/shared/searchAttributes';
 import { shouldContinueAsNew } from '../shared/continueAsNew';
@@ -127,6 +132,8 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
   /** Calls into the main kernel going on, and a count that moves at each one's start and end: a session running code is not idle. */
   let kernelCallsInFlight = 0;
   let kernelActivity = 0;
+  /** Commits of the main kernel going on (child workflows): the session neither idles nor continues as new under one. */
+  let commitsInFlight = 0;
 
   const ended = () => isFinalComputeStatus(state.status);
   const terminatingOrEnded = () => state.status === 'TERMINATING' || ended();
@@ -238,6 +245,35 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
     setCurrentDetails(describeAbuse(finding));
   });
   setHandler(kernelUsageUpdate, () => measureKernels(), { validator: () => requireStatus('RUNNING', 'an abuse report') });
+
+  setHandler(
+    startImageCommitUpdate,
+    async (request) => {
+      const kernel = state.kernels.find((k) => k.role === 'main') ?? state.kernels[0]!;
+      // A destroyed session cancels its commit (the parent's close), which removes what it made.
+      const child = await startChild(imageCommitKind.workflowType, {
+        ...sessionStartOptions(imageCommitKind, {
+          key: [sessionId, request.commitId], taskQueue: workflowInfo().taskQueue, status: 'ongoing', ownerId,
+          summary: `${request.kind} of session ${state.name}${request.imageName ? ` to ${request.registry!.name} as ${request.imageName}` : ''}`,
+        }),
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        args: [{
+          ...request, sessionId, ownerId, containerId: kernel.containerId!, node: kernel.node!, taskQueue: kernel.taskQueue!, agentTimeoutSeconds: timings.agentTimeoutSeconds,
+        }],
+      });
+      commitsInFlight += 1;
+      kernelCallsInFlight += 1;
+      kernelActivity += 1;
+      void child.result().catch(() => undefined).finally(() => {
+        commitsInFlight -= 1;
+        kernelCallsInFlight -= 1;
+        kernelActivity += 1;
+        lastActivityAt = Date.now();
+      });
+      return { workflowId: child.workflowId };
+    },
+    { validator: (_request) => requireStatus('RUNNING', 'commit') },
+  );
 
   setHandler(
     logsUpdate,
@@ -416,7 +452,7 @@ export async function computeSessionWorkflow(input: ComputeSessionInput): Promis
       const lifeEnds = input.maxLifetimeSeconds && startedAt !== undefined ? startedAt + input.maxLifetimeSeconds * 1000 : Infinity;
       const next = Math.min(idleEnds, lifeEnds);
       // Determinism: continue as new only once every handler has answered (see shouldContinueAsNew).
-      const carryOnNow = () => shouldContinueAsNew(timings.historyLimit) && allHandlersFinished();
+      const carryOnNow = () => shouldContinueAsNew(timings.historyLimit) && allHandlersFinished() && commitsInFlight === 0;
       const asked = () => destroyRequest !== undefined || restartRequested || checksAsked > checksDone || carryOnNow() || kernelActivity !== seenKernelActivity || modifications !== seenModifications;
       if (next === Infinity) await condition(asked);
       else await condition(asked, Math.max(0, next - Date.now()));
