@@ -131,6 +131,11 @@ class RunnerChannels {
 
 class ChannelTimeout extends Error {}
 
+/** A relay that says nothing this long while a request waits is asked whether it lives; */
+const quietBeforeProbeMs = 2000;
+/** one that does not answer that probe this long is dead (an exec that never started, a kernel restarted under it). */
+const probeAnswerMs = 6000;
+
 interface Waiting {
   resolve(reply: RunnerReply): void;
   reject(err: Error): void;
@@ -141,8 +146,20 @@ class RunnerChannel {
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
   private ended?: Error;
+  private lastHeardAt = Date.now();
+  private probeSentAt?: number;
+  private readonly watch: NodeJS.Timeout;
 
-  private constructor(private readonly stream: Duplex) {}
+  /**
+   * A relay whose exec never started or whose kernel restarted may leave its stream open and
+   * silent rather than ended: while requests wait, a quiet relay is probed (the relay answers
+   * `ping` itself; an older one forwards it and the runner refuses it, an answer all the same),
+   * and one that does not answer is failed, so the next call opens a new one.
+   */
+  private constructor(private readonly stream: Duplex, private readonly onDead: () => void) {
+    this.watch = setInterval(() => this.checkLiveness(), 1000);
+    this.watch.unref();
+  }
 
   static async open(docker: Docker, containerId: string, onEnd: () => void): Promise<RunnerChannel> {
     let exec: Docker.Exec;
@@ -157,7 +174,11 @@ class RunnerChannel {
       throw err;
     }
     const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
-    const channel = new RunnerChannel(stream);
+    let ended = false;
+    const channel = new RunnerChannel(stream, () => {
+      stream.destroy();
+      end();
+    });
     const stderr: Buffer[] = [];
     docker.modem.demuxStream(stream, new LineSplitter((line) => channel.onLine(line)), new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -165,8 +186,7 @@ class RunnerChannel {
         done();
       },
     }));
-    let ended = false;
-    const end = () => {
+    function end() {
       if (ended) return;
       ended = true;
       onEnd();
@@ -174,7 +194,7 @@ class RunnerChannel {
       channel.fail(/No such file|can't open file/i.test(why)
         ? domainFailure('KernelFailed', 'this kernel has no runner (it was made before kernels had one): restart the session', { container_id: containerId })
         : new Error(`the kernel's runner relay ended${why ? `: ${why.slice(0, 300)}` : ''}`));
-    };
+    }
     stream.on('end', end);
     stream.on('close', end);
     stream.on('error', end);
@@ -197,7 +217,24 @@ class RunnerChannel {
     });
   }
 
+  private checkLiveness(): void {
+    if (this.ended) return;
+    const now = Date.now();
+    if (this.probeSentAt !== undefined) {
+      if (now - this.probeSentAt > probeAnswerMs) {
+        this.fail(new Error(`the kernel's runner relay stopped answering (no answer to a probe in ${probeAnswerMs / 1000} s): a new one is opened`));
+        this.onDead();
+      }
+      return;
+    }
+    if (this.waiting.size === 0 || now - this.lastHeardAt < quietBeforeProbeMs) return;
+    this.probeSentAt = now;
+    this.stream.write(`${JSON.stringify({ id: 0, request: { action: 'ping' } })}\n`);
+  }
+
   private onLine(line: string): void {
+    this.lastHeardAt = Date.now();
+    this.probeSentAt = undefined;
     let message: { id?: number; reply?: RunnerReply };
     try {
       message = JSON.parse(line) as typeof message;
@@ -208,6 +245,7 @@ class RunnerChannel {
   }
 
   private fail(err: Error): void {
+    clearInterval(this.watch);
     this.ended ??= err;
     for (const waiting of [...this.waiting.values()]) waiting.reject(err);
   }

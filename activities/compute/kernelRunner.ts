@@ -75,7 +75,9 @@ def relay():
             message = json.loads(line)
         except ValueError:
             return
-        reply = ask(message.get("request"))
+        request = message.get("request")
+        # The node's liveness probe: answered here, without the runner (which may be starting).
+        reply = {"pong": True} if isinstance(request, dict) and request.get("action") == "ping" else ask(request)
         data = (json.dumps({"id": message.get("id"), "reply": reply}) + "\n").encode()
         with out:
             sys.stdout.buffer.write(data)

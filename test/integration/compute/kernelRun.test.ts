@@ -84,7 +84,9 @@ describe('the kernel runner', () => {
 
   it('interrupts a running run with KeyboardInterrupt, keeps the namespace, and treats interrupting it again or an unknown run as done (seed 5.1, 5.2)', async () => {
     const runId = `long-running-${randomUUID().slice(0, 8)}`;
-    const running = execute('kept = "yes"\nimport time\nwhile True:\n    time.sleep(0.1)', { runId, timeoutMs: 60_000 });
+    // Set by a run before: an interrupt may land before the run's first line.
+    await execute('kept = "yes"');
+    const running = execute('import time\nwhile True:\n    time.sleep(0.1)', { runId, timeoutMs: 60_000 });
     // Until the run has started, the interrupt finds it queued or not yet known: ask until it was running.
     await eventually(async () => {
       await run(activities.interruptKernelRun, { containerId, runId });
@@ -127,6 +129,22 @@ describe('the kernel runner', () => {
     expect(after.result).toBe(false);
     await execute('result = 4');
   });
+
+  it('gives up on a relay that went silent (its kernel frozen) rather than waiting out the run, and opens a new one for the next call', async () => {
+    await execute('survives_freeze = 1');
+    await infra.docker.getContainer(containerId).pause();
+    let frozen: unknown;
+    try {
+      frozen = await execute('1', { timeoutMs: 120_000 }).then(() => undefined, (err: unknown) => err);
+    } finally {
+      await infra.docker.getContainer(containerId).unpause();
+    }
+    // A plain error the activity's retry covers, not the run's ExecutionTimeout after its two minutes.
+    expect(frozen).toBeInstanceOf(Error);
+    expect(frozen).not.toBeInstanceOf(ApplicationFailure);
+    expect(String(frozen)).toContain('stopped answering');
+    expect((await execute('survives_freeze')).result).toBe(1);
+  }, 90_000);
 
   it('caps each output stream and says it truncated', async () => {
     const long = await execute(`print('x' * ${kernelOutputLimitBytes * 2})`);
