@@ -95,6 +95,11 @@ export async function imageCommitWorkflow(input: ImageCommitInput): Promise<Imag
     const error = cancelled ? { code: 'Cancelled', message: 'the commit was cancelled' } : failureOf(err, input, progress.phase);
     await CancellationScope.nonCancellable(async () => {
       await node.removeCommitImages({ commitId, references: target ? [target.reference] : [] });
+      // The push may have finished before its cancel reached it: what the registry got goes too (best effort).
+      if (target && (progress.phase === 'pushing' || progress.phase === 'registering')) {
+        await node.unpublishCommitImage({ commitId, reference: target.reference, registry: input.registry! })
+          .catch((err: unknown) => log.warn('what the commit pushed stays in the registry', { commitId, reason: describeFailure(err).message }));
+      }
       await control.finishImageCommit({ commitId, status: cancelled ? 'cancelled' : 'failed', progress, error });
     });
     setCurrentDetails(`${kind} ${commitId}: ${cancelled ? 'cancelled' : `failed: ${error.message}`}`);

@@ -11,7 +11,9 @@ import { computeSessionLabel } from '../../../activities/compute/node';
 import { instanceLabel } from '../../../activities/shared/docker';
 import { createUserKey } from '../../../api/platform/auth';
 import { startComputeSession } from '../../../api/compute/sessionActions';
+import { createCommitStore } from '../../../activities/compute/commitStore';
 import { computeStateQuery, destroyUpdate, executeUpdate, type ComputeSessionState } from '../../../domain/compute/compute';
+import { convertTarget, startImageCommitUpdate, type CommitProgress } from '../../../domain/compute/imageCommit';
 import { createSessionBody } from '../../../domain/compute/params';
 import { customSearchAttributes } from '../../../domain/shared/searchAttributes';
 import { createLogger } from '../../../platform/logger';
@@ -27,8 +29,9 @@ import { spawnWorkerProcess } from '../../helpers/workerProcess';
  * What a compute session survives, with real activities on a real node (the main engine): the
  * worker running its workflow killed while its kernels are being made, the node's worker killed
  * while code runs in a kernel (the retry finds the run by its id in the kernel's runner: the
- * client gets its result, and the code ran once), and the Temporal server itself killed and
- * started again.
+ * client gets its result, and the code ran once), the node's worker killed while it pushes a
+ * converted session (the push is tried again and the convert finishes once), and the Temporal
+ * server itself killed and started again.
  */
 let env: TestWorkflowEnvironment;
 let infra: Infra;
@@ -187,6 +190,69 @@ it('a node worker killed mid-execution: the next worker answers with the run\'s 
     await successorRunning;
   }
 }, 180_000);
+
+it('a node worker killed mid-push: the next worker pushes again (the registry keeps the layers it has), and the convert finishes once', async () => {
+  const name = `${group}-p`;
+  let doomed: ChildProcess | undefined = await spawnWorkerProcess('./computeNodeProcess.ts', 'unused', { COMPUTE_NODE_NAME: name, COMPUTE_NODE_SCALING_GROUP: group });
+  const taskQueue = uniqueTaskQueue('push-durability');
+  const worker = await createTestWorker(env, taskQueue, infra.activities);
+  const commits = createCommitStore(infra.pool);
+  const registryAddress = infra.config.REGISTRY_ADDRESS!;
+  const imageName = `durable-${tag}:v1`;
+  let successor: ComputeNode | undefined;
+  let successorRunning: Promise<void> | undefined;
+  try {
+    await worker.runUntil(async () => {
+      const input = await admit({ resources: { cpu: '1', memory: '512M' } });
+      const handle = await startComputeSession(env.client, { taskQueue, input });
+      await eventually(async () => ((await handle.query(computeStateQuery)).status === 'RUNNING' ? true : undefined), 90);
+      // Data no registry has seen (random), large enough that the push is still going when the node dies.
+      await handle.executeUpdate(executeUpdate, { args: [{ runId: 'fill', code: "import os\nwith open('/home/work/blob', 'wb') as f:\n    for _ in range(12): f.write(os.urandom(16 << 20))", timeoutMs: 120_000 }] });
+
+      const commitId = randomUUID();
+      await commits.begin({ commitId, sessionId: input.sessionId, ownerId, kind: 'convert', imageName, registry: 'local', defaultMaxCustomizedImages: 10 });
+      const { workflowId } = await handle.executeUpdate(startImageCommitUpdate, { args: [{ commitId, kind: 'convert', imageName, registry: { name: 'local', address: registryAddress } }] });
+      await eventually(async () => {
+        const row = await commits.get(commitId, input.sessionId);
+        const progress = row?.progress as Partial<CommitProgress> | undefined;
+        return progress?.phase === 'pushing' && (progress.bytesPushed ?? 0) > 0 ? true : undefined;
+      }, 180);
+      doomed!.kill('SIGKILL');
+      doomed = undefined;
+      successor = await startComputeNode({
+        config: { ...infra.config, TEMPORAL_NAMESPACE: env.namespace ?? infra.config.TEMPORAL_NAMESPACE }, connection: env.nativeConnection, docker: infra.docker, pool: infra.pool,
+        containerRuntime: infra.containerRuntime, log, name, scalingGroup: group,
+      });
+      successorRunning = successor.run();
+
+      const commit = env.client.workflow.getHandle(workflowId);
+      expect(await commit.result()).toMatchObject({ status: 'finished', reference: convertTarget(registryAddress, ownerId, imageName).reference });
+      const row = await commits.get(commitId, input.sessionId);
+      expect([row!.status, row!.error]).toEqual(['finished', null]);
+      // Pushed more than once (the first attempt timed out on its heartbeat), registered once.
+      const events = (await commit.fetchHistory()).events!;
+      const pushes = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'pushCommitImage');
+      expect(pushes).toHaveLength(1);
+      const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(pushes[0]!.eventId));
+      expect(started?.activityTaskStartedEventAttributes?.attempt).toBeGreaterThan(1);
+      const { rows } = await infra.pool.query('SELECT name FROM compute_images WHERE owner_id = $1 AND name = $2', [ownerId, imageName]);
+      expect(rows).toHaveLength(1);
+      const reference = convertTarget(registryAddress, ownerId, imageName);
+      const manifest = await fetch(`http://${registryAddress}/v2/${reference.repo.slice(registryAddress.length + 1)}/manifests/${reference.tag}`, {
+        method: 'HEAD', headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+      });
+      expect(manifest.status).toBe(200);
+
+      await handle.executeUpdate(destroyUpdate, { args: [{ forced: false }] });
+      expect((await handle.result()).status).toBe('TERMINATED');
+    });
+  } finally {
+    doomed?.kill('SIGKILL');
+    await successor?.shutdown();
+    await successorRunning;
+    await infra.pool.query('DELETE FROM compute_images WHERE owner_id = $1', [ownerId]);
+  }
+}, 300_000);
 
 /** A Temporal dev server of this test's own (port, SQLite file), which it may kill and start again. */
 async function privateTemporalServer() {
