@@ -45,17 +45,9 @@ export function createCommitStore(pool: Pool) {
       return inTransaction(pool, async (db) => {
         await lockUntilCommit(db, `compute-commit/${start.ownerId}`);
         if (start.kind === 'convert') {
-          const { rows: [policy] } = await db.query<{ max_customized_images: number | null }>('SELECT max_customized_images FROM compute_resource_policies WHERE user_id = $1', [start.ownerId]);
-          const limit = policy?.max_customized_images ?? start.defaultMaxCustomizedImages;
-          const { rows: [held] } = await db.query<{ names: number }>(
-            `SELECT count(DISTINCT name)::int AS names FROM (
-               SELECT name FROM compute_images WHERE owner_id = $1
-               UNION SELECT image_name FROM compute_commits WHERE owner_id = $1 AND kind = 'convert' AND status = 'ongoing'
-             ) AS mine WHERE name <> $2`,
-            [start.ownerId, start.imageName],
-          );
-          if (held!.names + 1 > limit) {
-            throw domainFailure('QuotaExceeded', `at most ${limit} customized images; ${held!.names} are held or being made`, { limit: 'customized_images', requested: 1, available: Math.max(0, limit - held!.names) });
+          const { limit, held } = await customizedImages(db, start.ownerId, start.defaultMaxCustomizedImages, start.imageName);
+          if (held + 1 > limit) {
+            throw domainFailure('QuotaExceeded', `at most ${limit} customized images; ${held} are held or being made`, { limit: 'customized_images', requested: 1, available: Math.max(0, limit - held) });
           }
         }
         try {
@@ -69,6 +61,11 @@ export function createCommitStore(pool: Pool) {
           throw domainFailure('InvalidSessionState', `session ${start.sessionId} has a commit going on; one at a time`, { commit_id: ongoing?.id ?? null });
         }
       });
+    },
+
+    /** The owner's limit on images of their own, and how many they hold or are being made. */
+    customizedImages(ownerId: string, defaultMax: number): Promise<{ limit: number; held: number }> {
+      return customizedImages(pool, ownerId, defaultMax);
     },
 
     /** A commit whose workflow could not be started: as if it was never asked for. */
@@ -99,15 +96,28 @@ export function createCommitStore(pool: Pool) {
      * Its default resources are those of the session it was made from. Replaces an image of
      * theirs of the same name (the registry's tag moved too).
      */
-    async registerImage({ ownerId, sessionId, name, reference }: { ownerId: string; sessionId: string; name: string; reference: string }): Promise<void> {
+    async registerImage({ ownerId, sessionId, name, reference, registry }: { ownerId: string; sessionId: string; name: string; reference: string; registry?: string }): Promise<void> {
       await pool.query(
-        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, owner_id)
-         SELECT $1, $2, s.cpu_millis, s.memory_bytes, s.gpu, $3 FROM compute_sessions s WHERE s.id = $4
-         ON CONFLICT (owner_id, name) WHERE owner_id IS NOT NULL DO UPDATE SET reference = EXCLUDED.reference`,
-        [name, reference, ownerId, sessionId],
+        `INSERT INTO compute_images (name, reference, cpu_millis, memory_bytes, gpu, owner_id, registry)
+         SELECT $1, $2, s.cpu_millis, s.memory_bytes, s.gpu, $3, $5 FROM compute_sessions s WHERE s.id = $4
+         ON CONFLICT (owner_id, name) WHERE owner_id IS NOT NULL DO UPDATE SET reference = EXCLUDED.reference, registry = EXCLUDED.registry`,
+        [name, reference, ownerId, sessionId, registry ?? null],
       );
     },
   };
+}
+
+/** The limit (the policy's, else the default) and the distinct names held or being converted, `replacing` aside (converting it again adds none). */
+async function customizedImages(db: Pick<Pool, 'query'>, ownerId: string, defaultMax: number, replacing?: string): Promise<{ limit: number; held: number }> {
+  const { rows: [row] } = await db.query<{ limit: number | null; held: number }>(
+    `SELECT (SELECT max_customized_images FROM compute_resource_policies WHERE user_id = $1) AS limit,
+            (SELECT count(DISTINCT name)::int FROM (
+               SELECT name FROM compute_images WHERE owner_id = $1
+               UNION SELECT image_name FROM compute_commits WHERE owner_id = $1 AND kind = 'convert' AND status = 'ongoing'
+             ) AS mine WHERE name IS DISTINCT FROM $2) AS held`,
+    [ownerId, replacing ?? null],
+  );
+  return { limit: row!.limit ?? defaultMax, held: row!.held };
 }
 
 export type CommitStore = ReturnType<typeof createCommitStore>;

@@ -5,6 +5,7 @@ import { commitImageTag, type CommitProgress, type LayerProgress, type RegistryT
 import { domainFailure } from '../../domain/shared/errors';
 import type { Sealer } from '../../platform/sealer';
 import { ignoreNotFound, statusOf } from '../shared/docker';
+import { deleteManifest, manifestDigest, RegistryHttpError, splitReference } from '../shared/registry';
 import { createCommitStore } from './commitStore';
 import { createRegistryStore } from './registryStore';
 
@@ -118,9 +119,17 @@ export function createImageCommitNodeActivities({ docker, pool, sealer }: { dock
      */
     async unpublishCommitImage({ commitId, reference, registry }: { commitId: string; reference: string; registry: RegistryTarget }): Promise<{ removed: boolean }> {
       const credentials = await registries.credentials(registry.name);
-      const removed = await deleteManifest(registry.address, reference, credentials);
-      if (removed === 'refused') log.warn('the registry keeps what the commit pushed: it refuses deletes', { commitId, reference, registry: registry.name });
-      return { removed: removed === 'deleted' };
+      const { repository, tag } = splitReference(registry.address, reference);
+      try {
+        const digest = await manifestDigest(registry.address, repository, tag, credentials);
+        if (!digest) return { removed: false };
+        await deleteManifest(registry.address, repository, digest, credentials);
+        return { removed: true };
+      } catch (err) {
+        if (!(err instanceof RegistryHttpError) || ![401, 403, 405].includes(err.status)) throw err;
+        log.warn('the registry keeps what the commit pushed: it refuses deletes', { commitId, reference, registry: registry.name, status: err.status });
+        return { removed: false };
+      }
     },
 
     /** Removes the commit's local tags (the pushed reference and the commit's own): what a failed or cancelled convert made on the node. */
@@ -140,32 +149,6 @@ export function createImageCommitNodeActivities({ docker, pool, sealer }: { dock
 }
 
 export type ImageCommitNodeActivities = ReturnType<typeof createImageCommitNodeActivities>;
-
-const manifestTypes = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json';
-
-/** A reference's manifest deleted from its registry (Registry HTTP API v2, Basic credentials). */
-async function deleteManifest(address: string, reference: string, credentials: { username: string; password: string } | undefined): Promise<'deleted' | 'absent' | 'refused'> {
-  const path = reference.slice(address.length + 1);
-  const colon = path.lastIndexOf(':');
-  const base = `${registryScheme(address)}://${address}/v2/${path.slice(0, colon)}/manifests`;
-  const headers: Record<string, string> = credentials ? { Authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` } : {};
-  const head = await fetch(`${base}/${path.slice(colon + 1)}`, { method: 'HEAD', headers: { ...headers, Accept: manifestTypes } });
-  if (head.status === 404) return 'absent';
-  if (head.status === 401 || head.status === 403) return 'refused';
-  const digest = head.headers.get('docker-content-digest');
-  if (!head.ok || !digest) throw new Error(`registry ${address} answered ${head.status} for ${reference}`);
-  const deleted = await fetch(`${base}/${digest}`, { method: 'DELETE', headers });
-  if (deleted.status === 404) return 'absent';
-  if (deleted.status === 405 || deleted.status === 401 || deleted.status === 403) return 'refused';
-  if (!deleted.ok) throw new Error(`registry ${address} answered ${deleted.status} to deleting ${reference}`);
-  return 'deleted';
-}
-
-/** Plain HTTP where the engine allows it without configuration (loopback), TLS elsewhere. */
-function registryScheme(address: string): 'http' | 'https' {
-  const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || host.startsWith('127.') ? 'http' : 'https';
-}
 
 function pushFailure(registry: RegistryTarget, reason: string) {
   return domainFailure('RegistryPushError', `registry ${registry.name} (${registry.address}) refused the push: ${reason}`, { registry: registry.name, reason });

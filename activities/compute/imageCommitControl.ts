@@ -14,7 +14,7 @@ export function createImageCommitControlActivities({ pool }: { pool: Pool }) {
       await commits.finish(commitId, status, progress, error);
     },
 
-    async registerCommitImage(image: { ownerId: string; sessionId: string; name: string; reference: string }): Promise<void> {
+    async registerCommitImage(image: { ownerId: string; sessionId: string; name: string; reference: string; registry?: string }): Promise<void> {
       await commits.registerImage(image);
     },
   };

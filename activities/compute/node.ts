@@ -9,7 +9,8 @@ import { domainFailure } from '../../domain/shared/errors';
 import type { Sealer } from '../../platform/sealer';
 import { fitHostConfig, gvisorNetworkRuntime, gvisorRuntime, type ContainerRuntime } from '../shared/containerRuntime';
 import { ignoreNotFound, instanceLabel, sessionflowLabels, statusOf } from '../shared/docker';
-import { followProgress, manifestDigest } from '../shared/registry';
+import { followProgress, manifestDigest, splitReference, type RegistryAuth } from '../shared/registry';
+import { createRegistryStore } from './registryStore';
 import type { ClusterKeyPair } from './clusterKeys';
 import { createImageCommitNodeActivities } from './imageCommit';
 import { createKernelFileActivities } from './kernelFiles';
@@ -79,16 +80,14 @@ export interface ComputeNodeDeps {
  * reference by digest cannot move; an unreachable registry or a tag it no longer has leaves the
  * node's copy in use.
  */
-async function holdsRegistryDigest(registryAddress: string, reference: string, repoDigests: string[]): Promise<boolean> {
-  const path = reference.slice(registryAddress.length + 1);
-  if (path.includes('@')) return true;
-  const colon = path.lastIndexOf(':');
-  const [repository, tag] = colon > path.lastIndexOf('/') ? [path.slice(0, colon), path.slice(colon + 1)] : [path, 'latest'];
-  const current = await manifestDigest(registryAddress, repository, tag).catch((err: unknown) => {
+async function holdsRegistryDigest(source: { address: string; credentials?: RegistryAuth }, reference: string, repoDigests: string[]): Promise<boolean> {
+  if (reference.includes('@')) return true;
+  const { repository, tag } = splitReference(source.address, reference);
+  const current = await manifestDigest(source.address, repository, tag, source.credentials).catch((err: unknown) => {
     log.warn('registry unreachable: the node keeps its copy of the image', { image: reference, error: String(err) });
     return undefined;
   });
-  return current === undefined || repoDigests.includes(`${registryAddress}/${repository}@${current}`);
+  return current === undefined || repoDigests.includes(`${source.address}/${repository}@${current}`);
 }
 
 /** `sf-<instance>-<session id's first 8>-<hostname>`: a retried create finds the container the lost attempt made. */
@@ -108,6 +107,7 @@ export function clusterNetworkName(instance: string, sessionId: string): string 
  */
 export function createComputeNodeActivities({ docker, pool, instance, containerRuntime, sealer, registryAddress, serviceProxy }: ComputeNodeDeps) {
   const secrets = createSecretStore(pool, sealer);
+  const registries = createRegistryStore(pool, sealer);
   const proxy = serviceProxy ?? new ServiceProxy(docker);
 
   return {
@@ -127,21 +127,23 @@ export function createComputeNodeActivities({ docker, pool, instance, containerR
     /**
      * Pulls the image from the registry when this node lacks it, or holds another digest than
      * the registry's under that tag (a rebuilt image pushed again: Backend.AI's `digest` auto-pull).
-     * Only the registry's images are pulled (never another registry's): anything else the node
-     * does not already hold, or a reference the registry does not have, is ImageNotFound.
+     * Only the bring-up's registry and registered ones are pulled from (a registered one with its
+     * credentials, opened here): anything else the node does not already hold, or a reference the
+     * registry does not have, is ImageNotFound.
      */
     async pullKernelImage({ reference }: { reference: string }): Promise<{ pulled: boolean }> {
       const local = await ignoreNotFound(docker.getImage(reference).inspect());
-      const inRegistry = reference.startsWith(`${registryAddress}/`);
-      if (local && (!inRegistry || await holdsRegistryDigest(registryAddress, reference, local.RepoDigests ?? []))) return { pulled: false };
-      if (!inRegistry) throw domainFailure('ImageNotFound', `image ${reference} is not on this node and not in the registry ${registryAddress}`, { image: reference });
+      const source = await registries.sourceOf(reference, registryAddress);
+      if (local && (!source || await holdsRegistryDigest(source, reference, local.RepoDigests ?? []))) return { pulled: false };
+      if (!source) throw domainFailure('ImageNotFound', `image ${reference} is not on this node and not in the registry ${registryAddress} or a registered one`, { image: reference });
       try {
-        const events = await followProgress(docker, await docker.pull(reference));
+        const authconfig = source.credentials && { ...source.credentials, serveraddress: source.address };
+        const events = await followProgress(docker, await docker.pull(reference, authconfig ? { authconfig } : {}));
         const failed = events.find((event) => event.error);
         if (failed) throw new Error(failed.error);
       } catch (err) {
         if (statusOf(err) === 404 || /not found|manifest unknown/i.test(String(err))) {
-          throw domainFailure('ImageNotFound', `the registry ${registryAddress} has no image ${reference}`, { image: reference });
+          throw domainFailure('ImageNotFound', `the registry ${source.address} has no image ${reference}`, { image: reference });
         }
         throw err;
       }

@@ -58,6 +58,24 @@ export function createRegistryStore(pool: Pool, sealer: Sealer) {
       if (!row?.username || !row.password_sealed) return undefined;
       return { username: row.username, password: sealer.open(row.password_sealed, boundTo(name)) };
     },
+
+    /**
+     * The registry a reference is pulled from, with its credentials: the one a converted image was
+     * pushed to, else a registered one whose address it starts with, else the bring-up's
+     * (`defaultAddress`); undefined for any other.
+     */
+    async sourceOf(reference: string, defaultAddress: string): Promise<{ address: string; credentials?: RegistryCredentials } | undefined> {
+      const { rows } = await pool.query<{ name: string; address: string }>(
+        `SELECT r.name, r.address FROM compute_registries r
+         LEFT JOIN compute_images i ON i.registry = r.name AND i.reference = $1
+         WHERE starts_with($1, r.address || '/')
+         ORDER BY i.registry IS NULL, r.username IS NULL, length(r.address) DESC LIMIT 1`,
+        [reference],
+      );
+      const registered = rows[0];
+      if (registered) return { address: registered.address, credentials: await this.credentials(registered.name) };
+      return reference.startsWith(`${defaultAddress}/`) ? { address: defaultAddress } : undefined;
+    },
   };
 }
 

@@ -31,11 +31,13 @@ export interface ComputeStoreSettings {
   nodeDeadAfterSeconds: number;
   /** The abuse thresholds and action of a policy that sets none (COMPUTE_DEFAULT_ABUSE_*; domain defaults when absent). */
   defaultAbusePolicy?: AbusePolicy;
+  /** COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES: images of their own a user without a policy row may hold (10 when absent). */
+  defaultMaxCustomizedImages?: number;
 }
 
 type AbuseDefaults = 'COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT' | 'COMPUTE_DEFAULT_ABUSE_CPU_PERCENT' | 'COMPUTE_DEFAULT_ABUSE_MEMORY_PERCENT' | 'COMPUTE_DEFAULT_ABUSE_ACTION';
 
-export function computeStoreSettingsFrom(config: Pick<Config, 'SESSIONFLOW_INSTANCE' | 'COMPUTE_DEFAULT_MAX_SESSIONS' | 'COMPUTE_DEFAULT_CPU' | 'COMPUTE_DEFAULT_MEMORY' | 'COMPUTE_DEFAULT_GPU' | 'COMPUTE_SECRETS_KEY' | 'COMPUTE_NODE_DEAD_AFTER_SECONDS' | AbuseDefaults>): ComputeStoreSettings {
+export function computeStoreSettingsFrom(config: Pick<Config, 'SESSIONFLOW_INSTANCE' | 'COMPUTE_DEFAULT_MAX_SESSIONS' | 'COMPUTE_DEFAULT_CPU' | 'COMPUTE_DEFAULT_MEMORY' | 'COMPUTE_DEFAULT_GPU' | 'COMPUTE_SECRETS_KEY' | 'COMPUTE_NODE_DEAD_AFTER_SECONDS' | 'COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES' | AbuseDefaults>): ComputeStoreSettings {
   return {
     instance: config.SESSIONFLOW_INSTANCE,
     defaultPolicy: {
@@ -49,6 +51,7 @@ export function computeStoreSettingsFrom(config: Pick<Config, 'SESSIONFLOW_INSTA
       cpuWarningPercent: config.COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT, cpuPercent: config.COMPUTE_DEFAULT_ABUSE_CPU_PERCENT,
       memoryPercent: config.COMPUTE_DEFAULT_ABUSE_MEMORY_PERCENT, action: config.COMPUTE_DEFAULT_ABUSE_ACTION,
     },
+    defaultMaxCustomizedImages: config.COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES,
   };
 }
 

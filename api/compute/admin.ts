@@ -1,7 +1,9 @@
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import { createAbuseStore } from '../../activities/compute/abuseStore';
+import { createCommitStore } from '../../activities/compute/commitStore';
 import { abuseDefaultsOf, createComputeStore, type ComputeStore, type ComputeStoreSettings, type ImageRow, type NodeRow, type TemplateRow } from '../../activities/compute/store';
+import { defaultMaxCustomizedImages } from '../../domain/compute/imageCommit';
 import { imageBody, imageNameField, nodePatchBody, resourcePolicyBody, scalingGroupBody, scalingGroupNameField, templateBody, templateIdField } from '../../domain/compute/params';
 import { amountsView, formatSlots, subtractSlots } from '../../domain/compute/resources';
 import { appProtocols, defaultKernelApps } from '../../domain/compute/services';
@@ -22,8 +24,8 @@ const appView = z.object({ command: z.array(z.string()), port: z.number(), proto
 const imageView = z.object({ name: z.string(), reference: z.string(), resources: amountsView, apps: z.record(z.string(), appView).describe('what sessions of the image may start as services'), created_at: z.string() });
 const templateView = z.object({ id: z.string(), params: z.record(z.string(), z.unknown()), created_at: z.string(), updated_at: z.string() });
 const policyView = z.object({
-  user_id: z.uuid(), max_sessions: z.number(), resources: amountsView, default: z.boolean(),
-  usage: z.object({ sessions: z.number(), resources: amountsView }),
+  user_id: z.uuid(), max_sessions: z.number(), resources: amountsView, default: z.boolean(), max_customized_images: z.number(),
+  usage: z.object({ sessions: z.number(), resources: amountsView, customized_images: z.number() }),
 }).extend(abusePolicyView.shape);
 const scalingGroupView = z.object({ name: z.string(), description: z.string(), nodes: z.number(), created_at: z.string() });
 const nodeView = z.object({
@@ -65,6 +67,7 @@ export async function seedBuiltInImages(store: ComputeStore, config: Pick<Config
 export function registerComputeAdminRoutes(api: ApiRoutes, deps: ComputeRouteDeps): void {
   const store = createComputeStore(deps.pool, deps.compute);
   const abuse = createAbuseStore(deps.pool, deps.compute);
+  const commits = createCommitStore(deps.pool);
 
   // ---- images ----
   api.route(
@@ -151,10 +154,12 @@ export function registerComputeAdminRoutes(api: ApiRoutes, deps: ComputeRouteDep
 
   // ---- resource policies ----
   const presentPolicy = async (userId: string) => {
-    const [policy, usage, abusePolicy] = await Promise.all([store.policy(userId), store.usage(userId), abuse.policy(userId)]);
+    const [policy, usage, abusePolicy, images] = await Promise.all([
+      store.policy(userId), store.usage(userId), abuse.policy(userId), commits.customizedImages(userId, deps.compute.defaultMaxCustomizedImages ?? defaultMaxCustomizedImages),
+    ]);
     return {
-      user_id: userId, max_sessions: policy.maxSessions, resources: formatSlots(policy.resources), default: policy.isDefault,
-      usage: { sessions: usage.sessions, resources: formatSlots(usage.resources) }, ...presentAbusePolicy(abusePolicy),
+      user_id: userId, max_sessions: policy.maxSessions, resources: formatSlots(policy.resources), default: policy.isDefault, max_customized_images: images.limit,
+      usage: { sessions: usage.sessions, resources: formatSlots(usage.resources), customized_images: images.held }, ...presentAbusePolicy(abusePolicy),
     };
   };
   const requireUser = async (userId: string) => {

@@ -6,7 +6,7 @@ import { createCommitStore, type CommitRow } from '../../activities/compute/comm
 import { createRegistryStore } from '../../activities/compute/registryStore';
 import { computeSecretsSealer } from '../../activities/compute/secretStore';
 import { createComputeStore } from '../../activities/compute/store';
-import { convertBody, startImageCommitUpdate, type CommitKind, type ImageCommitRequest } from '../../domain/compute/imageCommit';
+import { convertBody, defaultMaxCustomizedImages, startImageCommitUpdate, type CommitKind, type ImageCommitRequest } from '../../domain/compute/imageCommit';
 import { makeComputeSessionWorkflowId, makeImageCommitWorkflowId } from '../../domain/compute/kind';
 import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
 import type { imageCommitWorkflow } from '../../workflows/compute/imageCommit';
@@ -20,7 +20,6 @@ import { sessionNotFound, sessionsBase } from './sessions';
 export interface CommitRouteDeps extends ComputeRouteDeps {
   temporal: Client;
   secretsKey: string | undefined;
-  defaultMaxCustomizedImages: number;
 }
 
 const idParams = z.object({ id: z.uuid() });
@@ -71,7 +70,7 @@ export function registerCommitRoutes(api: ApiRoutes, deps: CommitRouteDeps): voi
     if (convert && !registry) throw registryNotFound(convert.registry);
     if (info.status !== 'RUNNING') throw new ApiError('InvalidSessionState', `a commit needs a RUNNING session; ${sessionId} is ${info.status}`, { current_status: info.status, allowed: ['RUNNING'] });
     const commitId = randomUUID();
-    await commits.begin({ commitId, sessionId, ownerId: info.owner_id, kind, imageName: convert?.imageName, registry: convert?.registry, defaultMaxCustomizedImages: deps.defaultMaxCustomizedImages });
+    await commits.begin({ commitId, sessionId, ownerId: info.owner_id, kind, imageName: convert?.imageName, registry: convert?.registry, defaultMaxCustomizedImages: deps.compute.defaultMaxCustomizedImages ?? defaultMaxCustomizedImages });
     const request: ImageCommitRequest = { commitId, kind, ...(convert && registry ? { imageName: convert.imageName, registry: { name: registry.name, address: registry.address } } : {}) };
     try {
       await deps.temporal.workflow.getHandle<typeof computeSessionWorkflow>(makeComputeSessionWorkflowId(sessionId)).executeUpdate(startImageCommitUpdate, { args: [request] });

@@ -76,7 +76,7 @@ export function createApp(deps: AppDeps): express.Express {
   registerComputeFileRoutes(api, { ...compute, temporal: deps.temporal, downloadMaxBytes: deps.config.COMPUTE_DOWNLOAD_MAX_BYTES });
   // Commit and convert a session, and the registries it goes to.
   registerRegistryRoutes(api, { pool: deps.pool, secretsKey: deps.config.COMPUTE_SECRETS_KEY });
-  registerCommitRoutes(api, { ...compute, temporal: deps.temporal, secretsKey: deps.config.COMPUTE_SECRETS_KEY, defaultMaxCustomizedImages: deps.config.COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES });
+  registerCommitRoutes(api, { ...compute, temporal: deps.temporal, secretsKey: deps.config.COMPUTE_SECRETS_KEY });
   app.locals.terminalBridge = registerTerminalRoutes(api, { config: deps.config, temporal: deps.temporal, pool: deps.pool, log: deps.log, metrics });
   app.use(router);
 

@@ -7,6 +7,9 @@ import { z } from 'zod';
  * for a registry, pushes it and registers it as the owner's image, so that new sessions start
  * from it. Both run as an imageCommit child workflow of the session's workflow.
  */
+/** Images of their own a user may hold when neither their policy nor COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES says. */
+export const defaultMaxCustomizedImages = 10;
+
 export const commitKinds = ['commit', 'convert'] as const;
 export type CommitKind = (typeof commitKinds)[number];
 export type CommitStatus = 'ongoing' | 'finished' | 'failed' | 'cancelled';

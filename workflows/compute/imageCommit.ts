@@ -78,7 +78,7 @@ export async function imageCommitWorkflow(input: ImageCommitInput): Promise<Imag
       await enter('pushing');
       progress = await push.pushCommitImage({ commitId, reference: target.reference, registry: input.registry!, progress });
       await enter('registering');
-      await control.registerCommitImage({ ownerId: input.ownerId, sessionId: input.sessionId, name: input.imageName!, reference: target.reference });
+      await control.registerCommitImage({ ownerId: input.ownerId, sessionId: input.sessionId, name: input.imageName!, reference: target.reference, registry: input.registry!.name });
     }
     progress = { ...progress, phase: 'done' };
     setCurrentDetails(`${kind} ${commitId}: finished`);

@@ -104,14 +104,14 @@ describe('resource policies', () => {
   it('show the configured default until set, then the policy and usage; delete restores the default', async () => {
     const path = `/api/v1/admin/resource-policies/${api.userId}`;
     expect((await request(api.app).get(path).set(admin()).expect(200)).body).toEqual({
-      user_id: api.userId, max_sessions: infra.config.COMPUTE_DEFAULT_MAX_SESSIONS, default: true,
+      user_id: api.userId, max_sessions: infra.config.COMPUTE_DEFAULT_MAX_SESSIONS, default: true, max_customized_images: infra.config.COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES,
       resources: { cpu: infra.config.COMPUTE_DEFAULT_CPU, memory: infra.config.COMPUTE_DEFAULT_MEMORY, gpu: infra.config.COMPUTE_DEFAULT_GPU },
-      usage: { sessions: 0, resources: { cpu: '0', memory: '0', gpu: '0' } },
+      usage: { sessions: 0, resources: { cpu: '0', memory: '0', gpu: '0' }, customized_images: 0 },
       abuse_cpu_warning_percent: infra.config.COMPUTE_DEFAULT_ABUSE_CPU_WARNING_PERCENT, abuse_cpu_percent: infra.config.COMPUTE_DEFAULT_ABUSE_CPU_PERCENT,
       abuse_memory_percent: infra.config.COMPUTE_DEFAULT_ABUSE_MEMORY_PERCENT, abuse_action: infra.config.COMPUTE_DEFAULT_ABUSE_ACTION,
     });
-    const set = await request(api.app).put(path).set(admin()).send({ max_sessions: 3, resources: { cpu: '4', memory: '8192M', gpu: '0.5' } }).expect(200);
-    expect(set.body).toMatchObject({ max_sessions: 3, default: false, resources: { cpu: '4', memory: '8G', gpu: '0.5' } });
+    const set = await request(api.app).put(path).set(admin()).send({ max_sessions: 3, resources: { cpu: '4', memory: '8192M', gpu: '0.5' }, max_customized_images: 2 }).expect(200);
+    expect(set.body).toMatchObject({ max_sessions: 3, default: false, resources: { cpu: '4', memory: '8G', gpu: '0.5' }, max_customized_images: 2 });
     expect((await request(api.app).get(path).set(admin()).expect(200)).body.default).toBe(false);
     await request(api.app).delete(path).set(admin()).expect(204);
     expect((await request(api.app).get(path).set(admin()).expect(200)).body.default).toBe(true);

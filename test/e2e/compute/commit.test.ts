@@ -216,7 +216,7 @@ describe('POST /api/v1/sessions/:id/convert', () => {
     expect(rows).toEqual([]);
   }, 300_000);
 
-  it('pushes to the registry that requires credentials when they are right', async () => {
+  it('pushes to the registry that requires credentials when they are right, and another node pulls from it with them', async () => {
     const imageName = `authed-${tag}:v1`;
     const started = await request(api.app).post(sessionPath(sessionId, 'convert')).set(user()).send({ image_name: imageName, registry: registries[1] }).expect(202);
     const target = convertTarget(authAddress, api.userId, imageName);
@@ -229,6 +229,12 @@ describe('POST /api/v1/sessions/:id/convert', () => {
     const shown = await request(api.app).get(`/api/v1/admin/registries/${registries[1]}`).set(admin()).expect(200);
     expect(JSON.stringify(shown.body)).not.toContain(authPassword);
     expect(shown.body).toMatchObject({ address: authAddress, username: authUser, has_password: true });
+
+    // Node b pulls it with that registry's credentials (not those of the other registry at the same address).
+    const fromImage = await createSession(groupB, imageName);
+    expect([fromImage.status, fromImage.body.status]).toEqual([201, 'RUNNING']);
+    expect(await imageOn(nodeB, target.reference)).toBeDefined();
+    await request(api.app).delete(`/api/v1/sessions/${fromImage.body.id as string}`).set(user()).expect(200);
   }, 300_000);
 
   it('cancels mid-push: the push stops, the commit is cancelled, and nothing is left on the node or in the registry; one commit at a time meanwhile', async () => {
@@ -274,5 +280,8 @@ describe('POST /api/v1/sessions/:id/convert', () => {
     expect(res.body).toMatchObject({ code: 'QuotaExceeded', limit: 'customized_images', available: 0 });
     const { rows } = await infra.pool.query('SELECT 1 FROM compute_commits WHERE image_name = $1', [`one-too-many-${tag}:v1`]);
     expect(rows).toEqual([]);
+    // The admin sees the limit and what is held.
+    const policy = await request(api.app).get(`/api/v1/admin/resource-policies/${api.userId}`).set(admin()).expect(200);
+    expect(policy.body).toMatchObject({ max_customized_images: 3, usage: { customized_images: 3 } });
   });
 });
