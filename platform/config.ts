@@ -128,6 +128,8 @@ const configSchema = z.object({
   COMPUTE_CREATE_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
   /** Bytes one download of a compute session's files may hold (a file, or a tar): more is DownloadTooLarge. */
   COMPUTE_DOWNLOAD_MAX_BYTES: z.coerce.number().int().min(1).max(2 ** 40).default(256 * 1024 * 1024),
+  /** File uploads and downloads of one user going on at once, per api process (each may hold ~30 MB of body). */
+  COMPUTE_TRANSFERS_PER_USER: z.coerce.number().int().min(1).max(1000).default(4),
   /** Interval of the Temporal Schedule that runs check-and-transit over live compute sessions. */
   COMPUTE_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).max(24 * 3600).default(60),
   /**

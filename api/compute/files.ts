@@ -16,6 +16,7 @@ import {
   type DownloadedFiles,
 } from '../../domain/compute/files';
 import { type Principal } from '../platform/auth';
+import { perUserInFlight } from '../platform/inFlight';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
 import type { ComputeRouteDeps } from './admin';
@@ -71,6 +72,8 @@ export interface FileRouteDeps extends ComputeRouteDeps {
   temporal: Client;
   /** COMPUTE_DOWNLOAD_MAX_BYTES */
   downloadMaxBytes: number;
+  /** COMPUTE_TRANSFERS_PER_USER: uploads and downloads of one user going on at once. */
+  transfersPerUser: number;
 }
 
 /**
@@ -110,6 +113,9 @@ export function registerComputeFileRoutes(api: ApiRoutes, deps: FileRouteDeps): 
     502: problems('KernelFailed'),
     503: problems('AgentNotAvailable'),
   };
+  // A transfer holds its body (up to ~28 MB of JSON) and staging rows while it lasts: a few per user at once.
+  const transferGuard = perUserInFlight(deps.transfersPerUser, (limit) => new ApiError('TooManyTransfers', `at most ${limit} file transfers of yours at once: retry when one has ended`, { limit }));
+  const transferRefused = { 429: problems('TooManyTransfers: COMPUTE_TRANSFERS_PER_USER of yours going on (Retry-After)') };
 
   api.route(
     {
@@ -136,7 +142,9 @@ export function registerComputeFileRoutes(api: ApiRoutes, deps: FileRouteDeps): 
       method: 'post', path: `${sessionsBase}/:id/files`, summary: `Upload files into the main kernel: JSON (content in base64) or multipart/form-data (parts named files); at most ${maxUploadFiles} files of at most 1 MiB each, written all or none, owned by work`, tag: 'compute', access: 'user', params: idParams, body: uploadBody,
       bodyLimit: `${uploadBodyBytes}b`,
       multipart: (req) => readMultipartUpload(req, uploadBodyBytes),
+      guards: [transferGuard],
       responses: {
+        ...transferRefused,
         200: { description: 'the files written, and the directory they are in', schema: uploadView },
         400: problems(`ValidationFailed (a file name absolute, with .., NUL or an empty segment, or given twice); TooManyFiles (more than ${maxUploadFiles}); PathOutsideWorkDir`),
         413: problems('FileTooLarge (naming the file); PayloadTooLarge'),
@@ -158,12 +166,13 @@ export function registerComputeFileRoutes(api: ApiRoutes, deps: FileRouteDeps): 
   const downloadResponses = {
     400: problems('ValidationFailed; PathOutsideWorkDir: a path resolves outside /home/work'),
     413: problems('DownloadTooLarge: more than COMPUTE_DOWNLOAD_MAX_BYTES'),
+    ...transferRefused,
     ...common,
   };
 
   api.route(
     {
-      method: 'get', path: `${sessionsBase}/:id/files/download`, summary: 'Download a file of the main kernel as its bytes (a directory, or a repeated path: a tar)', tag: 'compute', access: 'user', params: idParams, query: downloadQuery,
+      method: 'get', path: `${sessionsBase}/:id/files/download`, summary: 'Download a file of the main kernel as its bytes (a directory, or a repeated path: a tar)', tag: 'compute', access: 'user', params: idParams, query: downloadQuery, guards: [transferGuard],
       responses: {
         200: { description: 'the file\'s bytes (Content-Type from its extension), or application/x-tar; Content-Disposition names it' },
         ...downloadResponses,
@@ -177,7 +186,7 @@ export function registerComputeFileRoutes(api: ApiRoutes, deps: FileRouteDeps): 
 
   api.route(
     {
-      method: 'post', path: `${sessionsBase}/:id/files/download`, summary: 'Download files and directories of the main kernel as one tar', tag: 'compute', access: 'user', params: idParams, body: downloadBody,
+      method: 'post', path: `${sessionsBase}/:id/files/download`, summary: 'Download files and directories of the main kernel as one tar', tag: 'compute', access: 'user', params: idParams, body: downloadBody, guards: [transferGuard],
       responses: {
         200: { description: 'application/x-tar: each path under its name relative to /home/work (directories whole, symlinks as links)' },
         ...downloadResponses,

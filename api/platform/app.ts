@@ -27,7 +27,7 @@ import { registerComputeActionRoutes } from '../compute/sessionActions';
 import { registerComputeSessionReadRoutes } from '../compute/sessions';
 
 interface AppDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER' | 'COMPUTE_CREATE_WAIT_SECONDS' | 'COMPUTE_AGENT_TIMEOUT_SECONDS' | 'COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES' | 'COMPUTE_DOWNLOAD_MAX_BYTES'> & ComputeConfig & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_UI_URL' | 'REGISTRY_ADDRESS' | 'REQUEST_BODY_LIMIT' | 'SANDBOX_TTL_SECONDS' | 'SANDBOX_MAX_PER_USER' | 'COMPUTE_CREATE_WAIT_SECONDS' | 'COMPUTE_AGENT_TIMEOUT_SECONDS' | 'COMPUTE_DEFAULT_MAX_CUSTOMIZED_IMAGES' | 'COMPUTE_DOWNLOAD_MAX_BYTES' | 'COMPUTE_TRANSFERS_PER_USER'> & ComputeConfig & ExecutionServiceConfig & TerminalConfig & RateLimitConfig;
   temporal: Client;
   /** A client on the NativeConnection of an in-process execution worker: executions start eagerly through it. */
   executionClient?: Client;
@@ -73,7 +73,7 @@ export function createApp(deps: AppDeps): express.Express {
     ...compute, temporal: deps.temporal, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, createWaitSeconds: deps.config.COMPUTE_CREATE_WAIT_SECONDS,
     timings: { agentTimeoutSeconds: deps.config.COMPUTE_AGENT_TIMEOUT_SECONDS },
   });
-  registerComputeFileRoutes(api, { ...compute, temporal: deps.temporal, downloadMaxBytes: deps.config.COMPUTE_DOWNLOAD_MAX_BYTES });
+  registerComputeFileRoutes(api, { ...compute, temporal: deps.temporal, downloadMaxBytes: deps.config.COMPUTE_DOWNLOAD_MAX_BYTES, transfersPerUser: deps.config.COMPUTE_TRANSFERS_PER_USER });
   // Commit and convert a session, and the registries it goes to.
   registerRegistryRoutes(api, { pool: deps.pool, secretsKey: deps.config.COMPUTE_SECRETS_KEY });
   registerCommitRoutes(api, { ...compute, temporal: deps.temporal, secretsKey: deps.config.COMPUTE_SECRETS_KEY });

@@ -36,6 +36,8 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
    * then validates, as it would a JSON body (reading and bounding the stream is the route's).
    */
   multipart?: (req: Request) => Promise<unknown>;
+  /** Guards run once the caller is known and before the body is read (e.g. perUserInFlight). */
+  guards?: RequestHandler[];
 }
 
 /**
@@ -104,7 +106,7 @@ export class ApiRoutes {
     const guards: RequestHandler[] = [];
     if (spec.access !== 'public') guards.push(...(spec.headerless?.basicAuth ? this.authenticatedOrBasic : this.authenticated));
     if (spec.access === 'admin') guards.push(requireRole('admin'));
-    guards.push(...this.bodyParsers(spec));
+    guards.push(...(spec.guards ?? []), ...this.bodyParsers(spec));
     this.router[spec.method](spec.path, ...guards, async (req, res) => {
       const params = parse(spec.params, req.params, 'params');
       const query = parse(spec.query, req.query, 'query');

@@ -77,6 +77,7 @@ export const errorCatalogue = {
 
   // The platform itself.
   RateLimited: { status: 429, title: 'Too many requests with this API key' },
+  TooManyTransfers: { status: 429, title: 'Too many file transfers of this user going on' },
   UserNotFound: { status: 404, title: 'No such user' },
   UserNameTaken: { status: 409, title: 'A user with this name exists' },
   UserDisabled: { status: 409, title: 'The user is disabled' },

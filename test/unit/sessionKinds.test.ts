@@ -4,7 +4,7 @@ import { pxeBootServerStatusKind, pxeImageKind, pxeSessionKind } from '../../dom
 import { retentionSweepKind } from '../../domain/retention/kind';
 import { sandboxKind, sandboxSweepKind } from '../../domain/sandbox/kind';
 import { selfCheckKind } from '../../domain/selfCheck/kind';
-import { computeReconcileKind, computeSessionKind } from '../../domain/compute/kind';
+import { computeReconcileKind, computeSessionKind, imageCommitKind } from '../../domain/compute/kind';
 import { computeStatuses } from '../../domain/compute/status';
 import { terminalKind } from '../../domain/terminal/kind';
 import { sessionStartOptions, statusAttributes } from '../../domain/shared/kind';
@@ -13,7 +13,7 @@ import { ChatId, OwnerId, Runtime, SessionDetail, SessionKind, SessionStatus } f
 import { pxeImageStatuses, pxeSessionStatuses } from '../../domain/pxe/pxe';
 import { terminalStatuses } from '../../domain/terminal/terminal';
 
-const manifests = [selfCheckKind, executionKind, executionPoolKind, sandboxKind, sandboxSweepKind, retentionSweepKind, terminalKind, pxeSessionKind, pxeImageKind, pxeBootServerStatusKind, computeSessionKind, computeReconcileKind];
+const manifests = [selfCheckKind, executionKind, executionPoolKind, sandboxKind, sandboxSweepKind, retentionSweepKind, terminalKind, pxeSessionKind, pxeImageKind, pxeBootServerStatusKind, computeSessionKind, computeReconcileKind, imageCommitKind];
 
 describe('session kind manifests', () => {
   it('name every workflow the worker runs, each once', () => {

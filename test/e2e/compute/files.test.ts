@@ -1,6 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { extract } from 'tar-stream';
+import { eventually } from '../../helpers/computeNode';
 import { startComputeE2e, type ComputeE2e } from '../../helpers/computeE2e';
 
 /**
@@ -14,6 +17,8 @@ let t: ComputeE2e;
 let sessionId: string;
 /** Small enough that a test can make a file past it; large enough for seed 7.2's 5 MB. */
 const downloadMaxBytes = 8 * 1024 * 1024;
+/** One transfer of a user at a time: a test holds one open and sees the next refused. */
+const transfersPerUser = 1;
 
 const as = (key: string) => ({ Authorization: `Bearer ${key}` });
 const user = () => as(t.api.userKey);
@@ -63,7 +68,7 @@ async function untar(archive: Buffer): Promise<Map<string, Buffer | string>> {
 }
 
 beforeAll(async () => {
-  t = await startComputeE2e({ prefix: 'e2e-f', config: { COMPUTE_DOWNLOAD_MAX_BYTES: downloadMaxBytes } });
+  t = await startComputeE2e({ prefix: 'e2e-f', config: { COMPUTE_DOWNLOAD_MAX_BYTES: downloadMaxBytes, COMPUTE_TRANSFERS_PER_USER: transfersPerUser } });
   sessionId = await t.createSession();
 }, 180_000);
 
@@ -175,6 +180,33 @@ describe('POST /api/v1/sessions/:id/files', () => {
     expect(await names('uploads/new')).toEqual(['a', 'top.txt']);
     expect((await download('uploads/new/a/b/c.txt').expect(200)).body.toString()).toBe('deep');
     expect((await download('uploads/new/top.txt').expect(200)).body.toString()).toBe('v2');
+  });
+
+  it('refuses a transfer past COMPUTE_TRANSFERS_PER_USER with 429 TooManyTransfers (Retry-After) before reading its body; other users are not held back', async () => {
+    const server = t.api.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as AddressInfo;
+    // An upload whose body comes slowly: it holds the user's one transfer while it lasts.
+    const held = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: files(), headers: { ...user(), 'Content-Type': 'application/json', 'Content-Length': '1000000' } });
+    held.on('error', () => undefined);
+    held.write('{"files": [');
+    try {
+      const refused = await eventually(async () => {
+        const res = await request(t.api.app).get(`${files()}/download`).query({ path: 'nothing-here' }).set(user());
+        return res.status === 429 ? res : undefined;
+      }, 30);
+      expect(refused.body).toMatchObject({ code: 'TooManyTransfers', limit: 1 });
+      expect(refused.headers['retry-after']).toBe('1');
+      expect((await uploadJson({ files: [jsonFile('refused.txt', 'x')] })).status).toBe(429);
+      // Another user's transfer is theirs to make (here: not their session, so 404, not 429).
+      expect((await request(t.api.app).get(`${files()}/download`).query({ path: 'x' }).set(as(t.other.key))).status).toBe(404);
+    } finally {
+      held.destroy();
+      server.close();
+    }
+    // The held one ended: the user's next transfer goes through.
+    await eventually(async () => ((await uploadJson({ files: [jsonFile('after.txt', 'ok')] })).status === 200 ? true : undefined), 30);
+    expect(await names()).not.toContain('refused.txt');
   });
 
   it('refuses bad file names with 400 ValidationFailed naming the field, and writes nothing', async () => {
