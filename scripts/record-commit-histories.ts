@@ -61,10 +61,7 @@ async function main(): Promise<void> {
   const repository = target.repo.slice(config.REGISTRY_ADDRESS.length + 1);
   const digest = await manifestDigest(config.REGISTRY_ADDRESS, repository, target.tag);
   if (digest) await deleteManifest(config.REGISTRY_ADDRESS, repository, digest);
-  await pool.query('DELETE FROM compute_sessions WHERE owner_id = $1', [ownerId]);
-  await pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
-  await pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);
-  await pool.query('DELETE FROM users WHERE id = $1', [ownerId]);
+  await recorder.removeComputeRecording(ownerId, group);
   await recorder.close();
 }
 

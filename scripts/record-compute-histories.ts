@@ -84,10 +84,7 @@ async function main(): Promise<void> {
     await checked.result();
     await node.shutdown();
   })]);
-  await pool.query('DELETE FROM compute_sessions WHERE owner_id = $1', [ownerId]);
-  await pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
-  await pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);
-  await pool.query('DELETE FROM users WHERE id = $1', [ownerId]);
+  await recorder.removeComputeRecording(ownerId, group);
   await recorder.close();
 }
 

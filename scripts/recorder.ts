@@ -23,6 +23,13 @@ export async function openRecorder(poolSize = 2) {
     config, pool, docker, activities, connection, client,
     /** The bundle `npm run build` wrote, which the recorders' workers run. */
     workflowBundlePath: resolve(__dirname, '../workflow-bundle.js'),
+    /** What a compute recorder made in the database: its owner's sessions, its scaling group and nodes, the owner. */
+    async removeComputeRecording(ownerId: string, group: string): Promise<void> {
+      await pool.query('DELETE FROM compute_sessions WHERE owner_id = $1', [ownerId]);
+      await pool.query('DELETE FROM compute_nodes WHERE scaling_group = $1', [group]);
+      await pool.query('DELETE FROM compute_scaling_groups WHERE name = $1', [group]);
+      await pool.query('DELETE FROM users WHERE id = $1', [ownerId]);
+    },
     async close(): Promise<void> {
       await connection.close();
       await pool.end();

@@ -2,7 +2,7 @@ import { Context, log } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
-import { directAccessServiceName, fillPlaceholders, type AppDefinition, type ServiceRecord, type StartServiceRequest } from '../../domain/compute/services';
+import { directAccessServiceName, fillPlaceholders, type AppDefinition, type ServiceRecord, type StartServiceRequest, withoutTokens } from '../../domain/compute/services';
 import { domainFailure } from '../../domain/shared/errors';
 import type { Sealer } from '../../platform/sealer';
 import { statusOf } from '../shared/docker';
@@ -145,7 +145,8 @@ export function createServiceActivities({ docker, pool, sealer, proxy }: Service
       if (state === 'exited' || Date.now() >= deadline) {
         const why = state === 'exited' ? 'exited before it answered' : `did not answer within ${startTimeoutMs / 1000} s`;
         const logFile = app ? appFile(app, 'log') : `${kernelStateDir}/sshd.log`;
-        const tail = (await inKernel(() => execInKernel(docker, containerId, ['tail', '-c', String(logTailBytes), logFile]))).stdout;
+        // The tail goes into the workflow's history and the answer: a token a server printed (jupyter's URLs) is not copied there.
+        const tail = withoutTokens((await inKernel(() => execInKernel(docker, containerId, ['tail', '-c', String(logTailBytes), logFile]))).stdout);
         await removeService(containerId, row.session_id, row.name);
         throw domainFailure('ServiceStartFailed', `service ${row.name} ${why} on port ${row.container_port}`, { service: row.name, port: row.container_port, log: tail });
       }

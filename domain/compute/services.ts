@@ -85,3 +85,8 @@ export function serviceUrl({ protocol, hostPort, urlPath, containerPort, token }
   if (protocol === 'tcp') return `tcp://${serviceHost}:${hostPort}`;
   return `http://${serviceHost}:${hostPort}${fillPlaceholders(urlPath || '/', { port: containerPort, token })}`;
 }
+
+/** A log's `token=…` values (query strings, "token: …" lines) replaced by `<hidden>`. */
+export function withoutTokens(text: string): string {
+  return text.replace(/(token[=:]\s*)[^\s&"']+/gi, '$1<hidden>');
+}

@@ -23,7 +23,8 @@ let api: ApiHarness;
 beforeAll(async () => {
   env = await connectTestEnv();
   infra = openInfra();
-  api = await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: false, EXECUTION_READY_SESSIONS: 1 });
+  // Requests past a user's in-flight share wait for a container: long enough for a loaded machine (the 429 is tested apart).
+  api = await startApiHarness(env, infra, { USE_LOCAL_EXECUTOR: false, EXECUTION_READY_SESSIONS: 1, EXECUTION_ACQUIRE_WAIT_MS: 30_000 });
 });
 afterAll(async () => {
   await removeExecutionPools(env.client, infra, api.taskQueue);

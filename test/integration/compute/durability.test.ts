@@ -158,7 +158,7 @@ it('a node worker killed mid-execution: the next worker answers with the run\'s 
   let doomed: ChildProcess | undefined = await spawnWorkerProcess('./computeNodeProcess.ts', 'unused', { COMPUTE_NODE_NAME: name, COMPUTE_NODE_SCALING_GROUP: group });
   const taskQueue = uniqueTaskQueue('kernel-durability');
   const worker = await createTestWorker(env, taskQueue, infra.activities);
-  let successor: Awaited<ReturnType<typeof startComputeNode>> | undefined;
+  let successor: ComputeNode | undefined;
   let successorRunning: Promise<void> | undefined;
   try {
     await worker.runUntil(async () => {
@@ -173,11 +173,7 @@ it('a node worker killed mid-execution: the next worker answers with the run\'s 
       await new Promise((resolve) => setTimeout(resolve, 1500));
       doomed!.kill('SIGKILL');
       doomed = undefined;
-      successor = await startComputeNode({
-        config: { ...infra.config, TEMPORAL_NAMESPACE: env.namespace ?? infra.config.TEMPORAL_NAMESPACE }, connection: env.nativeConnection, docker: infra.docker, pool: infra.pool,
-        containerRuntime: infra.containerRuntime, log: createLogger('silent', 'kernel-durability'), name, scalingGroup: group,
-      });
-      successorRunning = successor.run();
+      ({ node: successor, running: successorRunning } = await startNode(env.nativeConnection, env.namespace!, name));
 
       expect(await pending).toMatchObject({ runId: 'survivor', exitCode: 0, result: 1 });
       expect((await handle.executeUpdate(executeUpdate, { args: [{ runId: 'check', code: 'runs', timeoutMs: 10_000 }] })).result).toBe(1);
@@ -219,11 +215,7 @@ it('a node worker killed mid-push: the next worker pushes again (the registry ke
       }, 180);
       doomed!.kill('SIGKILL');
       doomed = undefined;
-      successor = await startComputeNode({
-        config: { ...infra.config, TEMPORAL_NAMESPACE: env.namespace ?? infra.config.TEMPORAL_NAMESPACE }, connection: env.nativeConnection, docker: infra.docker, pool: infra.pool,
-        containerRuntime: infra.containerRuntime, log, name, scalingGroup: group,
-      });
-      successorRunning = successor.run();
+      ({ node: successor, running: successorRunning } = await startNode(env.nativeConnection, env.namespace!, name));
 
       const commit = env.client.workflow.getHandle(workflowId);
       expect(await commit.result()).toMatchObject({ status: 'finished', reference: convertTarget(registryAddress, ownerId, imageName).reference });

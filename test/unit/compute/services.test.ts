@@ -1,5 +1,5 @@
 import { imageAppsField, startServiceBody } from '../../../domain/compute/apps';
-import { defaultKernelApps, fillPlaceholders, serviceUrl } from '../../../domain/compute/services';
+import { defaultKernelApps, fillPlaceholders, serviceUrl, withoutTokens } from '../../../domain/compute/services';
 
 describe('service addresses', () => {
   it('fills every {port} and {token}, and leaves other braces alone', () => {
@@ -46,5 +46,16 @@ describe('the start-service body', () => {
     for (const body of [{ app_name: 'x', port: 1023 }, { app_name: 'x', args: { port: 65536 } }, { app_name: 'x', args: { dir: '/' } }, { port: 5000 }, { app_name: '' }]) {
       expect(startServiceBody.safeParse(body).success).toBe(false);
     }
+  });
+});
+
+describe('a failed service\'s log tail', () => {
+  it('hides the tokens a server printed (jupyter\'s URLs and token lines), and keeps the rest', () => {
+    const log = '[I] Jupyter Server is running at:\n    http://127.0.0.1:8888/tree?token=3f9ab1c2&x=1\n[C] To access, use token: 3f9ab1c2\nERROR: port in use';
+    const hidden = withoutTokens(log);
+    expect(hidden).not.toContain('3f9ab1c2');
+    expect(hidden).toContain('http://127.0.0.1:8888/tree?token=<hidden>&x=1');
+    expect(hidden).toContain('token: <hidden>');
+    expect(hidden).toContain('ERROR: port in use');
   });
 });
