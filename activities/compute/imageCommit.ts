@@ -46,13 +46,26 @@ export function createImageCommitNodeActivities({ docker, pool, sealer }: { dock
       const { repo, tag } = commitImageTag(commitId);
       const made = await ignoreNotFound(docker.getImage(`${repo}:${tag}`).inspect());
       if (made) return { imageId: made.Id, sizeBytes: made.Size };
-      const container = docker.getContainer(containerId);
-      const info = await ignoreNotFound(container.inspect());
-      if (!info) throw domainFailure('ContainerLost', `kernel container ${containerId} is gone from this node`, { containerId });
-      const base = await ignoreNotFound(docker.getImage(info.Image).inspect());
-      const baseEnv = new Set(base?.Config.Env ?? []);
-      const blanked = (info.Config.Env ?? []).filter((entry) => !baseEnv.has(entry)).map((entry) => `ENV ${entry.slice(0, entry.indexOf('='))}=`);
-      await container.commit({ repo, tag, pause: true, comment: `sessionflow commit ${commitId}`, changes: [...blanked, `LABEL ${computeCommitLabel}=${commitId}`] });
+      const raw = `${repo}:${tag}-raw`;
+      if (!(await ignoreNotFound(docker.getImage(raw).inspect()))) {
+        const container = docker.getContainer(containerId);
+        const info = await ignoreNotFound(container.inspect());
+        if (!info) throw domainFailure('ContainerLost', `kernel container ${containerId} is gone from this node`, { containerId });
+        const base = await ignoreNotFound(docker.getImage(info.Image).inspect());
+        const baseEnv = new Set(base?.Config.Env ?? []);
+        const blanked = (info.Config.Env ?? []).filter((entry) => !baseEnv.has(entry)).map((entry) => `ENV ${entry.slice(0, entry.indexOf('='))}=`);
+        await container.commit({ repo, tag: `${tag}-raw`, pause: true, comment: `sessionflow commit ${commitId}`, changes: blanked });
+      }
+      // The engine writes the committed container's whole config into the image too
+      // (container_config, environment included: secret_env). Committed again from a container
+      // of that image, never started, the image carries only the blanked environment; no layer is added.
+      const wrapperName = commitWrapperName(commitId);
+      const wrapper = (await ignoreNotFound(docker.getContainer(wrapperName).inspect()))
+        ? docker.getContainer(wrapperName)
+        : await docker.createContainer({ name: wrapperName, Image: raw, NetworkDisabled: true, HostConfig: { NetworkMode: 'none' } });
+      await wrapper.commit({ repo, tag, comment: `sessionflow commit ${commitId}`, changes: [`LABEL ${computeCommitLabel}=${commitId}`] });
+      await ignoreNotFound(wrapper.remove({ force: true }));
+      await ignoreNotFound(docker.getImage(raw).remove());
       const image = await docker.getImage(`${repo}:${tag}`).inspect();
       log.info('kernel committed', { commitId, containerId, imageId: image.Id, sizeBytes: image.Size });
       return { imageId: image.Id, sizeBytes: image.Size };
@@ -72,7 +85,9 @@ export function createImageCommitNodeActivities({ docker, pool, sealer }: { dock
      */
     async pushCommitImage({ commitId, reference, registry, progress: start }: { commitId: string; reference: string; registry: RegistryTarget; progress: CommitProgress }): Promise<CommitProgress> {
       const activity = Context.current();
-      const progress: CommitProgress = { ...start, phase: 'pushing', layers: {}, bytesPushed: 0, bytesTotal: 0 };
+      // The phase is the workflow's (pushing, or registering for the owner's tag, whose layers the registry has).
+      const progress: CommitProgress = { ...start, layers: structuredClone(start.layers) };
+      sumLayers(progress);
       const credentials = await registries.credentials(registry.name);
       const authconfig = credentials ? { ...credentials, serveraddress: registry.address } : { username: '', password: '', serveraddress: registry.address };
       let lastWrite = 0;
@@ -135,7 +150,8 @@ export function createImageCommitNodeActivities({ docker, pool, sealer }: { dock
     /** Removes the commit's local tags (the pushed reference and the commit's own): what a failed or cancelled convert made on the node. */
     async removeCommitImages({ commitId, references }: { commitId: string; references: string[] }): Promise<void> {
       const { repo, tag } = commitImageTag(commitId);
-      for (const reference of [...references, `${repo}:${tag}`]) {
+      await ignoreNotFound(docker.getContainer(commitWrapperName(commitId)).remove({ force: true }));
+      for (const reference of [...references, `${repo}:${tag}`, `${repo}:${tag}-raw`]) {
         try {
           await ignoreNotFound(docker.getImage(reference).remove());
         } catch (err) {
@@ -149,6 +165,9 @@ export function createImageCommitNodeActivities({ docker, pool, sealer }: { dock
 }
 
 export type ImageCommitNodeActivities = ReturnType<typeof createImageCommitNodeActivities>;
+
+/** The never-started container a commit is committed again from (commitKernel). */
+const commitWrapperName = (commitId: string) => `sf-commit-${commitId}`;
 
 function pushFailure(registry: RegistryTarget, reason: string) {
   return domainFailure('RegistryPushError', `registry ${registry.name} (${registry.address}) refused the push: ${reason}`, { registry: registry.name, reason });

@@ -148,6 +148,7 @@ class RunnerChannel {
   private ended?: Error;
   private lastHeardAt = Date.now();
   private probeSentAt?: number;
+  private confirming = false;
   private readonly watch: NodeJS.Timeout;
 
   /**
@@ -156,12 +157,13 @@ class RunnerChannel {
    * `ping` itself; an older one forwards it and the runner refuses it, an answer all the same),
    * and one that does not answer is failed, so the next call opens a new one.
    */
-  private constructor(private readonly stream: Duplex, private readonly onDead: () => void) {
+  private constructor(private readonly stream: Duplex, private readonly onDead: () => void, private readonly isPaused: () => Promise<boolean>) {
     this.watch = setInterval(() => this.checkLiveness(), 1000);
     this.watch.unref();
   }
 
   static async open(docker: Docker, containerId: string, onEnd: () => void): Promise<RunnerChannel> {
+    const isPaused = async () => (await docker.getContainer(containerId).inspect().catch(() => undefined))?.State.Paused === true;
     let exec: Docker.Exec;
     try {
       exec = await docker.getContainer(containerId).exec({
@@ -170,6 +172,8 @@ class RunnerChannel {
         AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false,
       });
     } catch (err) {
+      // Paused for the moment of a commit: the retry comes when it runs again.
+      if (statusOf(err) === 409 && await isPaused()) throw new Error(`the kernel's container ${containerId} is paused (a commit going on?)`);
       if (statusOf(err) === 404 || statusOf(err) === 409) throw domainFailure('KernelFailed', `the kernel's container ${containerId} is gone or stopped`, { container_id: containerId });
       throw err;
     }
@@ -178,7 +182,7 @@ class RunnerChannel {
     const channel = new RunnerChannel(stream, () => {
       stream.destroy();
       end();
-    });
+    }, isPaused);
     const stderr: Buffer[] = [];
     docker.modem.demuxStream(stream, new LineSplitter((line) => channel.onLine(line)), new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -221,9 +225,19 @@ class RunnerChannel {
     if (this.ended) return;
     const now = Date.now();
     if (this.probeSentAt !== undefined) {
-      if (now - this.probeSentAt > probeAnswerMs) {
-        this.fail(new Error(`the kernel's runner relay stopped answering (no answer to a probe in ${probeAnswerMs / 1000} s): a new one is opened`));
-        this.onDead();
+      if (now - this.probeSentAt > probeAnswerMs && !this.confirming) {
+        // A kernel paused for a commit answers once it runs again: only a relay of a running kernel is given up.
+        this.confirming = true;
+        void this.isPaused().then((paused) => {
+          this.confirming = false;
+          if (this.ended) return;
+          if (paused) {
+            this.probeSentAt = Date.now();
+            return;
+          }
+          this.fail(new Error(`the kernel's runner relay stopped answering (no answer to a probe in ${probeAnswerMs / 1000} s): a new one is opened`));
+          this.onDead();
+        });
       }
       return;
     }

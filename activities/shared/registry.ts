@@ -20,10 +20,13 @@ export class RegistryHttpError extends Error {
   }
 }
 
-/** Plain HTTP where the engine allows it without configuration (loopback), TLS elsewhere. */
+/**
+ * Plain HTTP for a registry on loopback or under a name without a dot (a compose service such as
+ * `registry:5000`, which the engine is told is insecure), TLS for one under a domain name.
+ */
 export function registryScheme(address: string): 'http' | 'https' {
   const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || host.startsWith('127.') ? 'http' : 'https';
+  return host === '::1' || host.startsWith('127.') || !host.includes('.') ? 'http' : 'https';
 }
 
 /** `address/repo/name:tag` → repository and tag in that registry (no tag: latest). */

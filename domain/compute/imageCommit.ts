@@ -79,13 +79,24 @@ export function commitImageTag(commitId: string): { repo: string; tag: string } 
   return { repo: 'sessionflow-commit', tag: commitId };
 }
 
+export interface ConvertTarget {
+  repo: string;
+  tag: string;
+  /** `repo:tag`: the owner's image, moved there only once the whole image is in the registry. */
+  reference: string;
+  /** `repo:sf-<commit id>`: where the push goes first, so a cancelled or failed push never touches the owner's tag. */
+  staging: string;
+}
+
 /** Where a convert pushes: under the owner's id in the registry, so two users' `my-env:v1` never meet. */
-export function convertTarget(registryAddress: string, ownerId: string, imageName: string): { repo: string; tag: string; reference: string } {
+export function convertTarget(registryAddress: string, ownerId: string, imageName: string, commitId = ''): ConvertTarget {
   const colon = imageName.lastIndexOf(':');
   const repo = `${registryAddress}/${ownerId}/${imageName.slice(0, colon)}`;
   const tag = imageName.slice(colon + 1);
-  return { repo, tag, reference: `${repo}:${tag}` };
+  return { repo, tag, reference: `${repo}:${tag}`, staging: `${repo}:${stagingTag(commitId)}` };
 }
+
+export const stagingTag = (commitId: string) => `sf-${commitId}`;
 
 // Docker's reference grammar (distribution/reference): path components of lowercase letters and
 // digits joined by one '.', one or two '_', or dashes; a tag of word characters, '.' and '-'.
@@ -101,7 +112,9 @@ export const registryNameField = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/,
 export const convertBody = z.strictObject({ image_name: convertImageNameField, registry: registryNameField.default('local') });
 
 export const registryBody = z.strictObject({
-  address: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'host:port'),
+  // A name with neither a dot nor a port is a Docker Hub path to the engine, not a registry.
+  address: z.string().max(255).regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'host:port')
+    .refine((address) => address.includes('.') || address.includes(':') || address === 'localhost', 'a registry address has a dot or a port (e.g. registry.example.com, registry:5000)'),
   username: z.string().min(1).max(255).optional(),
   password: z.string().min(1).max(1024).optional(),
 }).refine((body) => (body.username === undefined) === (body.password === undefined), { message: 'username and password go together', path: ['password'] });

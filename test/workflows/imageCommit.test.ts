@@ -36,11 +36,11 @@ function recordingCommit(faults: PushFault[]) {
     async tagCommitImage({ repo, tag }: { commitId: string; repo: string; tag: string }) {
       calls.push(`tag ${repo}:${tag}`);
     },
-    async pushCommitImage({ progress }: { commitId: string; reference: string; progress: CommitProgress }): Promise<CommitProgress> {
+    async pushCommitImage({ reference, progress }: { commitId: string; reference: string; progress: CommitProgress }): Promise<CommitProgress> {
       const fault = faults[pushAttempt++];
       pushesInFlight += 1;
       mostPushesInFlight = Math.max(mostPushesInFlight, pushesInFlight);
-      calls.push(`push attempt ${pushAttempt}`);
+      calls.push(`push attempt ${pushAttempt} ${reference}`);
       try {
         const layers = { a: { current: 0, total: 600 } };
         for (const current of [100, 300]) {
@@ -57,6 +57,10 @@ function recordingCommit(faults: PushFault[]) {
     },
     async removeCommitImages({ references }: { commitId: string; references: string[] }) {
       calls.push(`remove ${references.join(' ')}`);
+    },
+    async unpublishCommitImage({ reference }: { commitId: string; reference: string }) {
+      calls.push(`unpublish ${reference}`);
+      return { removed: true };
     },
   };
   const control = {
@@ -86,7 +90,7 @@ async function runCommit(faults: PushFault[]) {
   };
   try {
     const result = await env.client.workflow.execute<typeof imageCommitWorkflow>('imageCommitWorkflow', { workflowId: makeImageCommitWorkflowId(input.sessionId, input.commitId), taskQueue, args: [input] });
-    return { result, fakes, target: convertTarget('127.0.0.1:5000', input.ownerId, 'my-custom-env:v1') };
+    return { result, fakes, target: convertTarget('127.0.0.1:5000', input.ownerId, 'my-custom-env:v1', input.commitId) };
   } finally {
     main.shutdown();
     nodeWorker.shutdown();
@@ -95,13 +99,14 @@ async function runCommit(faults: PushFault[]) {
 }
 
 describe('imageCommitWorkflow', () => {
-  it('retries a push that failed once and finishes, never with two pushes in flight, registering the image once', async () => {
+  it('retries a push that failed once and finishes, never with two pushes in flight; the owner\'s tag moves only once the image is pushed, registered once', async () => {
     const { result, fakes, target } = await runCommit(['transient']);
     expect(result).toMatchObject({ status: 'finished', imageId: 'sha256:made', reference: target.reference });
     expect(fakes.mostPushesInFlight()).toBe(1);
     expect(fakes.calls).toEqual([
-      'phase committing', 'commit c-1', 'phase tagging', `tag ${target.repo}:${target.tag}`, 'phase pushing', 'push attempt 1', 'push attempt 2',
-      'phase registering', `register my-custom-env:v1 ${target.reference}`, 'finish finished', `remove ${target.reference}`,
+      'phase committing', 'commit c-1', 'phase tagging', `tag ${target.staging}`, 'phase pushing', `push attempt 1 ${target.staging}`, `push attempt 2 ${target.staging}`,
+      'phase registering', `tag ${target.reference}`, `push attempt 3 ${target.reference}`, `register my-custom-env:v1 ${target.reference}`, 'finish finished',
+      `remove ${target.reference} ${target.staging}`,
     ]);
   });
 
@@ -109,8 +114,9 @@ describe('imageCommitWorkflow', () => {
     const { result, fakes, target } = await runCommit(['refused']);
     expect(result.status).toBe('failed');
     expect(result.error).toMatchObject({ code: 'RegistryPushError', message: expect.stringContaining('unauthorized') });
-    expect(fakes.calls.filter((call) => call.startsWith('push'))).toEqual(['push attempt 1']);
-    expect(fakes.calls.slice(-2)).toEqual([`remove ${target.reference}`, 'finish failed RegistryPushError']);
+    expect(fakes.calls.filter((call) => call.startsWith('push'))).toEqual([`push attempt 1 ${target.staging}`]);
+    // The owner's tag was never touched: only the commit's own staging tag is removed, here and in the registry.
+    expect(fakes.calls.slice(-3)).toEqual([`remove ${target.staging} ${target.reference}`, `unpublish ${target.staging}`, 'finish failed RegistryPushError']);
     expect(fakes.calls.some((call) => call.startsWith('register'))).toBe(false);
   });
 });

@@ -13,6 +13,7 @@ import type { ImageCommitNodeActivities } from '../../activities/compute/imageCo
 import {
   convertTarget,
   emptyProgress,
+  stagingTag,
   imageCommitProgressQuery,
   type CommitPhase,
   type CommitProgress,
@@ -41,7 +42,9 @@ export async function imageCommitWorkflow(input: ImageCommitInput): Promise<Imag
   const { commitId, kind } = input;
   let progress: CommitProgress = emptyProgress();
   setHandler(imageCommitProgressQuery, () => progress);
-  const target = kind === 'convert' ? convertTarget(input.registry!.address, input.ownerId, input.imageName!) : undefined;
+  const target = kind === 'convert' ? convertTarget(input.registry!.address, input.ownerId, input.imageName!, commitId) : undefined;
+  /** Whether the owner's tag has moved to this commit's image: from then on the convert finishes, whatever is asked. */
+  let promoted = false;
 
   const node = proxyActivities<ImageCommitNodeActivities>({
     taskQueue: input.taskQueue,
@@ -74,31 +77,43 @@ export async function imageCommitWorkflow(input: ImageCommitInput): Promise<Imag
     progress = { ...progress, imageId };
     if (target) {
       await enter('tagging');
-      await node.tagCommitImage({ commitId, repo: target.repo, tag: target.tag });
+      await node.tagCommitImage({ commitId, repo: target.repo, tag: stagingTag(commitId) });
       await enter('pushing');
-      progress = await push.pushCommitImage({ commitId, reference: target.reference, registry: input.registry!, progress });
-      await enter('registering');
-      await control.registerCommitImage({ ownerId: input.ownerId, sessionId: input.sessionId, name: input.imageName!, reference: target.reference, registry: input.registry!.name });
+      progress = await push.pushCommitImage({ commitId, reference: target.staging, registry: input.registry!, progress });
     }
-    progress = { ...progress, phase: 'done' };
-    setCurrentDetails(`${kind} ${commitId}: finished`);
-    await control.finishImageCommit({ commitId, status: 'finished', progress });
+    // The image is whole in the registry: the owner's tag moves to it (its layers are there, so
+    // the second push sends a manifest), it is registered, and the commit finishes, all in a
+    // scope a cancel does not reach — a cancel from here on is too late, not half done.
+    await CancellationScope.nonCancellable(async () => {
+      if (target) {
+        await enter('registering');
+        promoted = true;
+        await node.tagCommitImage({ commitId, repo: target.repo, tag: target.tag });
+        await push.pushCommitImage({ commitId, reference: target.reference, registry: input.registry!, progress });
+        await control.registerCommitImage({ ownerId: input.ownerId, sessionId: input.sessionId, name: input.imageName!, reference: target.reference, registry: input.registry!.name });
+      }
+      progress = { ...progress, phase: 'done' };
+      setCurrentDetails(`${kind} ${commitId}: finished`);
+      await control.finishImageCommit({ commitId, status: 'finished', progress });
+    });
     upsertStatus(imageCommitKind, 'finished');
     // The registry holds it now and sessions on any node pull it from there: the local tags go,
     // after the answer (removing a large image takes seconds the owner need not wait for).
     // Best effort: the convert has finished whatever becomes of them (a node's sweep of old images is not ours).
-    if (target) await node.removeCommitImages({ commitId, references: [target.reference] }).catch((err: unknown) => log.warn('the commit\'s local tags stay', { commitId, reason: describeFailure(err).message }));
+    if (target) await node.removeCommitImages({ commitId, references: [target.reference, target.staging] }).catch((err: unknown) => log.warn('the commit\'s local tags stay', { commitId, reason: describeFailure(err).message }));
     return { status: 'finished', imageId, reference: target?.reference };
   } catch (err) {
     // A cancel the activity answered with its own failure is still the cancel asked for.
     const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
     const error = cancelled ? { code: 'Cancelled', message: 'the commit was cancelled' } : failureOf(err, input, progress.phase);
     await CancellationScope.nonCancellable(async () => {
-      await node.removeCommitImages({ commitId, references: target ? [target.reference] : [] });
-      // The push may have finished before its cancel reached it: what the registry got goes too (best effort).
-      if (target && (progress.phase === 'pushing' || progress.phase === 'registering')) {
-        await node.unpublishCommitImage({ commitId, reference: target.reference, registry: input.registry! })
-          .catch((err: unknown) => log.warn('what the commit pushed stays in the registry', { commitId, reason: describeFailure(err).message }));
+      // Best effort, each: the row must end whatever becomes of them (a node gone for good).
+      const bestEffort = (what: string) => (err: unknown) => log.warn(`${what} stays`, { commitId, reason: describeFailure(err).message });
+      await node.removeCommitImages({ commitId, references: target ? [target.staging, ...(promoted ? [] : [target.reference])] : [] }).catch(bestEffort('what the commit made on the node'));
+      // The staging push may have finished before its cancel reached it: its manifest goes (the
+      // tag is this commit's own; the owner's tag was never moved unless promoted).
+      if (target && !promoted && progress.phase === 'pushing') {
+        await node.unpublishCommitImage({ commitId, reference: target.staging, registry: input.registry! }).catch(bestEffort('what the commit pushed to the registry'));
       }
       await control.finishImageCommit({ commitId, status: cancelled ? 'cancelled' : 'failed', progress, error });
     });

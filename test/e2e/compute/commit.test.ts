@@ -41,8 +41,11 @@ const user = () => as(api.userKey);
 const admin = () => as(api.adminKey);
 const sessionPath = (id: string, action: string) => `/api/v1/sessions/${id}/${action}`;
 
-async function createSession(group: string, image = 'python:3.11', memory = '256M', key = api.userKey) {
-  const res = await request(api.app).post('/api/v1/sessions').set(as(key)).send({ image, scaling_group: group, resources: { cpu: '1', memory } });
+/** The shared session's secret: no image made of it may carry it. */
+const secretValue = `sekrit-${tag}`;
+
+async function createSession(group: string, image = 'python:3.11', memory = '256M', key = api.userKey, extra: Record<string, unknown> = {}) {
+  const res = await request(api.app).post('/api/v1/sessions').set(as(key)).send({ image, scaling_group: group, resources: { cpu: '1', memory }, ...extra });
   if (res.body.id) sessions.push(res.body.id as string);
   return res;
 }
@@ -92,7 +95,7 @@ beforeAll(async () => {
   await request(api.app).put(`/api/v1/admin/resource-policies/${api.userId}`).set(admin()).send({ max_sessions: 10, resources: { cpu: '8', memory: '8G', gpu: '0' }, max_customized_images: 3 }).expect(200);
   await request(api.app).put(`/api/v1/admin/registries/${registries[0]}`).set(admin()).send({ address: authAddress, username: authUser, password: 'not-the-password' }).expect(201);
   await request(api.app).put(`/api/v1/admin/registries/${registries[1]}`).set(admin()).send({ address: authAddress, username: authUser, password: authPassword }).expect(201);
-  const created = await createSession(groupA);
+  const created = await createSession(groupA, 'python:3.11', '256M', api.userKey, { secret_env: { API_TOKEN: secretValue } });
   expect(created.body.status).toBe('RUNNING');
   sessionId = created.body.id as string;
 }, 240_000);
@@ -143,6 +146,9 @@ describe('POST /api/v1/sessions/:id/commit', () => {
     const { repo, tag: commitTag } = commitImageTag(started.body.commit_id as string);
     const image = await imageOn(infra.docker, `${repo}:${commitTag}`);
     expect(image?.Id).toBe(last.progress.image_id);
+    // secret_env is in neither the image's config nor the engine's record of the committed container.
+    expect(JSON.stringify(image)).not.toContain(secretValue);
+    expect(image?.Config.Env).toContain('API_TOKEN=');
     const latest = await request(api.app).get(sessionPath(sessionId, 'commit')).set(user()).expect(200);
     expect(latest.body.commit_id).toBe(started.body.commit_id);
   }, 180_000);
@@ -237,12 +243,13 @@ describe('POST /api/v1/sessions/:id/convert', () => {
     await request(api.app).delete(`/api/v1/sessions/${fromImage.body.id as string}`).set(user()).expect(200);
   }, 300_000);
 
-  it('cancels mid-push: the push stops, the commit is cancelled, and nothing is left on the node or in the registry; one commit at a time meanwhile', async () => {
+  it('cancels a convert to a name already held mid-push: the commit is cancelled, nothing of it is left on the node or in the registry, and the image held before stays; one commit at a time meanwhile', async () => {
     const big = await createSession(groupA, 'python:3.11', '1G');
     expect(big.body.status).toBe('RUNNING');
     const id = big.body.id as string;
     await execute(id, { mode: 'batch', code: 'head -c 500M /dev/urandom > big && ls -l big' });
-    const imageName = `big-${tag}:v1`;
+    // Converted by the test before: the owner's image under this name must outlive the cancel.
+    const imageName = `my-custom-env-${tag}:v1`;
     const started = await request(api.app).post(sessionPath(id, 'convert')).set(user()).send({ image_name: imageName }).expect(202);
     const commitId = started.body.commit_id as string;
     const target = convertTarget(localAddress, api.userId, imageName);
@@ -266,9 +273,13 @@ describe('POST /api/v1/sessions/:id/convert', () => {
     expect(await imageOn(infra.docker, target.reference)).toBeUndefined();
     const { repo, tag: commitTag } = commitImageTag(commitId);
     expect(await imageOn(infra.docker, `${repo}:${commitTag}`)).toBeUndefined();
-    expect(await manifestStatus(localAddress, target.reference)).toBe(404);
-    const { rows } = await infra.pool.query('SELECT 1 FROM compute_images WHERE owner_id = $1 AND name = $2', [api.userId, imageName]);
-    expect(rows).toEqual([]);
+    const staging = convertTarget(localAddress, api.userId, imageName, commitId).staging;
+    expect(await imageOn(infra.docker, staging)).toBeUndefined();
+    expect(await manifestStatus(localAddress, staging)).toBe(404);
+    // The image held before is untouched: still in the registry, still registered.
+    expect(await manifestStatus(localAddress, target.reference)).toBe(200);
+    const { rows } = await infra.pool.query('SELECT reference FROM compute_images WHERE owner_id = $1 AND name = $2', [api.userId, imageName]);
+    expect(rows).toEqual([{ reference: target.reference }]);
     await request(api.app).delete(`/api/v1/sessions/${id}`).set(user()).expect(200);
   }, 400_000);
 

@@ -223,8 +223,9 @@ it('a node worker killed mid-push: the next worker pushes again (the registry ke
       expect([row!.status, row!.error]).toEqual(['finished', null]);
       // Pushed more than once (the first attempt timed out on its heartbeat), registered once.
       const events = (await commit.fetchHistory()).events!;
+      // Two pushes: the image to the commit's staging tag (tried again by the next worker), then the owner's tag.
       const pushes = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'pushCommitImage');
-      expect(pushes).toHaveLength(1);
+      expect(pushes).toHaveLength(2);
       const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(pushes[0]!.eventId));
       expect(started?.activityTaskStartedEventAttributes?.attempt).toBeGreaterThan(1);
       const { rows } = await infra.pool.query('SELECT name FROM compute_images WHERE owner_id = $1 AND name = $2', [ownerId, imageName]);

@@ -1,6 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { execInKernel } from '../../../activities/compute/kernelExec';
 import { createComputeNodeActivities, type KernelSpec } from '../../../activities/compute/node';
 import { computeSecretsSealer } from '../../../activities/compute/secretStore';
 import { kernelOutputLimitBytes } from '../../../domain/compute/compute';
@@ -130,20 +132,36 @@ describe('the kernel runner', () => {
     await execute('result = 4');
   });
 
-  it('gives up on a relay that went silent (its kernel frozen) rather than waiting out the run, and opens a new one for the next call', async () => {
+  it('gives up on a relay that went silent (its process stopped) rather than waiting out the run, and opens a new one for the next call', async () => {
     await execute('survives_freeze = 1');
-    await infra.docker.getContainer(containerId).pause();
+    const signalRelay = async (signal: string) => {
+      const signalled = await run(() => execInKernel(infra.docker, containerId, { cmd: ['pkill', `-${signal}`, '-f', 'kernel_runner.py relay'], stdout: new PassThrough().resume(), waitMs: 10_000 }));
+      expect(await signalled.exitCode()).toBe(0);
+    };
     let frozen: unknown;
     try {
+      await signalRelay('STOP');
       frozen = await execute('1', { timeoutMs: 120_000 }).then(() => undefined, (err: unknown) => err);
     } finally {
-      await infra.docker.getContainer(containerId).unpause();
+      await signalRelay('KILL');
     }
     // A plain error the activity's retry covers, not the run's ExecutionTimeout after its two minutes.
     expect(frozen).toBeInstanceOf(Error);
     expect(frozen).not.toBeInstanceOf(ApplicationFailure);
     expect(String(frozen)).toContain('stopped answering');
     expect((await execute('survives_freeze')).result).toBe(1);
+  }, 90_000);
+
+  it('keeps a run going through a pause of its kernel (a commit pauses it) longer than a silent relay is given', async () => {
+    const running = execute('import time\ntime.sleep(4)\npaused_through = 1\npaused_through', { timeoutMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await infra.docker.getContainer(containerId).pause();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 12_000));
+    } finally {
+      await infra.docker.getContainer(containerId).unpause();
+    }
+    expect((await running).result).toBe(1);
   }, 90_000);
 
   it('caps each output stream and says it truncated', async () => {
