@@ -310,6 +310,18 @@ export function createComputeStore(pool: Pool, settings: ComputeStoreSettings) {
       return ((await pool.query('DELETE FROM compute_images WHERE name = $1 AND owner_id IS NULL', [name])).rowCount ?? 0) > 0;
     },
 
+    /** A user's own images (made by converting their sessions). */
+    async ownImages(ownerId: string): Promise<ImageRow[]> {
+      const { rows } = await pool.query<RawImage>('SELECT * FROM compute_images WHERE owner_id = $1 ORDER BY name', [ownerId]);
+      return rows.map(imageOf);
+    },
+
+    /** Removes one of a user's own images; what it was (to remove from its registry too), or undefined when they hold none of that name. */
+    async deleteOwnImage(ownerId: string, name: string): Promise<{ reference: string; registry: string | null } | undefined> {
+      const { rows: [row] } = await pool.query<{ reference: string; registry: string | null }>('DELETE FROM compute_images WHERE owner_id = $1 AND name = $2 RETURNING reference, registry', [ownerId, name]);
+      return row;
+    },
+
     // ---- templates ----
     async templates(): Promise<TemplateRow[]> {
       return (await pool.query<TemplateRow>('SELECT * FROM compute_templates ORDER BY id')).rows;

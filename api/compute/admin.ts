@@ -21,7 +21,7 @@ const admin = '/api/v1/admin';
 const problemJson = 'application/problem+json';
 
 const appView = z.object({ command: z.array(z.string()), port: z.number(), protocol: z.enum(appProtocols), url_path: z.string() });
-const imageView = z.object({ name: z.string(), reference: z.string(), resources: amountsView, apps: z.record(z.string(), appView).describe('what sessions of the image may start as services'), created_at: z.string() });
+export const imageView = z.object({ name: z.string(), reference: z.string(), resources: amountsView, apps: z.record(z.string(), appView).describe('what sessions of the image may start as services'), created_at: z.string() });
 const templateView = z.object({ id: z.string(), params: z.record(z.string(), z.unknown()), created_at: z.string(), updated_at: z.string() });
 const policyView = z.object({
   user_id: z.uuid(), max_sessions: z.number(), resources: amountsView, default: z.boolean(), max_customized_images: z.number(),

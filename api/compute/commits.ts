@@ -6,14 +6,15 @@ import { createCommitStore, type CommitRow } from '../../activities/compute/comm
 import { createRegistryStore } from '../../activities/compute/registryStore';
 import { computeSecretsSealer } from '../../activities/compute/secretStore';
 import { createComputeStore } from '../../activities/compute/store';
-import { convertBody, defaultMaxCustomizedImages, startImageCommitUpdate, type CommitKind, type ImageCommitRequest } from '../../domain/compute/imageCommit';
+import { deleteManifest, manifestDigest, splitReference } from '../../activities/shared/registry';
+import { convertBody, convertImageNameField, defaultMaxCustomizedImages, startImageCommitUpdate, type CommitKind, type ImageCommitRequest } from '../../domain/compute/imageCommit';
 import { makeComputeSessionWorkflowId, makeImageCommitWorkflowId } from '../../domain/compute/kind';
 import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
 import type { imageCommitWorkflow } from '../../workflows/compute/imageCommit';
 import { ownerScope, type Principal } from '../platform/auth';
 import { ApiError } from '../platform/problems';
 import type { ApiRoutes } from '../platform/routes';
-import type { ComputeRouteDeps } from './admin';
+import { imageView, presentImage, type ComputeRouteDeps } from './admin';
 import { registryNotFound } from './registries';
 import { sessionNotFound, sessionsBase } from './sessions';
 
@@ -75,11 +76,23 @@ export function registerCommitRoutes(api: ApiRoutes, deps: CommitRouteDeps): voi
     try {
       await deps.temporal.workflow.getHandle<typeof computeSessionWorkflow>(makeComputeSessionWorkflowId(sessionId)).executeUpdate(startImageCommitUpdate, { args: [request] });
     } catch (err) {
-      await commits.discard(commitId);
+      // The row goes only when the commit surely did not start (an answer lost on the way may hide one that did).
+      if (!(await commitStarted(sessionId, commitId))) await commits.discard(commitId);
       if (err instanceof WorkflowNotFoundError) throw new ApiError('InvalidSessionState', `session ${sessionId} has ended`, { current_status: info.status });
       throw err;
     }
     res.status(202).location(`${sessionsBase}/${sessionId}/commits/${commitId}`).json({ commit_id: commitId, status: 'ongoing' });
+  }
+
+  async function commitStarted(sessionId: string, commitId: string): Promise<boolean> {
+    try {
+      await deps.temporal.workflow.getHandle(makeImageCommitWorkflowId(sessionId, commitId)).describe();
+      return true;
+    } catch {
+      // Not there, or Temporal cannot say (then most likely down, and nothing started): the row goes,
+      // rather than block the session's commits for good.
+      return false;
+    }
   }
 
   const startResponses = {
@@ -140,7 +153,8 @@ export function registerCommitRoutes(api: ApiRoutes, deps: CommitRouteDeps): voi
         const handle = deps.temporal.workflow.getHandle<typeof imageCommitWorkflow>(makeImageCommitWorkflowId(params.id, params.commitId));
         try {
           await handle.cancel();
-          await Promise.race([handle.result(), new Promise((resolve) => setTimeout(resolve, cancelWaitMs).unref())]);
+          // However the workflow ends (even failed), the row says how: it is the answer.
+          await Promise.race([handle.result().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, cancelWaitMs).unref())]);
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
         }
@@ -148,4 +162,49 @@ export function registerCommitRoutes(api: ApiRoutes, deps: CommitRouteDeps): voi
       res.json(presentCommit((await commits.get(params.commitId, params.id))!));
     },
   );
+
+  // ---- the user's own images (made by converting sessions) ----
+  const myImageView = imageView.extend({ own: z.boolean().describe('made by converting one of your sessions (yours to remove); false: an admin\'s image for everyone') });
+  api.route(
+    {
+      method: 'get', path: '/api/v1/images', summary: 'The images your sessions can be made of: yours (converted sessions) and everyone\'s', tag: 'compute', access: 'user',
+      responses: { 200: { description: 'images, yours first', schema: z.object({ items: z.array(myImageView) }) } },
+    },
+    async ({ principal, res }) => {
+      const [own, global] = await Promise.all([sessions.ownImages(principal.userId), sessions.images()]);
+      const ownNames = new Set(own.map((image) => image.name));
+      res.json({ items: [...own.map((image) => ({ ...presentImage(image), own: true })), ...global.filter((image) => !ownNames.has(image.name)).map((image) => ({ ...presentImage(image), own: false }))] });
+    },
+  );
+
+  api.route(
+    {
+      method: 'delete', path: '/api/v1/images/:name', summary: 'Remove an image of yours (name URL-encoded): it no longer counts toward max_customized_images, and its manifest is deleted from its registry', tag: 'compute', access: 'user',
+      params: z.object({ name: convertImageNameField }),
+      responses: {
+        200: { description: 'removed', schema: z.object({ name: z.string(), removed_from_registry: z.boolean().describe('false when the registry refuses deletes or cannot be reached: the image stays there, unregistered') }) },
+        404: problems('ImageNotFound: no image of yours of that name (an admin\'s image is removed by an admin)'),
+      },
+    },
+    async ({ params, principal, res }) => {
+      const removed = await sessions.deleteOwnImage(principal.userId, params.name);
+      if (!removed) throw new ApiError('ImageNotFound', `no image of yours named ${params.name}`, { image: params.name });
+      res.json({ name: params.name, removed_from_registry: await unpublish(removed.reference, removed.registry) });
+    },
+  );
+
+  /** A removed image's manifest deleted from its registry, with that registry's credentials; whether it went. */
+  async function unpublish(reference: string, registryName: string | null): Promise<boolean> {
+    const registry = registryName ? await registries.get(registryName) : undefined;
+    if (!registry || !reference.startsWith(`${registry.address}/`)) return false;
+    try {
+      const credentials = await registries.credentials(registry.name);
+      const { repository, tag } = splitReference(registry.address, reference);
+      const digest = await manifestDigest(registry.address, repository, tag, credentials);
+      if (digest) await deleteManifest(registry.address, repository, digest, credentials);
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }

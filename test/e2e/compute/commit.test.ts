@@ -295,4 +295,26 @@ describe('POST /api/v1/sessions/:id/convert', () => {
     const policy = await request(api.app).get(`/api/v1/admin/resource-policies/${api.userId}`).set(admin()).expect(200);
     expect(policy.body).toMatchObject({ max_customized_images: 3, usage: { customized_images: 3 } });
   });
+
+  it('lists a user\'s own images beside everyone\'s, and removes one of them from the registry too, freeing its place in the quota', async () => {
+    const mine = `my-custom-env-${tag}:v1`;
+    const listed = await request(api.app).get('/api/v1/images').set(user()).expect(200);
+    const items = listed.body.items as { name: string; own: boolean }[];
+    expect(items.filter((image) => image.own).map((image) => image.name).sort()).toEqual([`authed-${tag}:v1`, `held-${tag}:v1`, mine].sort());
+    expect(items.find((image) => image.name === 'python:3.11')).toMatchObject({ own: false });
+    // Another user sees none of them, and cannot remove them.
+    const theirs = await request(api.app).get('/api/v1/images').set(as(other.key)).expect(200);
+    expect((theirs.body.items as { own: boolean }[]).some((image) => image.own)).toBe(false);
+    expect((await request(api.app).delete(`/api/v1/images/${encodeURIComponent(mine)}`).set(as(other.key)).expect(404)).body.code).toBe('ImageNotFound');
+
+    const target = convertTarget(localAddress, api.userId, mine);
+    expect(await manifestStatus(localAddress, target.reference)).toBe(200);
+    const removed = await request(api.app).delete(`/api/v1/images/${encodeURIComponent(mine)}`).set(user()).expect(200);
+    expect(removed.body).toEqual({ name: mine, removed_from_registry: true });
+    expect(await manifestStatus(localAddress, target.reference)).toBe(404);
+    const policy = await request(api.app).get(`/api/v1/admin/resource-policies/${api.userId}`).set(admin()).expect(200);
+    expect(policy.body.usage.customized_images).toBe(2);
+    // An admin's image is not a user's to remove.
+    expect((await request(api.app).delete(`/api/v1/images/${encodeURIComponent('python:3.11')}`).set(user()).expect(404)).body.code).toBe('ImageNotFound');
+  });
 });
