@@ -200,6 +200,19 @@ function deathOf(info: Docker.ContainerInspectInfo | undefined): ContainerDeath 
   return { state: info.State.Status, exitCode: info.State.ExitCode, oomKilled: info.State.OOMKilled };
 }
 
+/** What runsc answers for an exec whose sandbox went away under it. */
+const runscLostExec = /waiting on pid \d+.*urpc method .* failed/i;
+
+/** The container's death if it is dead now or dies within `waitMs`; undefined while it runs on. */
+async function deathWithin(container: Docker.Container, waitMs: number): Promise<ContainerDeath | undefined> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const death = deathOf(await ignoreNotFound(container.inspect()));
+    if (death || Date.now() >= deadline) return death;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** The sandbox's container died: a named failure the workflow acts on and the api answers 409. */
 function sandboxLost(death: ContainerDeath) {
   return domainFailure('SandboxLost', `the sandbox is lost: ${describeDeath(death)}; its files are gone. Ensure a new sandbox (PUT) to go on`, { state: 'LOST', container: death });
@@ -247,6 +260,13 @@ async function runExec(container: Docker.Container, command: string[], stdin: st
   // exhaust its memory end the whole sandbox): 404.
   const { ExitCode } = await exec.inspect().catch(lostOrRethrow);
   const exitCode = ExitCode ?? -1;
+  // A program killed from outside may have taken the whole sandbox with it. Under gVisor the exec
+  // can even be answered first, by runsc itself ("waiting on PID … urpc … failed: EOF", 128),
+  // while the container's death follows in a moment: then it is waited for.
+  if (exitCode >= 128 || exitCode === -1) {
+    const died = await deathWithin(container, runscLostExec.test(stderr.text()) ? 10_000 : 0);
+    if (died) throw sandboxLost(died);
+  }
   return {
     stdout: stdout.text(),
     stderr: stderr.text(),
