@@ -28,8 +28,9 @@ afterAll(async () => {
   await env.teardown();
 });
 
+// The scripts start python3 and node under gVisor: the longest run allowed, so a loaded machine never cuts their last line.
 const bash = (key: string, script: string, extra: Record<string, unknown> = {}) => request(api.app).post('/api/v2/execute')
-  .set({ Authorization: `Bearer ${key}` }).send({ language: 'bash', version: '*', files: [{ content: script }], ...extra });
+  .set({ Authorization: `Bearer ${key}` }).send({ language: 'bash', version: '*', files: [{ content: script }], run_timeout: 15_000, ...extra });
 
 /**
  * How many System V shared memory segments and message queues exist, found by id (IPC_STAT): gVisor
