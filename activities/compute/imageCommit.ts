@@ -5,7 +5,7 @@ import { commitImageTag, type CommitProgress, type LayerProgress, type RegistryT
 import { domainFailure } from '../../domain/shared/errors';
 import type { Sealer } from '../../platform/sealer';
 import { ignoreNotFound, statusOf } from '../shared/docker';
-import { deleteManifest, manifestDigest, RegistryHttpError, splitReference } from '../shared/registry';
+import { deleteTaggedManifest, RegistryHttpError } from '../shared/registry';
 import { createCommitStore } from './commitStore';
 import { createRegistryStore } from './registryStore';
 
@@ -134,12 +134,8 @@ export function createImageCommitNodeActivities({ docker, pool, sealer }: { dock
      */
     async unpublishCommitImage({ commitId, reference, registry }: { commitId: string; reference: string; registry: RegistryTarget }): Promise<{ removed: boolean }> {
       const credentials = await registries.credentials(registry.name);
-      const { repository, tag } = splitReference(registry.address, reference);
       try {
-        const digest = await manifestDigest(registry.address, repository, tag, credentials);
-        if (!digest) return { removed: false };
-        await deleteManifest(registry.address, repository, digest, credentials);
-        return { removed: true };
+        return { removed: await deleteTaggedManifest(registry.address, reference, credentials) };
       } catch (err) {
         if (!(err instanceof RegistryHttpError) || ![401, 403, 405].includes(err.status)) throw err;
         log.warn('the registry keeps what the commit pushed: it refuses deletes', { commitId, reference, registry: registry.name, status: err.status });

@@ -53,6 +53,15 @@ export async function deleteManifest(registryAddress: string, repository: string
   if (deleted.status !== 202 && deleted.status !== 404) throw new RegistryHttpError(deleted.status, `registry ${registryAddress} refused to delete ${digest}: ${deleted.status}`);
 }
 
+/** Deletes the manifest a reference (`address/repo:tag`) names now, by its digest; whether there was one. */
+export async function deleteTaggedManifest(address: string, reference: string, auth?: RegistryAuth): Promise<boolean> {
+  const { repository, tag } = splitReference(address, reference);
+  const digest = await manifestDigest(address, repository, tag, auth);
+  if (!digest) return false;
+  await deleteManifest(address, repository, digest, auth);
+  return true;
+}
+
 interface ProgressEvent {
   status?: string;
   error?: string;

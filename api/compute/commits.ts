@@ -6,7 +6,7 @@ import { createCommitStore, type CommitRow } from '../../activities/compute/comm
 import { createRegistryStore } from '../../activities/compute/registryStore';
 import { computeSecretsSealer } from '../../activities/compute/secretStore';
 import { createComputeStore } from '../../activities/compute/store';
-import { deleteManifest, manifestDigest, splitReference } from '../../activities/shared/registry';
+import { deleteTaggedManifest } from '../../activities/shared/registry';
 import { convertBody, convertImageNameField, defaultMaxCustomizedImages, startImageCommitUpdate, type CommitKind, type ImageCommitRequest } from '../../domain/compute/imageCommit';
 import { makeComputeSessionWorkflowId, makeImageCommitWorkflowId } from '../../domain/compute/kind';
 import type { computeSessionWorkflow } from '../../workflows/compute/computeSession';
@@ -198,10 +198,7 @@ export function registerCommitRoutes(api: ApiRoutes, deps: CommitRouteDeps): voi
     const registry = registryName ? await registries.get(registryName) : undefined;
     if (!registry || !reference.startsWith(`${registry.address}/`)) return false;
     try {
-      const credentials = await registries.credentials(registry.name);
-      const { repository, tag } = splitReference(registry.address, reference);
-      const digest = await manifestDigest(registry.address, repository, tag, credentials);
-      if (digest) await deleteManifest(registry.address, repository, digest, credentials);
+      await deleteTaggedManifest(registry.address, reference, await registries.credentials(registry.name));
       return true;
     } catch {
       return false;
