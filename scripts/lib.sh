@@ -11,6 +11,16 @@ mkdir -p "$SF_BIN" "$SF_RUN"
 TEMPORAL_VERSION="v1.5.1"
 TEMPORAL_BIN="$SF_BIN/temporal"
 TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
+# Cluster mode (scripts/up.sh --cluster): the real server on PostgreSQL, its Web UI, a proxy.
+TEMPORAL_SERVER_VERSION="v1.29.1"
+TEMPORAL_UI_SERVER_VERSION="v2.42.1"
+TEMPORAL_SERVER_BIN="$SF_BIN/temporal-server"
+TEMPORAL_SQL_TOOL_BIN="$SF_BIN/temporal-sql-tool"
+TEMPORAL_UI_BIN="$SF_BIN/temporal-ui"
+CLUSTER_TEMPORAL_PORT="${CLUSTER_TEMPORAL_PORT:-7333}"
+CLUSTER_TEMPORAL_UI_PORT="${CLUSTER_TEMPORAL_UI_PORT:-8333}"
+CLUSTER_PROXY_PORT="${CLUSTER_PROXY_PORT:-8090}"
+CLUSTER_DATABASE="${CLUSTER_DATABASE:-sessionflow_cluster}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 # Tests, history recorders and benchmarks run here, so the default namespace the user watches
 # in the Web UI shows only their own sessions (test/helpers/testRun.ts has the same default).

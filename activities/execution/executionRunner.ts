@@ -156,21 +156,30 @@ def run_job(job):
                     os.kill(-1, signal.SIGKILL)
                 except ProcessLookupError:
                     break
-                if not others_alive():
+                if not others_alive(count_zombies=False):
                     break
                 time.sleep(0.005)
+            # The killed still count against the pids limit until init reaps them; the next
+            # job's fork (or thread) would fail on a loaded machine if it came first.
+            reaped_by = time.monotonic() + 5
+            while others_alive(count_zombies=True) and time.monotonic() < reaped_by:
+                time.sleep(0.005)
 
-    def others_alive():
+    def others_alive(count_zombies):
+        """Whether a process of the sandbox user other than this one is left (our own unreaped
+        children aside: they are waited for by the stage)."""
         me, uid = os.getpid(), os.getuid()
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or int(pid) == me:
                 continue
             try:
                 with open("/proc/%s/stat" % pid) as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
-                if os.stat("/proc/" + pid).st_uid == uid and state != "Z":
+                    state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+                if os.stat("/proc/" + pid).st_uid != uid:
+                    continue
+                if state != "Z" or (count_zombies and int(ppid) != me):
                     return True
-            except (OSError, IndexError):
+            except (OSError, IndexError, ValueError):
                 pass
         return False
 

@@ -49,8 +49,8 @@ async function pingAs(groupAdd: string[]): Promise<string> {
 
 describe('the Docker socket for compose\'s non-root worker', () => {
   it('is reachable with the socket\'s group added, and refused without it', async () => {
-    const compose = parse(readFileSync(join(__dirname, '../../docker-compose.yml'), 'utf8')) as { services: { worker: { group_add: string[] } } };
-    expect(compose.services.worker.group_add[0]).toMatch(/^\$\{DOCKER_GID:\?/);
+    const compose = parse(readFileSync(join(__dirname, '../../docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { group_add: string[] }> };
+    expect(compose.services['worker-1']!.group_add[0]).toMatch(/^\$\{DOCKER_GID:\?/);
     const gid = String(statSync(socket).gid);
     // A socket open to everyone would prove nothing.
     expect(statSync(socket).mode & 0o007).toBe(0);

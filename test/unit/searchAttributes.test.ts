@@ -6,8 +6,8 @@ import { customSearchAttributes } from '../../domain/shared/searchAttributes';
 const names = customSearchAttributes.map((key) => key.name).sort();
 
 describe('custom search attributes', () => {
-  it('are the ones the dev-server start script registers', () => {
-    const script = readFileSync(join(__dirname, '../../scripts/start-temporal.sh'), 'utf8');
+  it('are the ones the bring-up scripts register (dev server and cluster)', () => {
+    const script = readFileSync(join(__dirname, '../../scripts/temporal-namespaces.sh'), 'utf8');
     const declared = /SEARCH_ATTRIBUTES=\(([^)]*)\)/.exec(script)?.[1]?.trim().split(/\s+/).sort();
     expect(declared).toEqual(names);
   });
