@@ -18,8 +18,10 @@ export TEMPORAL_PORT="$CLUSTER_TEMPORAL_PORT" TEMPORAL_MEMBERSHIP_PORT="${CLUSTE
 export TEMPORAL_METRICS_PORT="${CLUSTER_TEMPORAL_METRICS_PORT:-8033}"
 export TEMPORAL_DYNAMIC_CONFIG="$SF_ROOT/deploy/temporal/dynamicconfig.yaml"
 
+sql_log="$SF_RUN/temporal-sql-tool.log"
 sql_tool() {
-  "$TEMPORAL_SQL_TOOL_BIN" --plugin postgres12 --endpoint "$PGHOST" --port "$PGPORT" --user "$PGUSER" --password "${PGPASSWORD:-}" "$@"
+  "$TEMPORAL_SQL_TOOL_BIN" --plugin postgres12 --endpoint "$PGHOST" --port "$PGPORT" --user "$PGUSER" --password "${PGPASSWORD:-}" "$@" >>"$sql_log" 2>&1 \
+    || die "temporal-sql-tool $* failed, see $sql_log"
 }
 
 # Schema: made when missing, upgraded to the server's version otherwise (both are no-ops when current).
@@ -30,12 +32,12 @@ for pair in "$temporal_db:temporal" "$visibility_db:visibility"; do
   db="${pair%%:*}" schema="${pair##*:}"
   if [ "$(psql -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
     log "creating Temporal's database $db"
-    sql_tool --database "$db" create-database >/dev/null
+    sql_tool --database "$db" create-database
   fi
   if [ "$(psql -d "$db" -Atqc "SELECT to_regclass('schema_version') IS NOT NULL")" != t ]; then
-    sql_tool --database "$db" setup-schema -v 0.0 >/dev/null
+    sql_tool --database "$db" setup-schema -v 0.0
   fi
-  sql_tool --database "$db" update-schema -d "$schema_dir/$schema/versioned" >/dev/null
+  sql_tool --database "$db" update-schema -d "$schema_dir/$schema/versioned"
 done
 
 server="temporal-server-$CLUSTER_TEMPORAL_PORT"
@@ -49,7 +51,7 @@ fi
 ensure_namespaces default
 
 ui="temporal-ui-$CLUSTER_TEMPORAL_UI_PORT"
-ui_up() { curl -fsS -o /dev/null "http://127.0.0.1:$CLUSTER_TEMPORAL_UI_PORT/"; }
+ui_up() { curl -fs -o /dev/null "http://127.0.0.1:$CLUSTER_TEMPORAL_UI_PORT/"; }
 if ! ui_up; then
   log "starting the Temporal Web UI on 127.0.0.1:$CLUSTER_TEMPORAL_UI_PORT"
   export TEMPORAL_UI_PORT="$CLUSTER_TEMPORAL_UI_PORT" TEMPORAL_GRPC_ADDRESS="$address"

@@ -99,6 +99,15 @@ if ! key_valid; then
   (umask 077; node dist/scripts/create-api-key.js --name admin --role admin --label local-admin >"$key_file")
 fi
 
+if $cluster; then
+  # What tests and benchmarks of cluster mode need to find it (scripts/test-cluster.sh, bench-cluster.sh).
+  api_urls="$(printf 'http://127.0.0.1:%s,' "${api_ports[@]}")"
+  cat >"$SF_RUN/cluster.env" <<ENV
+export CLUSTER_URL=$api_url CLUSTER_API_URLS=${api_urls%,} CLUSTER_ADMIN_KEY_FILE=$key_file
+export CLUSTER_TEMPORAL_ADDRESS=127.0.0.1:$temporal_port CLUSTER_DATABASE_URL=$DATABASE_URL SF_RUN=$SF_RUN
+ENV
+fi
+
 cat <<INFO
 
   sessionflow is up ($processes)

@@ -150,24 +150,22 @@ def run_job(job):
         except ProcessLookupError:
             pass
         if job.get("kill_all"):
-            # Repeat: a fork bomb can create processes while one pass of signals goes out.
-            for _ in range(200):
+            # Repeat: a fork bomb can create processes while one pass of signals goes out. Until
+            # none is left, zombies included: the killed count against the pids limit until
+            # init reaps them, and the next job's fork (or thread) must not meet a full limit.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
                 try:
                     os.kill(-1, signal.SIGKILL)
                 except ProcessLookupError:
+                    pass
+                if not others_alive():
                     break
-                if not others_alive(count_zombies=False):
-                    break
-                time.sleep(0.005)
-            # The killed still count against the pids limit until init reaps them; the next
-            # job's fork (or thread) would fail on a loaded machine if it came first.
-            reaped_by = time.monotonic() + 5
-            while others_alive(count_zombies=True) and time.monotonic() < reaped_by:
                 time.sleep(0.005)
 
-    def others_alive(count_zombies):
-        """Whether a process of the sandbox user other than this one is left (our own unreaped
-        children aside: they are waited for by the stage)."""
+    def others_alive():
+        """Whether a process of the sandbox user other than this one is left, zombies included
+        (our own unreaped children aside: the stage waits for them)."""
         me, uid = os.getpid(), os.getuid()
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or int(pid) == me:
@@ -177,7 +175,7 @@ def run_job(job):
                     state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
                 if os.stat("/proc/" + pid).st_uid != uid:
                     continue
-                if state != "Z" or (count_zombies and int(ppid) != me):
+                if state != "Z" or int(ppid) != me:
                     return True
             except (OSError, IndexError, ValueError):
                 pass

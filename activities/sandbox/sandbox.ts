@@ -16,6 +16,7 @@ import {
 } from '../../domain/sandbox/sandbox';
 import { fitHostConfig } from '../shared/containerRuntime';
 import { ensureImage, ignoreNotFound, instanceLabel, kindLabel, removeContainerIfPresent, sessionflowLabels, statusOf } from '../shared/docker';
+import { heartbeating } from '../shared/heartbeat';
 import { createSandboxStore } from './store';
 
 export const chatIdLabel = 'org.sessionflow.chat-id';
@@ -46,14 +47,16 @@ export function createSandboxActivities({ docker, pool, baseImage, instance, cha
      * the lost attempt made instead of creating a second one. An owner at their limit is
      * refused before anything is written or made.
      */
-    async createSandboxContainer(sandbox: SandboxPlan): Promise<{ containerId: string }> {
-      const refusal = await store.recordCreating(sandbox);
-      if (refusal) {
-        throw domainFailure('SandboxQuotaExceeded', `you hold ${refusal.live} live sandboxes, the most allowed (${refusal.limit}); stop one or wait until one expires`, { ...refusal });
-      }
-      const containerId = await findOrCreateContainer(sandbox);
-      await store.markRunning(sandbox.sessionId, containerId);
-      return { containerId };
+    createSandboxContainer(sandbox: SandboxPlan): Promise<{ containerId: string }> {
+      return heartbeating(async () => {
+        const refusal = await store.recordCreating(sandbox);
+        if (refusal) {
+          throw domainFailure('SandboxQuotaExceeded', `you hold ${refusal.live} live sandboxes, the most allowed (${refusal.limit}); stop one or wait until one expires`, { ...refusal });
+        }
+        const containerId = await findOrCreateContainer(sandbox);
+        await store.markRunning(sandbox.sessionId, containerId);
+        return { containerId };
+      });
     },
 
     /** Whether the sandbox's container still runs: undefined if so, else how it was found. */
@@ -62,9 +65,11 @@ export function createSandboxActivities({ docker, pool, baseImage, instance, cha
     },
 
     /** Removes the container (already gone is fine) and marks the session stopped. */
-    async stopSandboxContainer({ sessionId, containerName, reason }: { sessionId: string; containerName: string; reason: StopReason }): Promise<void> {
-      await removeContainerIfPresent(docker, containerName);
-      await store.markStopped(sessionId, reason);
+    stopSandboxContainer({ sessionId, containerName, reason }: { sessionId: string; containerName: string; reason: StopReason }): Promise<void> {
+      return heartbeating(async () => {
+        await removeContainerIfPresent(docker, containerName);
+        await store.markStopped(sessionId, reason);
+      });
     },
 
     /** The TTL passed: the read model shows it expired until it is stopped. */
@@ -106,8 +111,8 @@ export function createSandboxActivities({ docker, pool, baseImage, instance, cha
     },
 
     /** Runs argv in the sandbox through the Docker exec API, with stdin, a timeout and output caps. */
-    async execInSandbox({ containerName, command, stdin, timeoutMs }: { containerName: string; command: string[]; stdin?: string; timeoutMs: number }): Promise<SandboxExecResult> {
-      return runExec(docker.getContainer(containerName), command, stdin ?? '', timeoutMs);
+    execInSandbox({ containerName, command, stdin, timeoutMs }: { containerName: string; command: string[]; stdin?: string; timeoutMs: number }): Promise<SandboxExecResult> {
+      return heartbeating(() => runExec(docker.getContainer(containerName), command, stdin ?? '', timeoutMs));
     },
   };
 

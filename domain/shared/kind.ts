@@ -64,6 +64,15 @@ export interface SessionStartRequest<S extends string, Key extends unknown[]> {
 }
 
 /**
+ * How long one workflow task may take before Temporal gives it to another worker: also how long
+ * a workflow stalls when the worker running its task dies. Tasks take milliseconds (an
+ * execution's local activities extend theirs with a heartbeat at 80 % of it), so Temporal's
+ * 10 s default is only ever waited out after a worker's death; 4 s keeps room for a loaded
+ * machine's pauses.
+ */
+export const sessionWorkflowTaskTimeout = '4s';
+
+/**
  * The options every session workflow starts with: its id from the business key, the task queue,
  * SessionKind / SessionStatus / SessionDetail / OwnerId and the kind's own attributes, and the
  * Web UI's summary. Spread into `workflow.start`, `executeUpdateWithStart`'s start operation or a
@@ -82,6 +91,7 @@ export function sessionStartOptions<S extends string, Key extends unknown[]>(man
   return {
     workflowId: manifest.workflowId(...request.key),
     taskQueue: request.taskQueue,
+    workflowTaskTimeout: sessionWorkflowTaskTimeout,
     typedSearchAttributes,
     staticSummary: request.summary,
     ...(request.details ? { staticDetails: request.details } : {}),

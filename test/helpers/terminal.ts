@@ -10,7 +10,7 @@ export const testCredentialsKey = () => randomBytes(32).toString('base64');
 export const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
 
 /** Registers the test sshd as a host through the admin api; returns its id. */
-export async function registerSshHost(app: Express, adminKey: string, sshd: SshServer, name: string): Promise<string> {
+export async function registerSshHost(app: Express | string, adminKey: string, sshd: SshServer, name: string): Promise<string> {
   const res = await request(app).post('/api/v1/admin/hosts').set(bearer(adminKey))
     .send({ name, address: sshd.host, port: sshd.port, username: sshd.username, auth: { type: 'private_key', private_key: sshd.privateKey } })
     .expect(201);

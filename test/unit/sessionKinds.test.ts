@@ -7,7 +7,7 @@ import { selfCheckKind } from '../../domain/selfCheck/kind';
 import { computeReconcileKind, computeSessionKind, imageCommitKind } from '../../domain/compute/kind';
 import { computeStatuses } from '../../domain/compute/status';
 import { terminalKind } from '../../domain/terminal/kind';
-import { sessionStartOptions, statusAttributes } from '../../domain/shared/kind';
+import { sessionStartOptions, sessionWorkflowTaskTimeout, statusAttributes } from '../../domain/shared/kind';
 import { lifecycleStatuses } from '../../domain/shared/lifecycle';
 import { ChatId, OwnerId, Runtime, SessionDetail, SessionKind, SessionStatus } from '../../domain/shared/searchAttributes';
 import { pxeImageStatuses, pxeSessionStatuses } from '../../domain/pxe/pxe';
@@ -66,6 +66,7 @@ describe('sessionStartOptions', () => {
     expect(options).toEqual({
       workflowId: 'sandbox/c0ffee00-0000-4000-8000-000000000000',
       taskQueue: 'q',
+      workflowTaskTimeout: sessionWorkflowTaskTimeout,
       typedSearchAttributes: [
         { key: SessionKind, value: 'sandbox' },
         { key: SessionStatus, value: 'STARTING' },

@@ -36,22 +36,26 @@ import { KeyedSerialQueue } from '../../domain/shared/keyedSerialQueue';
 import { shouldContinueAsNew } from '../shared/continueAsNew';
 import { upsertFinalStatus, upsertStatus } from '../shared/status';
 
-// Creating and starting a container takes about a second (several under a burst of creates);
-// after 30 s a dead worker's attempt times out and the retry finds that attempt's container
-// by name. A missing image will not appear by retrying.
+// Creating and starting a container takes about a second (several under a burst of creates).
+// The activity heartbeats every second: a dead worker's attempt times out after 4 s without
+// one, and the retry finds that attempt's container by name. A missing image will not appear
+// by retrying.
 const containers = proxyActivities<SandboxActivities>({
   startToCloseTimeout: '30s',
+  heartbeatTimeout: '4s',
   retry: { initialInterval: '500ms', maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound', 'SandboxQuotaExceeded'] },
 });
 // A stop is retried a little, then reported: the sweep logs the failure and tries again on
 // its next run rather than blocking on one stuck container.
 const stopper = proxyActivities<SandboxActivities>({
   startToCloseTimeout: '30s',
+  heartbeatTimeout: '4s',
   retry: { initialInterval: '500ms', maximumAttempts: 3 },
 });
 // The command's own timeout (at most 120 s) bounds an exec; never retried, because running
-// user code twice is not idempotent.
-const executor = proxyActivities<SandboxActivities>({ startToCloseTimeout: '150s', retry: { maximumAttempts: 1 } });
+// user code twice is not idempotent. An exec on a worker that dies fails after 10 s without
+// a heartbeat, not 150 s (a generous margin: a spurious timeout here would fail a user's exec).
+const executor = proxyActivities<SandboxActivities>({ startToCloseTimeout: '150s', heartbeatTimeout: '10s', retry: { maximumAttempts: 1 } });
 // Read-model writes are single quick statements: local activities spare a server round trip.
 const readModel = proxyLocalActivities<SandboxActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 5 } });
 // A container's liveness is one Docker inspect, on every reuse: asked once more at most, so an
