@@ -70,6 +70,8 @@ const configSchema = z.object({
   EXECUTION_MAX_CONTAINERS: z.coerce.number().int().min(1).max(256).default(8),
   EXECUTION_COOLDOWN_SECONDS: z.coerce.number().int().min(1).default(300),
   EXECUTION_ACQUIRE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /** Leases a pool hands out before it continues as new (bounds its history). */
+  EXECUTION_LEASES_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(500),
   /** Fair shares of one runtime's pool: what one user may hold leased, and keep as session containers. */
   EXECUTION_MAX_IN_FLIGHT_PER_USER: z.coerce.number().int().min(1).max(256).default(4),
   EXECUTION_MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(256).default(4),

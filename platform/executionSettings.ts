@@ -14,7 +14,7 @@ export function sandboxLimitsFrom(config: Config): SandboxLimits {
 }
 
 type PoolConfig = Pick<Config, 'EXECUTION_MAX_RUN_TIMEOUT_MS' | 'EXECUTION_MAX_COMPILE_TIMEOUT_MS' | 'EXECUTION_IMAGE' | 'EXECUTION_READY_SESSIONS' |
-  'EXECUTION_MAX_CONTAINERS' | 'EXECUTION_COOLDOWN_SECONDS' | 'EXECUTION_ACQUIRE_WAIT_MS' | 'EXECUTION_MAX_IN_FLIGHT_PER_USER' | 'EXECUTION_MAX_SESSIONS_PER_USER'>;
+  'EXECUTION_MAX_CONTAINERS' | 'EXECUTION_COOLDOWN_SECONDS' | 'EXECUTION_ACQUIRE_WAIT_MS' | 'EXECUTION_MAX_IN_FLIGHT_PER_USER' | 'EXECUTION_MAX_SESSIONS_PER_USER' | 'EXECUTION_LEASES_PER_RUN'>;
 
 /** One runtime's pool settings, from config; the api passes them when it starts the pool. */
 export function poolSettingsFrom(config: PoolConfig, runtime: string): PoolSettings {
@@ -28,7 +28,7 @@ export function poolSettingsFrom(config: PoolConfig, runtime: string): PoolSetti
     acquireWaitMs: config.EXECUTION_ACQUIRE_WAIT_MS,
     // A lease outlives the longest allowed execution by a minute before it counts as lost.
     leaseTtlMs: longestRunMs + 60_000,
-    leasesPerRun: 500,
+    leasesPerRun: config.EXECUTION_LEASES_PER_RUN,
     maxLeasesPerOwner: config.EXECUTION_MAX_IN_FLIGHT_PER_USER,
     maxSessionsPerOwner: config.EXECUTION_MAX_SESSIONS_PER_USER,
   };

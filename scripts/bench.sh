@@ -3,8 +3,9 @@
 # (it runs the same ensure steps as the tests).
 source "$(dirname "$0")/lib.sh"
 cd "$SF_ROOT"
-# npm run bench -- --cluster: the cluster-mode figures (their own bring-up).
+# npm run bench -- --cluster / --soak: cluster mode's figures, memory under mixed traffic (own bring-ups).
 if [ "${1:-}" = "--cluster" ]; then shift; exec "$SF_ROOT/scripts/bench-cluster.sh" "$@"; fi
+if [ "${1:-}" = "--soak" ]; then shift; exec "$SF_ROOT/scripts/bench-soak.sh" "$@"; fi
 "$SF_ROOT/scripts/ensure-infra.sh" --for-tests "${PGDATABASE}_test"
 export TEMPORAL_NAMESPACE="$TEMPORAL_TEST_NAMESPACE"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 && npx --no-install tsc -p tsconfig.bench.json >>"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }

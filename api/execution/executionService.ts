@@ -8,7 +8,7 @@ import type { ExecutionConfig } from './routes';
 
 export type ExecutionServiceConfig = ExecutionConfig & Pick<Config,
   'TEMPORAL_TASK_QUEUE' | 'USE_LOCAL_EXECUTOR' | 'EXECUTION_IMAGE' | 'EXECUTION_READY_SESSIONS' | 'EXECUTION_MAX_CONTAINERS' |
-  'EXECUTION_COOLDOWN_SECONDS' | 'EXECUTION_ACQUIRE_WAIT_MS' | 'EXECUTION_MAX_IN_FLIGHT_PER_USER' | 'EXECUTION_MAX_SESSIONS_PER_USER' | 'EXECUTION_HISTORY_OUTPUT_BYTES'>;
+  'EXECUTION_COOLDOWN_SECONDS' | 'EXECUTION_ACQUIRE_WAIT_MS' | 'EXECUTION_MAX_IN_FLIGHT_PER_USER' | 'EXECUTION_MAX_SESSIONS_PER_USER' | 'EXECUTION_HISTORY_OUTPUT_BYTES' | 'EXECUTION_LEASES_PER_RUN'>;
 
 /** The executor the execute route uses, picked once: the container pool, or the local fallback. */
 export function createExecutionService(deps: { config: ExecutionServiceConfig; temporal: Client; executionClient?: Client; pool: Pool; docker: Docker }): () => Promise<Executor> {

@@ -91,9 +91,13 @@ const maxAcquiresInFlight = 8;
 /**
  * Leases a container: update-with-start on the pool. Past Temporal's in-flight limit (several
  * api processes on one pool) the server refuses at once, so a refused request tries again with
- * jitter until the acquire wait is spent, then gets 429 like a request the pool turned away.
+ * jitter until the acquire wait is spent, then gets 429 like a request the pool turned away. An
+ * acquire that reaches the pool while it continues as new is refused too ("unexpected workflow
+ * task failure"): it goes to the next run, a few times at most — a pool whose tasks keep failing
+ * is a fault to report, not to wait out.
  */
 async function acquireLease(temporal: Client, taskQueue: string, settings: PoolSettings, request: AcquireRequest, deadline: number): Promise<Lease> {
+  let runEndings = 0;
   for (;;) {
     try {
       return await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
@@ -110,12 +114,15 @@ async function acquireLease(temporal: Client, taskQueue: string, settings: PoolS
         }),
       });
     } catch (err) {
-      if (!tooManyUpdates(err)) throw err;
+      const runEnded = metRunEnding(err) && ++runEndings <= maxRunEndingsPerAcquire;
+      if (!runEnded && !tooManyUpdates(err)) throw err;
       if (Date.now() >= deadline) throw poolExhausted(settings);
       await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80));
     }
   }
 }
+
+const maxRunEndingsPerAcquire = 5;
 
 function poolExhausted(settings: PoolSettings): ApiError {
   return new ApiError('PoolExhausted', `too many ${settings.runtime} requests are waiting for a container`, { runtime: settings.runtime, retryAfterSeconds: Math.max(1, Math.ceil(settings.acquireWaitMs / 1000)) });
@@ -123,6 +130,14 @@ function poolExhausted(settings: PoolSettings): ApiError {
 
 /** gRPC status RESOURCE_EXHAUSTED, as the server answers an update past its in-flight limit. */
 const grpcResourceExhausted = 8;
+
+/** The server's answer to an update that arrived as the workflow's run ended (continue-as-new). */
+function metRunEnding(err: unknown): boolean {
+  return causeChain(err).some((cause) => {
+    const { message } = cause as { message?: unknown };
+    return typeof message === 'string' && /unexpected workflow task failure|MultiOperationExecutionAborted/i.test(message);
+  });
+}
 
 function tooManyUpdates(err: unknown): boolean {
   return causeChain(err).some((cause) => {
