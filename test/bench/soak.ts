@@ -2,7 +2,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { caller, executePython, makeUsers, rssMb, sleep, until, type Caller } from '../helpers/cluster';
+import { caller, executePython, makeUsers, rssMb, sleep, until } from '../helpers/cluster';
 import { randomMac, startPxeLab, writeRawImage } from '../helpers/pxeLab';
 import { startSshServer } from '../helpers/sshd';
 import { registerSshHost, TerminalClient } from '../helpers/terminal';
