@@ -33,6 +33,7 @@ else
   temporal_port="$TEMPORAL_PORT" ui_port="$TEMPORAL_UI_PORT"
 fi
 
+ensure_jemalloc
 log "building"
 npm run --silent build >"$SF_RUN/build.log" 2>&1 || { cat "$SF_RUN/build.log" >&2; die "build failed"; }
 
@@ -58,12 +59,12 @@ if $cluster; then
   api_ports=()
   for i in $(seq 1 "$workers"); do
     # One engine, one compute node: the first worker is it, the others run workflows and activities.
-    COMPUTE_NODE_ENABLED="$([ "$i" = 1 ] && echo true || echo false)" start_daemon "cluster-worker-$i" node dist/workers/main.js
+    COMPUTE_NODE_ENABLED="$([ "$i" = 1 ] && echo true || echo false)" LD_PRELOAD="$JEMALLOC" start_daemon "cluster-worker-$i" node dist/workers/main.js
   done
   for i in $(seq 1 "$apis"); do
     api_port=$((CLUSTER_PROXY_PORT + i))
     api_ports+=("$api_port")
-    PORT="$api_port" start_daemon "cluster-api-$i" node dist/api/main.js
+    PORT="$api_port" LD_PRELOAD="$JEMALLOC" start_daemon "cluster-api-$i" node dist/api/main.js
   done
   for api_port in "${api_ports[@]}"; do wait_for "api on :$api_port (see $SF_RUN/cluster-api-*.log)" 60 ready "http://$HOST:$api_port"; done
   for i in $(seq 1 "$workers"); do daemon_running "cluster-worker-$i" || die "worker $i exited, see $SF_RUN/cluster-worker-$i.log"; done
@@ -77,8 +78,8 @@ else
   export PORT="${PORT:-8080}"
   stop_daemon worker
   stop_daemon api
-  start_daemon worker node dist/workers/main.js
-  start_daemon api node dist/api/main.js
+  LD_PRELOAD="$JEMALLOC" start_daemon worker node dist/workers/main.js
+  LD_PRELOAD="$JEMALLOC" start_daemon api node dist/api/main.js
   api_url="http://$HOST:$PORT"
   wait_for "api /readyz" 60 ready "$api_url" || true
   daemon_running worker || die "worker exited, see $SF_RUN/worker.log"

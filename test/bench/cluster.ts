@@ -82,7 +82,6 @@ async function main(): Promise<void> {
   await load(4, 4, async (i) => void (await ensureSandbox(users[i]!)));
   await dropSandboxes();
 
-  const two = await throughput(users);
   const warm = await load(40, 1, async () => void (await execute(users[0]!)));
   let devWarm: number[] | undefined;
   if (devUrl && process.env.DEV_ADMIN_KEY_FILE) {
@@ -90,6 +89,12 @@ async function main(): Promise<void> {
     await load(10, 1, async () => void (await execute(devUser!)));
     devWarm = (await load(40, 1, async () => void (await execute(devUser!)))).samples;
   }
+  const ratio = devWarm ? ` (${(summarise(warm.samples).p50 / summarise(devWarm).p50).toFixed(2)}× the dev server's ${summarise(devWarm).p50.toFixed(1)} ms)` : '';
+  console.log(`warm execution p50 in cluster mode: ${summarise(warm.samples).p50.toFixed(1)} ms${ratio}`);
+  // --warm-only: that figure alone, to compare server configurations quickly.
+  if (process.argv.includes('--warm-only')) return;
+
+  const two = await throughput(users);
 
   const losses = [];
   for (const killAfterMs of [300, 800, 1500]) {
@@ -116,7 +121,6 @@ async function main(): Promise<void> {
     ...(devWarm ? [{ name: 'execute warm, 1 in flight (dev server, :8080)', samples: devWarm }] : []),
   ]);
   console.log(`\nthroughput   2 workers: ${two.line}\n             1 worker:  ${one.line}`);
-  if (devWarm) console.log(`warm p50     cluster ${summarise(warm.samples).p50.toFixed(1)} ms, dev server ${summarise(devWarm).p50.toFixed(1)} ms (${(summarise(warm.samples).p50 / summarise(devWarm).p50).toFixed(2)}×)`);
   console.log('\nworker loss: 12 users × (execute, ensure a sandbox, execute), one of two workers killed with SIGKILL');
   for (const loss of losses) {
     console.log(`  kill at ${String(loss.killAfterMs).padStart(4)} ms: ${loss.ok}/36 succeeded, last answer ${(loss.afterKillMs / 1000).toFixed(2)} s after the kill (burst ${(loss.totalMs / 1000).toFixed(2)} s)`);

@@ -132,6 +132,14 @@ describe('docker-compose.yml and cluster mode stay in step', () => {
     for (const name of apis) expect(proxy.environment!.SESSIONFLOW_API_SERVERS).toContain(`server ${name}:${compose.services[name]!.environment!.PORT} `);
   });
 
+  it('runs api and worker with jemalloc, in the image as on the machine', () => {
+    expect(dockerfile).toMatch(/^ENV .*LD_PRELOAD=\S*libjemalloc\.so\.2/m);
+    expect(dockerfile).toContain('libjemalloc2');
+    const starts = up.split('\n').filter((line) => /start_daemon "?[\w$-]*(api|worker)[\w$-]*"? node /.test(line));
+    expect(starts.length).toBe(4);
+    for (const line of starts) expect(line).toContain('LD_PRELOAD="$JEMALLOC"');
+  });
+
   it('runs as many workers and api processes as cluster mode does by default, one worker being the compute node', () => {
     const names = Object.keys(compose.services);
     expect(names.filter((name) => name.startsWith('worker-'))).toHaveLength(defaultCount('workers'));
